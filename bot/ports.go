@@ -1,0 +1,58 @@
+package bot
+
+import (
+	"context"
+	"errors"
+
+	"github.com/foureyes-dev/foureyes/audit"
+)
+
+// ErrIgnored is returned by a decoder for a delivery that needs no work
+// (the webhook answers 200/204 and nothing is stored).
+var ErrIgnored = errors.New("event needs no work")
+
+// PolicyFile is a policy file as found on a forge.
+type PolicyFile struct {
+	Source string // e.g. "acme/app@base:.github/foureyes.yml"
+	Data   []byte
+	Found  bool // false: the repository (and its org) has none
+}
+
+// Report is a verdict to publish on the forge.
+type Report struct {
+	Ref        ChangeRef
+	Verdict    Verdict
+	Title      string
+	Markdown   string // the summary (check run output / MR note)
+	DetailsURL string
+	// PriorID is the forge object foureyes created for this head before
+	// ("" if none): the adapter updates it in place instead of creating a
+	// second one. For GitLab it may hold "statusState|noteID".
+	PriorID string
+}
+
+// Forge is what the service needs from a code host. Adapters implement it
+// with the forge's SDK; the fakes in tests speak the forge's real REST API.
+type Forge interface {
+	// Policy returns the policy file on ref (a base branch or SHA) in the
+	// forge's lookup order, then the org-level file; Found=false when none.
+	Policy(ctx context.Context, repo Repo, ref string) (PolicyFile, error)
+	// Change gathers the facts of a change. teams are the teams the policy
+	// names: only those memberships are looked up. The returned
+	// Change.Ref.HeadSHA is the change's head on the forge now.
+	Change(ctx context.Context, ref ChangeRef, teams []string) (*Change, error)
+	// Publish reports a verdict, idempotently (see Report.PriorID), and
+	// returns the ID of the forge object to remember for the next time.
+	Publish(ctx context.Context, r Report) (string, error)
+	// OpenChanges lists the open changes whose base is branch.
+	OpenChanges(ctx context.Context, repo Repo, branch string) ([]ChangeRef, error)
+}
+
+// Store is what the service needs to remember between events. Facts are
+// small strings grouped by scope (e.g. the pusher of each head of a change);
+// PutFact overwrites.
+type Store interface {
+	PutFact(ctx context.Context, scope, key, value string) error
+	Facts(ctx context.Context, scope string) (map[string]string, error)
+	AppendAudit(ctx context.Context, rec audit.Record) (audit.Record, error)
+}
