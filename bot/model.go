@@ -193,6 +193,13 @@ type Change struct {
 	// from stored webhook events because the API was unavailable, or a
 	// foreign "foureyes" check).
 	Notices []string `json:"notices,omitempty"`
+	// Foreign lists "foureyes" checks/statuses on the head that foureyes did
+	// not write (audited and called out; the service re-asserts its own).
+	Foreign []ForeignCheck `json:"foreign,omitempty"`
+	// ReviewsFromEvents is set by an adapter whose approvals API is
+	// unavailable (GitLab 403/404): the service then uses the approvals it
+	// stored from webhook events, and the report says so.
+	ReviewsFromEvents bool `json:"reviews_from_events,omitempty"`
 	// EvalError, when set, says why the facts are incomplete; the verdict
 	// is then a failure (fail closed).
 	EvalError string `json:"eval_error,omitempty"`
