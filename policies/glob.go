@@ -21,13 +21,13 @@ type Glob struct {
 type globKind uint8
 
 const (
-	globGeneric  globKind = iota // doublestar.Match
-	globAll                      // "**"
-	globLiteral                  // "a/b.txt"
-	globDirTree                  // "dir/**": dir itself or anything below
-	globAnyExt                   // "**/*.ext": any path ending in ".ext"
-	globAnyName                  // "**/name": the file name is exactly name
-	globRootExt                  // "*.ext": a top-level file ending in .ext
+	globGeneric globKind = iota // doublestar.Match
+	globAll                     // "**"
+	globLiteral                 // "a/b.txt"
+	globDirTree                 // "dir/**": dir itself or anything below
+	globAnyExt                  // "**/*.ext": any path ending in ".ext"
+	globAnyName                 // "**/name": the file name is exactly name
+	globRootExt                 // "*.ext": a top-level file ending in .ext
 )
 
 // CompileGlob validates pattern and prepares it for matching.
@@ -80,7 +80,8 @@ func (g *Glob) Match(path string) bool {
 	case globAnyExt:
 		// The "*" must not cross a slash: the suffix has none, so checking
 		// that the base name ends with it is enough.
-		return strings.HasSuffix(path[strings.LastIndexByte(path, '/')+1:], g.lit)
+		// doublestar matches nothing against an empty path, even "**/*".
+		return path != "" && strings.HasSuffix(path[strings.LastIndexByte(path, '/')+1:], g.lit)
 	case globAnyName:
 		return path[strings.LastIndexByte(path, '/')+1:] == g.lit
 	case globRootExt:
