@@ -1,0 +1,1014 @@
+package bot
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/foureyes-dev/foureyes/policies"
+)
+
+// Input is everything Decide judges. PolicyErr is the error Parse returned
+// for the policy file, if any: an invalid policy is a failure, never a
+// reason to fall back to a laxer default.
+type Input struct {
+	Policy    *policies.Policy
+	PolicyErr error
+	Change    *Change
+}
+
+// maxTitle keeps the check-run title to one readable line.
+const maxTitle = 100
+
+// Decide applies the policy to the change (SPEC §6) and explains the
+// outcome. It is pure: the same input always gives the same verdict, so a
+// verdict can be replayed from the audit trail and tested without a forge.
+func Decide(in Input) Verdict {
+	c := in.Change
+	if c == nil {
+		return Verdict{
+			State:      Failure,
+			Title:      "cannot evaluate: no change was given",
+			Categories: []CategoryResult{},
+			Failures:   []string{"no change was given to evaluate"},
+		}
+	}
+	v := Verdict{
+		Ref:        c.Ref,
+		DiffDigest: DiffDigest(c.Files),
+		Categories: []CategoryResult{},
+		Unverified: slices.Clone(c.Unverified),
+		Notices:    slices.Clone(c.Notices),
+	}
+
+	if in.PolicyErr != nil || in.Policy == nil {
+		v.State = Failure
+		if in.PolicyErr == nil {
+			v.Failures = []string{"no policy to apply"}
+		}
+		for _, d := range policies.Diagnostics(in.PolicyErr) {
+			v.Failures = append(v.Failures, diagnosticLine(d))
+		}
+		if c.EvalError != "" {
+			v.Failures = append(v.Failures, c.EvalError)
+		}
+		t := "invalid policy file: " + v.Failures[0]
+		if in.PolicyErr == nil {
+			t = "cannot evaluate: " + v.Failures[0]
+		}
+		if n := len(v.Failures) - 1; n > 0 {
+			t += " (+" + strconv.Itoa(n) + " more)"
+		}
+		v.Title = clip(t, maxTitle)
+		return v
+	}
+
+	p := in.Policy
+	v.PolicySource, v.PolicyDigest = p.Source, p.Digest
+
+	var rules []categoryRule
+	v.Categories, rules, v.Exempt = classify(p, c.Files)
+
+	head := c.Ref.HeadSHA
+	pusher, pusherKnown := c.PusherOf(head)
+	pusherKnown = pusherKnown && head != ""
+	rs := gatherReviewers(c)
+	judgeIndependence(p, c, rs, pusher, v.DiffDigest)
+
+	for i := range rs {
+		r := &rs[i]
+		switch r.state {
+		case ChangesRequested:
+			if len(r.base) > 0 {
+				// An ineligible person (the author, a bot, a reader) cannot
+				// veto: otherwise an author could block their own change's
+				// check and anyone with read access could stall merges.
+				continue
+			}
+			if p.Review.ChangesRequestedBlocks {
+				v.Blocking = append(v.Blocking, r.name)
+			} else {
+				v.Notices = append(v.Notices, "changes requested by @"+r.name+
+					" (not blocking: review.changes_requested_blocks is false)")
+			}
+		case Approved:
+			judgeApproval(r, v.Categories, rules)
+		}
+	}
+	for i := range v.Categories {
+		cr := &v.Categories[i]
+		cr.Missing = max(0, cr.Required-len(cr.Counted))
+	}
+	v.Ignored = ignored(rs, v.Categories)
+
+	if !pusherKnown && c.EvalError == "" {
+		// (With an EvalError the facts are incomplete anyway and the verdict
+		// is a failure; the notice would only add noise.)
+		v.Notices = append(v.Notices, "the pusher of head "+short(head)+
+			" is not known yet; foureyes cannot tell whether an approver pushed it, so the check stays pending until the push is reported")
+	}
+
+	missing := false
+	for i := range v.Categories {
+		if v.Categories[i].Missing > 0 {
+			missing = true
+			break
+		}
+	}
+	switch {
+	case c.EvalError != "":
+		v.State = Failure
+		v.Failures = append(v.Failures, c.EvalError)
+		v.Title = clip("cannot evaluate: "+c.EvalError, maxTitle)
+	case len(v.Blocking) > 0:
+		v.State = Failure
+		v.Title = clip("changes requested by "+people(v.Blocking, "and"), maxTitle)
+	case missing:
+		v.State = PendingState
+		v.Title = missingTitle(v.Categories)
+	case !pusherKnown:
+		v.State = PendingState
+		v.Title = "waiting to learn who pushed head " + short(head)
+	default:
+		v.State = Success
+		v.Title = successTitle(v.Categories)
+	}
+	return v
+}
+
+func diagnosticLine(d policies.Diagnostic) string {
+	if d.File == "" {
+		// Not a positioned parse problem (e.g. the file could not be read):
+		// a made-up ":1:1" would point the reader at nothing.
+		return d.Message
+	}
+	return d.String()
+}
+
+// categoryRule is what judging needs of a reported category besides its
+// result: who may approve, and how to say who may not.
+type categoryRule struct {
+	reviewers policies.Reviewers
+	notIn     string // Rejection detail for someone outside reviewers
+}
+
+// classify sorts the files into the touched categories (policy order,
+// uncategorized last) and the exempt list. Each path is classified exactly
+// once (see classifier); memberships go into one flat slice so that
+// thousands of files cost a handful of allocations, not several per file.
+func classify(p *policies.Policy, files []File) ([]CategoryResult, []categoryRule, []string) {
+	nc := len(p.Categories)
+	unc := int32(nc)
+	counts := make([]int, nc+1)
+	member := make([]int32, 0, 2*len(files))
+	ends := make([]int32, len(files))
+	buf := make([]int, 0, nc)
+	var exempt []string
+	cl := newClassifier(p)
+
+	for i := range files {
+		f := &files[i]
+		start := len(member)
+		cats, ex := cl.classify(f.Path, buf[:0])
+		for _, ci := range cats {
+			member = append(member, int32(ci))
+		}
+		allExempt := ex
+		if f.PreviousPath != "" && f.PreviousPath != f.Path {
+			// A rename out of deploy/ into docs/ still changes deploy/:
+			// the file is exempt only when both of its paths are.
+			prev, exPrev := cl.classify(f.PreviousPath, cats[:0])
+			for _, ci := range prev {
+				if !slices.Contains(member[start:], int32(ci)) {
+					member = append(member, int32(ci))
+				}
+			}
+			allExempt = allExempt && exPrev
+			cats = prev
+		}
+		buf = cats[:0]
+		if allExempt {
+			exempt = append(exempt, f.Path)
+		} else if len(member) == start {
+			member = append(member, unc)
+		}
+		for _, ci := range member[start:] {
+			counts[ci]++
+		}
+		ends[i] = int32(len(member))
+	}
+
+	// One backing array for every category's file list.
+	backing := make([]string, len(member))
+	lists := make([][]string, nc+1)
+	off := 0
+	for ci, n := range counts {
+		lists[ci] = backing[off : off : off+n]
+		off += n
+	}
+	start := int32(0)
+	for i := range files {
+		for _, ci := range member[start:ends[i]] {
+			lists[ci] = append(lists[ci], files[i].Path)
+		}
+		start = ends[i]
+	}
+
+	touched := 0
+	for _, n := range counts {
+		if n > 0 {
+			touched++
+		}
+	}
+	results := make([]CategoryResult, 0, touched+1)
+	rules := make([]categoryRule, 0, touched+1)
+	for ci := range p.Categories {
+		if counts[ci] == 0 {
+			continue
+		}
+		cat := &p.Categories[ci]
+		results = append(results, CategoryResult{
+			Name:     cat.Name,
+			Files:    lists[ci],
+			Required: max(0, cat.Approvals),
+			Counted:  []string{},
+			Teams:    cat.Reviewers.Teams,
+			Users:    cat.Reviewers.Users,
+		})
+		rule := categoryRule{reviewers: cat.Reviewers}
+		if !cat.Reviewers.Empty() {
+			rule.notIn = "not in " + who(cat.Reviewers.Teams, cat.Reviewers.Users)
+		}
+		rules = append(rules, rule)
+	}
+	// Every change is reviewed: files in no category, and a change with no
+	// files at all (nothing to classify is no reason to skip review), need
+	// one independent approval.
+	if counts[unc] > 0 || len(files) == 0 {
+		fs := lists[unc]
+		if fs == nil {
+			fs = []string{}
+		}
+		results = append(results, CategoryResult{
+			Name:     policies.UncategorizedName,
+			Files:    fs,
+			Required: 1,
+			Counted:  []string{},
+		})
+		rules = append(rules, categoryRule{})
+	}
+	return results, rules, exempt
+}
+
+// reviewer is one person's standing on the change, judged once: only team
+// membership varies per category, so everything else is computed here.
+type reviewer struct {
+	name   string // as displayed
+	key    string // lower-case login; "" for an identity without one
+	user   User
+	state  ReviewState // of the latest review that counts as a decision
+	latest *Review
+	// earlier holds earlier approvals that a later non-approval replaced.
+	earlier []*Review
+	facts   ReviewerFacts
+
+	base       []Reason // independence, bot and permission reasons
+	baseDetail []string
+	stale      bool
+	staleText  string
+
+	counted bool     // counted in at least one category
+	notIn   []string // details of the categories whose reviewers exclude them
+}
+
+type reviewEntry struct {
+	key   string
+	state ReviewState
+	r     *Review
+}
+
+// gatherReviewers keeps each reviewer's latest decision (approve, request
+// changes or a dismissal), ordered by when that decision was given.
+// Comments and drafts are not decisions: "LGTM" left as a comment after an
+// approval must not withdraw it.
+func gatherReviewers(c *Change) []reviewer {
+	es := make([]reviewEntry, 0, len(c.Reviews))
+	for i := range c.Reviews {
+		r := &c.Reviews[i]
+		st := NormalizeReviewState(string(r.State))
+		switch st {
+		case Approved, ChangesRequested, Dismissed:
+			es = append(es, reviewEntry{key: strings.ToLower(r.Reviewer.Login), state: st, r: r})
+		}
+	}
+	slices.SortStableFunc(es, func(a, b reviewEntry) int {
+		if c := strings.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		return compareReviews(a.r, b.r)
+	})
+
+	rs := make([]reviewer, 0, len(es))
+	for i := 0; i < len(es); {
+		j := i + 1
+		// Identities without a login are never the same person, so each
+		// of their reviews stands alone.
+		for es[i].key != "" && j < len(es) && es[j].key == es[i].key {
+			j++
+		}
+		last := es[j-1]
+		r := reviewer{
+			name:   last.r.Reviewer.Display(),
+			key:    last.key,
+			user:   last.r.Reviewer,
+			state:  last.state,
+			latest: last.r,
+		}
+		if r.name == "" {
+			r.name = "(unknown)"
+		}
+		if last.state != Approved {
+			for _, e := range es[i : j-1] {
+				if e.state == Approved {
+					r.earlier = append(r.earlier, e.r)
+				}
+			}
+		}
+		if r.key != "" {
+			r.facts = c.Facts(r.key)
+		}
+		rs = append(rs, r)
+		i = j
+	}
+	slices.SortStableFunc(rs, func(a, b reviewer) int { return compareReviews(a.latest, b.latest) })
+	return rs
+}
+
+func compareReviews(a, b *Review) int {
+	if c := a.At.Compare(b.At); c != 0 {
+		return c
+	}
+	switch {
+	case a.ID < b.ID:
+		return -1
+	case a.ID > b.ID:
+		return 1
+	}
+	return 0
+}
+
+// Ways of taking part in a change, indexes into involvement.
+const (
+	viaAuthored = iota
+	viaCommitted
+	viaCoAuthored
+	viaPushed // an earlier head
+)
+
+// involvement holds, per way of taking part, the first commit (or head)
+// through which a reviewer did, for the Rejection detail.
+type involvement [4]string
+
+// judgeIndependence fills each reviewer's category-independent reasons:
+// independence (SPEC §6), bot, permission and staleness.
+func judgeIndependence(p *policies.Policy, c *Change, rs []reviewer, headPusher User, digest string) {
+	// Walk commits and pushes once, looking each identity up among the
+	// reviewers, rather than walking them once per reviewer.
+	idx := make(map[string]int, len(rs))
+	for i := range rs {
+		if rs[i].key != "" {
+			idx[rs[i].key] = i
+		}
+	}
+	inv := make([]involvement, len(rs))
+	note := func(u User, sha string, via int) {
+		if !u.Known() {
+			return
+		}
+		if i, ok := idx[strings.ToLower(u.Login)]; ok && inv[i][via] == "" {
+			inv[i][via] = sha
+		}
+	}
+	if len(idx) > 0 {
+		for i := range c.Commits {
+			cm := &c.Commits[i]
+			note(cm.Author, cm.SHA, viaAuthored)
+			note(cm.Committer, cm.SHA, viaCommitted)
+			for _, u := range cm.CoAuthors {
+				note(u, cm.SHA, viaCoAuthored)
+			}
+		}
+		for _, ps := range c.Pushes {
+			if ps.HeadSHA != c.Ref.HeadSHA {
+				note(ps.Pusher, ps.HeadSHA, viaPushed)
+			}
+		}
+	}
+
+	rv := p.Review
+	// PermissionNone is what an unknown reviewer has; a policy that leaves
+	// min_permission at its zero value must not let such a reviewer count.
+	minPerm := max(rv.MinPermission, policies.PermissionRead)
+	head := c.Ref.HeadSHA
+	for i := range rs {
+		r := &rs[i]
+		x := &inv[i]
+		add := func(reason Reason, detail string) {
+			if !slices.Contains(r.base, reason) {
+				r.base = append(r.base, reason)
+			}
+			r.baseDetail = append(r.baseDetail, detail)
+		}
+		if !rv.AllowAuthor && r.user.Same(c.Author) {
+			add(ReasonAuthor, "author of the change")
+		}
+		if !rv.AllowCommitters {
+			if x[viaAuthored] != "" {
+				add(ReasonCommitter, "authored "+short(x[viaAuthored]))
+			}
+			if x[viaCommitted] != "" && x[viaCommitted] != x[viaAuthored] {
+				add(ReasonCommitter, "committed "+short(x[viaCommitted]))
+			}
+			if x[viaPushed] != "" {
+				add(ReasonCommitter, "pushed "+short(x[viaPushed]))
+			}
+			if x[viaCoAuthored] != "" {
+				add(ReasonCoAuthor, "co-authored "+short(x[viaCoAuthored]))
+			}
+		}
+		if !rv.AllowLastPusher && r.user.Same(headPusher) {
+			add(ReasonLastPusher, "pushed head "+short(head))
+		}
+		if !rv.CountBots && (r.user.Bot || r.facts.Bot || strings.HasSuffix(r.key, "[bot]")) {
+			add(ReasonBot, "bot account")
+		}
+		if r.facts.Permission < minPerm {
+			add(ReasonPermission, "permission "+r.facts.Permission.String()+", needs "+minPerm.String())
+		}
+		r.stale, r.staleText = staleness(rv, r.latest.CommitSHA, head, digest, c.DiffDigests)
+	}
+}
+
+// staleness applies the diff-digest rule: an approval of an earlier head
+// still counts when that head's recorded diff equals the current one (the
+// base branch was merged or rebased in), and is stale when it differs or
+// nobody recorded it.
+func staleness(rv policies.Review, approved, head, digest string, earlier map[string]string) (bool, string) {
+	if (approved != "" && approved == head) || !rv.DismissStale {
+		return false, ""
+	}
+	if approved == "" {
+		return true, "approved an unknown commit, head is now " + short(head)
+	}
+	what := "approved " + short(approved) + ", head is now " + short(head)
+	if !rv.IgnoreBaseUpdates {
+		return true, what
+	}
+	prev, ok := earlier[approved]
+	switch {
+	case !ok || prev == "":
+		return true, what + " (diff of " + short(approved) + " unknown)"
+	case digest == "":
+		return true, what + " (current diff not fully known)"
+	case prev != digest:
+		return true, what + " with a different diff"
+	}
+	return false, ""
+}
+
+// judgeApproval counts the reviewer's latest approval for every category it
+// qualifies for and records why it does not for the others.
+func judgeApproval(r *reviewer, cats []CategoryResult, rules []categoryRule) {
+	// Shared by every category without a team restriction on this person;
+	// the full slice expression makes any later append copy.
+	common := r.base[:len(r.base):len(r.base)]
+	commonDetail := r.baseDetail
+	if r.stale {
+		common = append(common, ReasonStale)
+		commonDetail = append(commonDetail[:len(commonDetail):len(commonDetail)], r.staleText)
+	}
+	var commonRej *Rejection
+	for ci := range cats {
+		rule := &rules[ci]
+		outside := !rule.reviewers.Empty() && !r.inReviewers(rule.reviewers)
+		if !outside && len(common) == 0 {
+			cats[ci].Counted = append(cats[ci].Counted, r.name)
+			r.counted = true
+			continue
+		}
+		if !outside {
+			if commonRej == nil {
+				commonRej = &Rejection{
+					Reviewer:  r.name,
+					ReviewID:  r.latest.ID,
+					CommitSHA: r.latest.CommitSHA,
+					Reasons:   common,
+					Detail:    strings.Join(commonDetail, "; "),
+				}
+			}
+			cats[ci].Rejected = append(cats[ci].Rejected, *commonRej)
+			continue
+		}
+		if !slices.Contains(r.notIn, rule.notIn) {
+			r.notIn = append(r.notIn, rule.notIn)
+		}
+		reasons := make([]Reason, 0, len(r.base)+2)
+		reasons = append(append(reasons, r.base...), ReasonNotInTeam)
+		details := append(r.baseDetail[:len(r.baseDetail):len(r.baseDetail)], rule.notIn)
+		if r.stale {
+			reasons = append(reasons, ReasonStale)
+			details = append(details, r.staleText)
+		}
+		cats[ci].Rejected = append(cats[ci].Rejected, Rejection{
+			Reviewer:  r.name,
+			ReviewID:  r.latest.ID,
+			CommitSHA: r.latest.CommitSHA,
+			Reasons:   reasons,
+			Detail:    strings.Join(details, "; "),
+		})
+	}
+}
+
+func (r *reviewer) inReviewers(rv policies.Reviewers) bool {
+	if r.key != "" {
+		for _, u := range rv.Users {
+			if strings.EqualFold(u, r.key) {
+				return true
+			}
+		}
+	}
+	for _, t := range rv.Teams {
+		if r.facts.InTeam(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// ignored lists the approvals that counted nowhere: dismissed and
+// superseded reviews, and latest approvals rejected by every category (with
+// the union of their reasons). The dismissed and superseded ones are also
+// recorded per category so each category's audit is complete.
+func ignored(rs []reviewer, cats []CategoryResult) []Rejection {
+	if len(cats) == 0 {
+		// Only exempt files: nothing needed an approval, so none was in vain.
+		return nil
+	}
+	var out []Rejection
+	addEverywhere := func(rej Rejection) {
+		out = append(out, rej)
+		for ci := range cats {
+			cats[ci].Rejected = append(cats[ci].Rejected, rej)
+		}
+	}
+	for i := range rs {
+		r := &rs[i]
+		for _, e := range r.earlier {
+			addEverywhere(Rejection{
+				Reviewer:  r.name,
+				ReviewID:  e.ID,
+				CommitSHA: e.CommitSHA,
+				Reasons:   []Reason{ReasonSuperseded},
+				Detail:    "superseded by a later review (" + stateWords(r.state) + ")",
+			})
+		}
+		switch r.state {
+		case Dismissed:
+			addEverywhere(Rejection{
+				Reviewer:  r.name,
+				ReviewID:  r.latest.ID,
+				CommitSHA: r.latest.CommitSHA,
+				Reasons:   []Reason{ReasonDismissed},
+				Detail:    "review dismissed",
+			})
+		case Approved:
+			if r.counted {
+				continue
+			}
+			reasons := slices.Clone(r.base)
+			details := slices.Clone(r.baseDetail)
+			if len(r.notIn) > 0 {
+				reasons = append(reasons, ReasonNotInTeam)
+				details = append(details, r.notIn...)
+			}
+			if r.stale {
+				reasons = append(reasons, ReasonStale)
+				details = append(details, r.staleText)
+			}
+			out = append(out, Rejection{
+				Reviewer:  r.name,
+				ReviewID:  r.latest.ID,
+				CommitSHA: r.latest.CommitSHA,
+				Reasons:   reasons,
+				Detail:    strings.Join(details, "; "),
+			})
+		}
+	}
+	return out
+}
+
+func stateWords(s ReviewState) string {
+	switch s {
+	case ChangesRequested:
+		return "changes requested"
+	case Dismissed:
+		return "dismissed"
+	}
+	return string(s)
+}
+
+// short abbreviates a SHA the way git and the forges display it.
+func short(sha string) string {
+	if sha == "" {
+		return "(unknown)"
+	}
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}
+
+// who names the allowed reviewers: "@acme/sre or @alice".
+func who(teams, users []string) string {
+	names := make([]string, 0, len(teams)+len(users))
+	names = append(names, teams...)
+	names = append(names, users...)
+	return people(names, "or")
+}
+
+// people lists handles as "@a", "@a and @b", "@a, @b and @c".
+func people(names []string, conj string) string {
+	var b strings.Builder
+	for i, n := range names {
+		switch {
+		case i == 0:
+		case i == len(names)-1:
+			b.WriteString(" " + conj + " ")
+		default:
+			b.WriteString(", ")
+		}
+		b.WriteString("@" + n)
+	}
+	return b.String()
+}
+
+// plural counts the last word of phrase: "1 more approval", "2 more approvals".
+func plural(n int, phrase string) string {
+	s := strconv.Itoa(n) + " " + phrase
+	if n != 1 {
+		s += "s"
+	}
+	return s
+}
+
+func missingTitle(cats []CategoryResult) string {
+	var miss []*CategoryResult
+	for i := range cats {
+		if cats[i].Missing > 0 {
+			miss = append(miss, &cats[i])
+		}
+	}
+	if len(miss) == 1 {
+		m := miss[0]
+		if len(m.Teams)+len(m.Users) == 0 {
+			return clip(m.Name+" needs "+plural(m.Missing, "more independent approval"), maxTitle)
+		}
+		return clip(m.Name+" needs "+plural(m.Missing, "more approval")+" from "+who(m.Teams, m.Users), maxTitle)
+	}
+	t := strconv.Itoa(len(miss)) + " categories need approvals: "
+	for i, m := range miss {
+		part := m.Name + " (" + strconv.Itoa(m.Missing) + " more"
+		if len(m.Teams)+len(m.Users) > 0 {
+			part += " from " + who(m.Teams, m.Users)
+		}
+		part += ")"
+		if i > 0 {
+			part = ", " + part
+		}
+		if len(t)+len(part) > maxTitle {
+			// Naming fewer categories beats cutting one mid-word; the
+			// summary lists them all.
+			if i == 0 {
+				return clip(t+part, maxTitle)
+			}
+			return t + ", …"
+		}
+		t += part
+	}
+	return t
+}
+
+func successTitle(cats []CategoryResult) string {
+	switch len(cats) {
+	case 0:
+		return "No review needed: only exempt files changed"
+	case 1:
+		return clip(cats[0].Name+" approved", maxTitle)
+	}
+	return "All " + strconv.Itoa(len(cats)) + " categories approved"
+}
+
+// clip shortens s to at most n bytes on a rune boundary, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// classifier gives exactly Policy.Classify's answers, faster for the
+// thousands of paths of a large change. Policies are dominated by a few glob
+// shapes ("dir/**", "**/*.ext", "**/name", literals, "**"); for those, maps
+// keyed by a path's prefixes, base name and suffixes find the candidate globs
+// in a few lookups instead of trying all of them. Other globs are tried
+// after a cheap literal-text prefilter. Glob.Match has the last word on every
+// candidate, so the index can only save work, never change a result, as long
+// as it never leaves out a glob that would match.
+type classifier struct {
+	p     *policies.Policy
+	globs []indexedGlob
+	nc    int
+
+	all      []int32            // "**"
+	literal  map[string][]int32 // the path itself
+	dirTree  map[string][]int32 // "dir/**": dir or a parent of the path
+	dirLens  []int
+	name     map[string][]int32 // "**/name": the base name
+	segment  map[string][]int32 // "**/seg/**": any segment of the path
+	ext      map[string][]int32 // "**/*.go": the base name's last extension
+	suffix   map[string][]int32 // other "**/*x", "*x": an ending of the base name
+	sufLens  []int
+	generics []int32
+
+	// Cheap "may be a key" tests that spare most map lookups.
+	literalKeys, dirKeys, nameKeys, segKeys keyFilter
+
+	exempt bool
+	// Scratch, reused for every path: which categories' paths and ignores
+	// matched, as bit sets.
+	inPaths, inIgnore []uint64
+}
+
+// Roles of a glob in the policy.
+const (
+	roleExempt = iota
+	rolePath
+	roleIgnore
+)
+
+type indexedGlob struct {
+	g    *policies.Glob
+	role uint8
+	cat  int32
+	pre  prefilter
+}
+
+func newClassifier(p *policies.Policy) *classifier {
+	words := (len(p.Categories) + 63) / 64
+	c := &classifier{
+		p:        p,
+		nc:       len(p.Categories),
+		literal:  map[string][]int32{},
+		dirTree:  map[string][]int32{},
+		name:     map[string][]int32{},
+		segment:  map[string][]int32{},
+		ext:      map[string][]int32{},
+		suffix:   map[string][]int32{},
+		inPaths:  make([]uint64, words),
+		inIgnore: make([]uint64, words),
+	}
+	add := func(gs []policies.Glob, role uint8, cat int) {
+		for i := range gs {
+			id := int32(len(c.globs))
+			c.globs = append(c.globs, indexedGlob{g: &gs[i], role: role, cat: int32(cat)})
+			c.index(id, gs[i].Pattern)
+		}
+	}
+	add(p.Exempt, roleExempt, -1)
+	for ci := range p.Categories {
+		add(p.Categories[ci].Paths, rolePath, ci)
+		add(p.Categories[ci].Ignore, roleIgnore, ci)
+	}
+	return c
+}
+
+func hasGlobMeta(s string) bool { return strings.ContainsAny(s, "*?[]{}\\") }
+
+func addLen(lens []int, n int) []int {
+	if slices.Contains(lens, n) {
+		return lens
+	}
+	return append(lens, n)
+}
+
+// index files glob id under the lookup that finds every path it can match.
+func (c *classifier) index(id int32, pat string) {
+	switch {
+	case pat == "**":
+		c.all = append(c.all, id)
+	case pat != "" && !hasGlobMeta(pat):
+		c.literal[pat] = append(c.literal[pat], id)
+		c.literalKeys.add(pat)
+	case len(pat) > 3 && strings.HasSuffix(pat, "/**") && !hasGlobMeta(pat[:len(pat)-3]):
+		d := pat[:len(pat)-3]
+		c.dirTree[d] = append(c.dirTree[d], id)
+		c.dirLens = addLen(c.dirLens, len(d))
+		c.dirKeys.add(d)
+	case len(pat) > 6 && strings.HasPrefix(pat, "**/") && strings.HasSuffix(pat, "/**") &&
+		!hasGlobMeta(pat[3:len(pat)-3]) && !strings.Contains(pat[3:len(pat)-3], "/"):
+		seg := pat[3 : len(pat)-3]
+		c.segment[seg] = append(c.segment[seg], id)
+		c.segKeys.add(seg)
+	case strings.HasPrefix(pat, "**/*") && !hasGlobMeta(pat[4:]) && !strings.Contains(pat[4:], "/"):
+		c.addSuffix(id, pat[4:])
+	case strings.HasPrefix(pat, "**/") && !hasGlobMeta(pat[3:]) && !strings.Contains(pat[3:], "/"):
+		c.name[pat[3:]] = append(c.name[pat[3:]], id)
+		c.nameKeys.add(pat[3:])
+	case strings.HasPrefix(pat, "*") && !hasGlobMeta(pat[1:]) && !strings.Contains(pat, "/"):
+		c.addSuffix(id, pat[1:])
+	default:
+		c.globs[id].pre = newPrefilter(pat)
+		c.generics = append(c.generics, id)
+	}
+}
+
+func (c *classifier) addSuffix(id int32, s string) {
+	// ".go" ends a base name exactly when it is the base name's last
+	// extension, so one lookup serves every such glob.
+	if len(s) > 1 && strings.LastIndexByte(s, '.') == 0 {
+		c.ext[s] = append(c.ext[s], id)
+		return
+	}
+	c.suffix[s] = append(c.suffix[s], id)
+	c.sufLens = addLen(c.sufLens, len(s))
+}
+
+// keyFilter remembers the first byte and length of a map's keys: a string
+// that differs in either is certainly not a key. Lengths from 63 up share a
+// bit.
+type keyFilter [256]uint64
+
+func (f *keyFilter) add(key string) {
+	if key != "" {
+		f[key[0]] |= 1 << min(len(key), 63)
+	}
+}
+
+func (f *keyFilter) mayHave(s string) bool {
+	return s != "" && f[s[0]]&(1<<min(len(s), 63)) != 0
+}
+
+// plainPath reports whether the index's assumptions about a path hold: a
+// non-empty, relative, slash-separated path without empty segments. Forges
+// only send such paths; anything else goes to Policy.Classify.
+func plainPath(p string) bool {
+	return p != "" && p[0] != '/' && p[len(p)-1] != '/' && !strings.Contains(p, "//")
+}
+
+// classify has the contract of Policy.Classify.
+func (c *classifier) classify(path string, dst []int) ([]int, bool) {
+	if !plainPath(path) {
+		return c.p.Classify(path, dst)
+	}
+	clear(c.inPaths)
+	clear(c.inIgnore)
+	c.exempt = false
+	c.try(c.all, path)
+	if c.literalKeys.mayHave(path) {
+		c.try(c.literal[path], path)
+	}
+	for _, n := range c.dirLens {
+		if (len(path) == n || (len(path) > n && path[n] == '/')) && c.dirKeys.mayHave(path[:n]) {
+			if ids, ok := c.dirTree[path[:n]]; ok {
+				c.try(ids, path)
+			}
+		}
+	}
+	if len(c.segment) > 0 {
+		for rest := path; ; {
+			seg, after, more := strings.Cut(rest, "/")
+			if c.segKeys.mayHave(seg) {
+				c.try(c.segment[seg], path)
+			}
+			if !more {
+				break
+			}
+			rest = after
+		}
+	}
+	base := path[strings.LastIndexByte(path, '/')+1:]
+	if c.nameKeys.mayHave(base) {
+		c.try(c.name[base], path)
+	}
+	if dot := strings.LastIndexByte(base, '.'); dot >= 0 {
+		if ids, ok := c.ext[base[dot:]]; ok {
+			c.try(ids, path)
+		}
+	}
+	for _, n := range c.sufLens {
+		if len(base) >= n {
+			if ids, ok := c.suffix[base[len(base)-n:]]; ok {
+				c.try(ids, path)
+			}
+		}
+	}
+	for i, id := range c.generics {
+		if c.globs[id].pre.pass(path) {
+			c.try(c.generics[i:i+1], path)
+		}
+	}
+	if c.exempt {
+		return dst, true
+	}
+	for ci := 0; ci < c.nc; ci++ {
+		w, bit := ci>>6, uint64(1)<<(ci&63)
+		if c.inPaths[w]&bit != 0 && c.inIgnore[w]&bit == 0 {
+			dst = append(dst, ci)
+		}
+	}
+	return dst, false
+}
+
+// try confirms candidate globs with Glob.Match, skipping those whose answer
+// could no longer change the outcome.
+func (c *classifier) try(ids []int32, path string) {
+	for _, id := range ids {
+		ig := &c.globs[id]
+		switch ig.role {
+		case roleExempt:
+			if !c.exempt && ig.g.Match(path) {
+				c.exempt = true
+			}
+		case rolePath:
+			w, bit := ig.cat>>6, uint64(1)<<(ig.cat&63)
+			if c.inPaths[w]&bit == 0 && ig.g.Match(path) {
+				c.inPaths[w] |= bit
+			}
+		default:
+			w, bit := ig.cat>>6, uint64(1)<<(ig.cat&63)
+			if c.inIgnore[w]&bit == 0 && ig.g.Match(path) {
+				c.inIgnore[w] |= bit
+			}
+		}
+	}
+}
+
+// prefilter rejects paths a generic glob cannot match because they lack its
+// literal text: the text before the first wildcard must start the path, the
+// text after the last must end it, and the runs in between must appear in
+// order. A slash next to a wildcard is left out of the check, since "**/"
+// may match nothing. Patterns with classes, alternatives or escapes get no
+// prefilter (their literal text is not plain).
+type prefilter struct {
+	on             bool
+	prefix, suffix string
+	mids           []string
+}
+
+func newPrefilter(pat string) prefilter {
+	if strings.ContainsAny(pat, "[]{}\\") {
+		return prefilter{}
+	}
+	runs := strings.FieldsFunc(pat, func(r rune) bool { return r == '*' || r == '?' })
+	if len(runs) == 0 {
+		return prefilter{}
+	}
+	f := prefilter{on: true}
+	if pat[0] != '*' && pat[0] != '?' {
+		f.prefix = strings.TrimRight(runs[0], "/")
+		runs = runs[1:]
+	}
+	if last := pat[len(pat)-1]; last != '*' && last != '?' && len(runs) > 0 {
+		f.suffix = strings.TrimLeft(runs[len(runs)-1], "/")
+		runs = runs[:len(runs)-1]
+	}
+	for _, r := range runs {
+		if r = strings.Trim(r, "/"); r != "" {
+			f.mids = append(f.mids, r)
+		}
+	}
+	return f
+}
+
+func (f *prefilter) pass(path string) bool {
+	if !f.on {
+		return true
+	}
+	if len(path) < len(f.prefix)+len(f.suffix) || !strings.HasPrefix(path, f.prefix) || !strings.HasSuffix(path, f.suffix) {
+		return false
+	}
+	rest := path[len(f.prefix) : len(path)-len(f.suffix)]
+	for _, m := range f.mids {
+		i := strings.Index(rest, m)
+		if i < 0 {
+			return false
+		}
+		rest = rest[i+len(m):]
+	}
+	return true
+}

@@ -1,0 +1,512 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/foureyes-dev/foureyes/audit"
+	"github.com/foureyes-dev/foureyes/policies"
+)
+
+// Observer receives what an operator wants to measure. The service stays
+// free of any metrics library; cmd/foureyes adapts this to Prometheus.
+type Observer interface {
+	// StartEvaluation may attach a request counter to ctx; done is called
+	// with the verdict once the evaluation is published.
+	StartEvaluation(ctx context.Context, forge ForgeName) (context.Context, func(state State))
+	PolicyError(forge ForgeName)
+	Tampered(forge ForgeName)
+}
+
+// Service turns normalized events into published verdicts: it gathers the
+// facts through a Forge, completes them with what only webhooks told
+// (pushers, earlier diff digests, GitLab approval heads), decides, reports
+// and audits. It holds no state of its own beyond its dependencies.
+type Service struct {
+	Forges map[ForgeName]Forge
+	Store  Store
+	// DefaultPolicy is the server-wide policy file for repositories that
+	// have none (FOUREYES_DEFAULT_POLICY_FILE); nil means the built-in one.
+	DefaultPolicy *PolicyFile
+	// DetailsURL builds the signed link to the details page of a verdict.
+	DetailsURL func(ref ChangeRef) string
+	Observer   Observer
+	Logger     *slog.Logger
+}
+
+// Fact scopes. Each is suffixed to the change key, e.g.
+// "github/acme/app#12/pusher"; the fact key is a head SHA or a login.
+const (
+	factPusher   = "pusher"   // head SHA -> login of whoever pushed it
+	factDigest   = "digest"   // head SHA -> diff digest recorded at evaluation
+	factReport   = "report"   // head SHA -> forge object ID of the published verdict
+	factVerdict  = "verdict"  // head SHA -> verdict JSON (details page)
+	factApproval = "approval" // login -> head SHA approved (GitLab), "" when revoked
+)
+
+// reportInFlight marks a publish that started but whose forge object ID
+// was never recorded (the process died in between). The adapter then looks
+// for its own object before creating one, so a crash never leaves two.
+const reportInFlight = "lookup"
+
+// ReportInFlight is the Report.PriorID an adapter receives when an earlier
+// attempt may have created the forge object without recording it.
+const ReportInFlight = reportInFlight
+
+// FactScope returns the store scope of one kind of fact about a change.
+func FactScope(ref ChangeRef, kind string) string { return ref.Key() + "/" + kind }
+
+func (s *Service) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// ErrUnknownForge is returned for an event of a forge that is not configured.
+var ErrUnknownForge = errors.New("forge not configured")
+
+// Handle processes one event. A returned error makes the queue retry the
+// event; evaluation failures that retrying cannot fix are published as a
+// failing verdict instead of returned.
+func (s *Service) Handle(ctx context.Context, ev Event) error {
+	f, ok := s.Forges[ev.Forge]
+	if !ok {
+		return fmt.Errorf("event %s: %w: %s", ev.DeliveryID, ErrUnknownForge, ev.Forge)
+	}
+	switch ev.Kind {
+	case EventChange:
+		return s.handleChange(ctx, f, ev)
+	case EventForeignCheck:
+		return s.handleForeign(ctx, f, ev)
+	case EventPolicyPush:
+		return s.handlePolicyPush(ctx, f, ev)
+	case EventMergeGroup:
+		return s.handleMergeGroup(ctx, f, ev)
+	case EventBranchPush, EventTagPush:
+		// The release guard handles these when it is configured; without it
+		// there is nothing to evaluate for a change.
+		return nil
+	}
+	return fmt.Errorf("event %s: unknown kind %q", ev.DeliveryID, ev.Kind)
+}
+
+func (s *Service) handleChange(ctx context.Context, f Forge, ev Event) error {
+	ce := ev.Change
+	if ce == nil {
+		return fmt.Errorf("event %s: change event without change", ev.DeliveryID)
+	}
+	ref := ChangeRef{Forge: ev.Forge, Repo: ev.Repo, Number: ce.Number, HeadSHA: ce.HeadSHA}
+	if ce.Pushed && ev.Sender.Known() && ce.HeadSHA != "" {
+		if err := s.Store.PutFact(ctx, FactScope(ref, factPusher), ce.HeadSHA, ev.Sender.Login); err != nil {
+			return fmt.Errorf("record pusher of %s: %w", shortSHA(ce.HeadSHA), err)
+		}
+	}
+	if r := ce.Review; r != nil && r.Reviewer.Known() && ev.Forge == GitLab {
+		// GitLab's approvals API does not say which head was approved: the
+		// approval event does, so remember it.
+		head := r.CommitSHA
+		if r.State != Approved {
+			head = ""
+		}
+		if err := s.Store.PutFact(ctx, FactScope(ref, factApproval), strings.ToLower(r.Reviewer.Login), head); err != nil {
+			return fmt.Errorf("record approval of %s: %w", r.Reviewer.Login, err)
+		}
+	}
+	_, err := s.Evaluate(ctx, ref, ce.BaseRef, ce.BaseSHA)
+	return err
+}
+
+func (s *Service) handleForeign(ctx context.Context, f Forge, ev Event) error {
+	fc := ev.Foreign
+	if fc == nil || ev.Change == nil {
+		return fmt.Errorf("event %s: foreign check without details", ev.DeliveryID)
+	}
+	ref := ChangeRef{Forge: ev.Forge, Repo: ev.Repo, Number: ev.Change.Number, HeadSHA: fc.HeadSHA}
+	if err := s.auditTamper(ctx, ref, *fc, ev.DeliveryID); err != nil {
+		return err
+	}
+	_, err := s.Evaluate(ctx, ref, ev.Change.BaseRef, ev.Change.BaseSHA)
+	return err
+}
+
+func (s *Service) auditTamper(ctx context.Context, ref ChangeRef, fc ForeignCheck, delivery string) error {
+	if s.Observer != nil {
+		s.Observer.Tampered(ref.Forge)
+	}
+	data, _ := json.Marshal(fc)
+	_, err := s.Store.AppendAudit(ctx, audit.Record{
+		Kind: audit.KindTamper, Forge: string(ref.Forge), Repo: ref.Repo.FullName,
+		Change: ref.Number, HeadSHA: ref.HeadSHA, DeliveryID: delivery, Data: data,
+	})
+	if err != nil {
+		return fmt.Errorf("audit foreign check on %s: %w", shortSHA(ref.HeadSHA), err)
+	}
+	s.logger().Warn("a foureyes check was written by someone else",
+		"change", ref.Key(), "head", ref.HeadSHA, "by", fc.By.Display(), "app", fc.App, "conclusion", fc.Conclusion)
+	return nil
+}
+
+func (s *Service) handlePolicyPush(ctx context.Context, f Forge, ev Event) error {
+	p := ev.Push
+	if p == nil {
+		return fmt.Errorf("event %s: push without details", ev.DeliveryID)
+	}
+	branch := strings.TrimPrefix(p.Ref, "refs/heads/")
+	refs, err := f.OpenChanges(ctx, ev.Repo, branch)
+	if err != nil {
+		return fmt.Errorf("list open changes on %s: %w", branch, err)
+	}
+	var errs []error
+	for _, ref := range refs {
+		// The new policy is at the pushed SHA: read it there, not at the
+		// base SHA the change last saw.
+		if _, err := s.Evaluate(ctx, ref, branch, p.After); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// handleMergeGroup evaluates the change a merge queue group was built from
+// and reports that verdict on the group's head, so the queue cannot merge
+// what the pull request itself could not.
+func (s *Service) handleMergeGroup(ctx context.Context, f Forge, ev Event) error {
+	mg := ev.MergeGroup
+	if mg == nil {
+		return fmt.Errorf("event %s: merge group without details", ev.DeliveryID)
+	}
+	number, ok := mergeGroupPR(mg.HeadRef)
+	if !ok {
+		return fmt.Errorf("event %s: cannot tell the pull request of merge group %q", ev.DeliveryID, mg.HeadRef)
+	}
+	ref := ChangeRef{Forge: ev.Forge, Repo: ev.Repo, Number: number}
+	v, err := s.Evaluate(ctx, ref, strings.TrimPrefix(mg.BaseRef, "refs/heads/"), "")
+	if err != nil {
+		return err
+	}
+	group := ChangeRef{Forge: ev.Forge, Repo: ev.Repo, Number: number, HeadSHA: mg.HeadSHA}
+	return s.publish(ctx, f, group, v)
+}
+
+// mergeGroupPR reads N out of GitHub's "gh-readonly-queue/main/pr-N-SHA".
+func mergeGroupPR(headRef string) (int, bool) {
+	i := strings.LastIndex(headRef, "/pr-")
+	if i < 0 {
+		return 0, false
+	}
+	rest := headRef[i+4:]
+	if j := strings.IndexByte(rest, '-'); j >= 0 {
+		rest = rest[:j]
+	}
+	n, err := strconv.Atoi(rest)
+	return n, err == nil && n > 0
+}
+
+// Evaluate judges one change at ref.HeadSHA (or, when that is empty, at its
+// current head), publishes the verdict and audits it. It returns the
+// verdict, or an error when the work should be retried.
+func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, baseSHA string) (Verdict, error) {
+	f, ok := s.Forges[ref.Forge]
+	if !ok {
+		return Verdict{}, fmt.Errorf("%w: %s", ErrUnknownForge, ref.Forge)
+	}
+	done := func(State) {}
+	if s.Observer != nil {
+		ctx, done = s.Observer.StartEvaluation(ctx, ref.Forge)
+	}
+	policyRef := baseSHA
+	if policyRef == "" {
+		policyRef = baseRef
+	}
+	var (
+		change *Change
+		err    error
+	)
+	if policyRef == "" {
+		// Events such as check_suite may not name the base: learn it from
+		// the change first (the adapter caches what it fetched).
+		change, err = f.Change(ctx, ref, nil)
+		if err != nil {
+			return s.failClosed(ctx, f, ref, fmt.Errorf("read change: %w", err), done)
+		}
+		policyRef = change.BaseSHA
+		if policyRef == "" {
+			policyRef = change.BaseRef
+		}
+	}
+	pf, err := f.Policy(ctx, ref.Repo, policyRef)
+	if err != nil {
+		return s.failClosed(ctx, f, ref, fmt.Errorf("read policy file from the base branch: %w", err), done)
+	}
+	pol, perr := s.parsePolicy(pf)
+	if perr != nil && s.Observer != nil {
+		s.Observer.PolicyError(ref.Forge)
+	}
+	var teams []string
+	if pol != nil {
+		teams = policyTeams(pol)
+	}
+	if change == nil || len(teams) > 0 {
+		change, err = f.Change(ctx, ref, teams)
+		if err != nil {
+			return s.failClosed(ctx, f, ref, fmt.Errorf("read change: %w", err), done)
+		}
+	}
+	if ref.HeadSHA == "" {
+		ref.HeadSHA = change.Ref.HeadSHA
+	}
+	if change.Ref.HeadSHA != ref.HeadSHA {
+		// The forge shows the present: its files and reviews belong to the
+		// newer head, which its own push event will judge once its pusher
+		// is known. Judging the old head with new facts would be wrong.
+		s.logger().Info("change moved on; leaving the newer head to its own event",
+			"change", ref.Key(), "event_head", ref.HeadSHA, "current_head", change.Ref.HeadSHA)
+		done(PendingState)
+		return Verdict{}, nil
+	}
+	change.Ref = ref
+	if err := s.completeFacts(ctx, change); err != nil {
+		return Verdict{}, err
+	}
+	v := Decide(Input{Policy: pol, PolicyErr: perr, Change: change})
+	for _, fc := range change.Foreign {
+		if err := s.auditTamper(ctx, ref, fc, ""); err != nil {
+			return Verdict{}, err
+		}
+	}
+	if change.EvalError == "" && v.DiffDigest != "" {
+		if err := s.Store.PutFact(ctx, FactScope(ref, factDigest), ref.HeadSHA, v.DiffDigest); err != nil {
+			return Verdict{}, fmt.Errorf("record diff digest: %w", err)
+		}
+	}
+	if err := s.publish(ctx, f, ref, v); err != nil {
+		return v, err
+	}
+	if err := s.auditEvaluation(ctx, v); err != nil {
+		return v, err
+	}
+	done(v.State)
+	return v, nil
+}
+
+// failClosed publishes a failure when the facts cannot be gathered, and
+// still returns the error so the queue retries: a later attempt may
+// succeed, and until then the change shows a failing check, never success.
+func (s *Service) failClosed(ctx context.Context, f Forge, ref ChangeRef, cause error, done func(State)) (Verdict, error) {
+	done(Failure)
+	if ref.HeadSHA == "" {
+		return Verdict{}, cause
+	}
+	v := Decide(Input{Policy: policies.Default(), Change: &Change{Ref: ref, EvalError: cause.Error()}})
+	if err := s.publish(ctx, f, ref, v); err != nil {
+		return v, errors.Join(cause, err)
+	}
+	if err := s.auditEvaluation(ctx, v); err != nil {
+		return v, errors.Join(cause, err)
+	}
+	return v, cause
+}
+
+func (s *Service) parsePolicy(pf PolicyFile) (*policies.Policy, error) {
+	switch {
+	case pf.Found:
+		return policies.Parse(pf.Source, pf.Data)
+	case s.DefaultPolicy != nil:
+		return policies.Parse(s.DefaultPolicy.Source, s.DefaultPolicy.Data)
+	default:
+		return policies.Default(), nil
+	}
+}
+
+func policyTeams(p *policies.Policy) []string {
+	seen := map[string]bool{}
+	var teams []string
+	add := func(ts []string) {
+		for _, t := range ts {
+			if k := strings.ToLower(t); !seen[k] {
+				seen[k] = true
+				teams = append(teams, t)
+			}
+		}
+	}
+	for _, c := range p.Categories {
+		add(c.Reviewers.Teams)
+	}
+	if p.BreakGlass != nil {
+		add(p.BreakGlass.Approvers.Teams)
+	}
+	sort.Strings(teams)
+	return teams
+}
+
+// completeFacts adds what the forge API cannot tell: who pushed each head,
+// the diff digests of earlier heads, and on GitLab the head each approval
+// was given on.
+func (s *Service) completeFacts(ctx context.Context, c *Change) error {
+	pushers, err := s.Store.Facts(ctx, FactScope(c.Ref, factPusher))
+	if err != nil {
+		return fmt.Errorf("read pushers: %w", err)
+	}
+	heads := make([]string, 0, len(pushers))
+	for h := range pushers {
+		heads = append(heads, h)
+	}
+	sort.Strings(heads)
+	for _, h := range heads {
+		if _, known := c.PusherOf(h); !known {
+			c.Pushes = append(c.Pushes, Push{HeadSHA: h, Pusher: User{Login: pushers[h]}})
+		}
+	}
+	digests, err := s.Store.Facts(ctx, FactScope(c.Ref, factDigest))
+	if err != nil {
+		return fmt.Errorf("read diff digests: %w", err)
+	}
+	if c.DiffDigests == nil {
+		c.DiffDigests = map[string]string{}
+	}
+	for h, d := range digests {
+		if _, ok := c.DiffDigests[h]; !ok {
+			c.DiffDigests[h] = d
+		}
+	}
+	if c.Ref.Forge != GitLab {
+		return nil
+	}
+	approvals, err := s.Store.Facts(ctx, FactScope(c.Ref, factApproval))
+	if err != nil {
+		return fmt.Errorf("read approval heads: %w", err)
+	}
+	if c.ReviewsFromEvents {
+		c.Reviews = c.Reviews[:0]
+		logins := make([]string, 0, len(approvals))
+		for l := range approvals {
+			logins = append(logins, l)
+		}
+		sort.Strings(logins)
+		for _, l := range logins {
+			if approvals[l] != "" {
+				c.Reviews = append(c.Reviews, Review{Reviewer: User{Login: l}, State: Approved, CommitSHA: approvals[l]})
+			}
+		}
+		return nil
+	}
+	for i := range c.Reviews {
+		r := &c.Reviews[i]
+		if r.CommitSHA != "" {
+			continue
+		}
+		if head, ok := approvals[strings.ToLower(r.Reviewer.Login)]; ok && head != "" {
+			r.CommitSHA = head
+		} else if len(pushers) <= 1 {
+			// Seen without its event: it can only be bound to the current
+			// head if no push happened since, which holds when the only head
+			// ever pushed is the current one.
+			if _, onlyCurrent := pushers[c.Ref.HeadSHA]; onlyCurrent || len(pushers) == 0 {
+				r.CommitSHA = c.Ref.HeadSHA
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Service) publish(ctx context.Context, f Forge, ref ChangeRef, v Verdict) error {
+	scope := FactScope(ref, factReport)
+	prior, err := s.Store.Facts(ctx, scope)
+	if err != nil {
+		return fmt.Errorf("read report id: %w", err)
+	}
+	id := prior[ref.HeadSHA]
+	if id == "" {
+		// Written before the forge call: if we die before recording the ID,
+		// the next attempt knows to look for the object instead of creating
+		// a second one.
+		if err := s.Store.PutFact(ctx, scope, ref.HeadSHA, reportInFlight); err != nil {
+			return fmt.Errorf("record report intent: %w", err)
+		}
+	}
+	vj, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode verdict: %w", err)
+	}
+	if err := s.Store.PutFact(ctx, FactScope(ref, factVerdict), ref.HeadSHA, string(vj)); err != nil {
+		return fmt.Errorf("store verdict: %w", err)
+	}
+	details := ""
+	if s.DetailsURL != nil {
+		details = s.DetailsURL(ref)
+	}
+	newID, err := f.Publish(ctx, Report{Ref: ref, Verdict: v, Title: v.Title, Markdown: Markdown(v), DetailsURL: details, PriorID: id})
+	if err != nil {
+		return fmt.Errorf("publish verdict on %s: %w", shortSHA(ref.HeadSHA), err)
+	}
+	if newID != id {
+		if err := s.Store.PutFact(ctx, scope, ref.HeadSHA, newID); err != nil {
+			return fmt.Errorf("record report id: %w", err)
+		}
+	}
+	return nil
+}
+
+// StoredVerdict returns the verdict last published for a change at head.
+func (s *Service) StoredVerdict(ctx context.Context, ref ChangeRef) (Verdict, bool, error) {
+	m, err := s.Store.Facts(ctx, FactScope(ref, factVerdict))
+	if err != nil {
+		return Verdict{}, false, err
+	}
+	raw, ok := m[ref.HeadSHA]
+	if !ok {
+		return Verdict{}, false, nil
+	}
+	var v Verdict
+	if err := json.Unmarshal([]byte(raw), &v); err != nil {
+		return Verdict{}, false, fmt.Errorf("decode stored verdict: %w", err)
+	}
+	return v, true, nil
+}
+
+// auditData is the per-category part of an evaluation's audit record.
+type auditData struct {
+	Title      string           `json:"title"`
+	Categories []CategoryResult `json:"categories"`
+	Blocking   []string         `json:"blocking,omitempty"`
+	Failures   []string         `json:"failures,omitempty"`
+	Ignored    []Rejection      `json:"ignored,omitempty"`
+	DiffDigest string           `json:"diff_digest,omitempty"`
+}
+
+func (s *Service) auditEvaluation(ctx context.Context, v Verdict) error {
+	cats := make([]CategoryResult, len(v.Categories))
+	for i, c := range v.Categories {
+		// Keep the audit record small: who counted and who did not matters
+		// to an auditor; the file list is reproducible from the head SHA.
+		c.Files = nil
+		cats[i] = c
+	}
+	data, err := json.Marshal(auditData{Title: v.Title, Categories: cats, Blocking: v.Blocking, Failures: v.Failures, Ignored: v.Ignored, DiffDigest: v.DiffDigest})
+	if err != nil {
+		return fmt.Errorf("encode audit data: %w", err)
+	}
+	_, err = s.Store.AppendAudit(ctx, audit.Record{
+		Kind: audit.KindEvaluation, Forge: string(v.Ref.Forge), Repo: v.Ref.Repo.FullName,
+		Change: v.Ref.Number, HeadSHA: v.Ref.HeadSHA, PolicyDigest: v.PolicyDigest,
+		Verdict: string(v.State), Data: data,
+	})
+	if err != nil {
+		return fmt.Errorf("audit evaluation: %w", err)
+	}
+	return nil
+}
+
+func shortSHA(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}
