@@ -1,0 +1,303 @@
+package gitlab
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	gl "github.com/xanzy/go-gitlab"
+
+	"github.com/foureyes-dev/foureyes/bot"
+)
+
+// maxDescription is GitLab's limit on a commit status description.
+const maxDescription = 255
+
+// priorID is what Publish returns and gets back as Report.PriorID:
+// "state|noteID|digest" — the status state foureyes last posted on the
+// head, its note, and a digest of the note body last written.
+type priorID struct {
+	state  string
+	noteID int
+	digest string
+}
+
+func parsePriorID(s string) priorID {
+	if s == "" || s == bot.ReportInFlight {
+		return priorID{}
+	}
+	parts := strings.Split(s, "|")
+	var p priorID
+	p.state = parts[0]
+	if len(parts) > 1 {
+		p.noteID, _ = strconv.Atoi(parts[1])
+	}
+	if len(parts) > 2 {
+		p.digest = parts[2]
+	}
+	return p
+}
+
+func (p priorID) String() string {
+	return p.state + "|" + strconv.Itoa(p.noteID) + "|" + p.digest
+}
+
+// statusState maps a verdict onto a GitLab commit status state.
+func statusState(s bot.State) string {
+	switch s {
+	case bot.Success:
+		return "success"
+	case bot.PendingState:
+		return "pending"
+	default:
+		return "failed"
+	}
+}
+
+// Publish posts the "foureyes" commit status on the head (only when its
+// state changes, or to re-assert it over someone else's status) and
+// writes the one foureyes note of the merge request, editing it in place.
+func (f *Forge) Publish(ctx context.Context, r bot.Report) (string, error) {
+	repo, sha, iid := r.Ref.Repo, r.Ref.HeadSHA, r.Ref.Number
+	if sha == "" {
+		return "", fmt.Errorf("gitlab: publish on %s!%d: no head SHA", repo.FullName, iid)
+	}
+	self, err := f.Self(ctx)
+	if err != nil {
+		return "", err
+	}
+	prior := parsePriorID(r.PriorID)
+	state := statusState(r.Verdict.State)
+
+	// What Change just read beats what we remember having posted: it knows
+	// whether someone else's status is now the latest.
+	post := prior.state != state
+	if memo, ok := f.statuses.get(shaKey(repo, sha)); ok {
+		post = memo.foreign || memo.own != state
+	}
+	if post {
+		if err := f.postStatus(ctx, repo, iid, sha, state, r); err != nil {
+			return "", err
+		}
+	}
+	next := priorID{state: state}
+
+	body := NoteMarker + "\n" + r.Markdown
+	sum := sha256.Sum256([]byte(body))
+	next.digest = hex.EncodeToString(sum[:8])
+	if prior.noteID != 0 && prior.digest == next.digest {
+		// This head's note already says this (PriorID comes from the
+		// shared store, so this holds across replicas): editing it would
+		// only add noise.
+		next.noteID = prior.noteID
+		return next.String(), nil
+	}
+	noteID := prior.noteID
+	if memo, ok := f.mrs.get(mrKey(repo, iid)); ok && noteID == 0 {
+		// A new head has no PriorID: the note of the merge request is the
+		// same, and remembering its ID saves listing the notes.
+		noteID = memo.noteID
+	}
+	next.noteID, err = f.upsertNote(ctx, repo, iid, self, noteID, body)
+	if err != nil {
+		return "", err
+	}
+	f.rememberMR(repo, iid, func(m *mrMemo) { m.noteID = next.noteID })
+	return next.String(), nil
+}
+
+func (f *Forge) postStatus(ctx context.Context, repo bot.Repo, iid int, sha, state string, r bot.Report) error {
+	ref, err := f.statusRef(ctx, repo, iid)
+	if err != nil {
+		return err
+	}
+	opt := &gl.SetCommitStatusOptions{
+		State:       gl.BuildStateValue(state),
+		Name:        gl.Ptr(StatusName),
+		Ref:         gl.Ptr(ref),
+		Description: gl.Ptr(truncate(r.Title, maxDescription)),
+	}
+	if r.DetailsURL != "" {
+		opt.TargetURL = gl.Ptr(r.DetailsURL)
+	}
+	_, _, err = f.client.Commits.SetCommitStatus(pid(repo), sha, opt, gl.WithContext(ctx))
+	switch {
+	case isSameStateError(err):
+		// Our status already has this state (a retry after a crash, or a
+		// PriorID that was lost): GitLab refuses the no-op transition.
+		f.log.Debug("gitlab status already in state", "repo", repo.FullName, "sha", sha, "state", state)
+	case err != nil:
+		return fmt.Errorf("gitlab: post %s status %s on %s@%s: %w", StatusName, state, repo.FullName, short(sha), err)
+	}
+	f.statuses.put(shaKey(repo, sha), statusMemo{own: state})
+	return nil
+}
+
+// isSameStateError recognizes GitLab's 400 to a status posted again in the
+// state it has ("Cannot transition status via :enqueue from :pending").
+func isSameStateError(err error) bool {
+	var er *gl.ErrorResponse
+	return errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusBadRequest &&
+		strings.Contains(er.Message, "Cannot transition status")
+}
+
+// statusRef is the ref the status is posted for: the source branch, so the
+// status joins the merge request's head pipeline ("Pipelines must
+// succeed"); for a merge request from a fork, whose branch the target
+// project does not have, the merge request's head ref.
+func (f *Forge) statusRef(ctx context.Context, repo bot.Repo, iid int) (string, error) {
+	if m, ok := f.mrs.get(mrKey(repo, iid)); ok && m.sourceBranch != "" {
+		return m.sourceBranch, nil
+	}
+	mr, _, err := f.client.MergeRequests.GetMergeRequest(pid(repo), iid, nil, gl.WithContext(ctx))
+	if err != nil {
+		return "", fmt.Errorf("gitlab: get merge request %s!%d for its source branch: %w", repo.FullName, iid, err)
+	}
+	ref := statusRefOf(mr)
+	f.rememberMR(repo, iid, func(m *mrMemo) { m.sourceBranch = ref })
+	return ref, nil
+}
+
+func statusRefOf(mr *gl.MergeRequest) string {
+	if mr.SourceProjectID != 0 && mr.TargetProjectID != 0 && mr.SourceProjectID != mr.TargetProjectID {
+		return fmt.Sprintf("refs/merge-requests/%d/head", mr.IID)
+	}
+	return mr.SourceBranch
+}
+
+func truncate(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+// upsertNote edits foureyes' note (noteID, or the one found by its marker
+// and author) or, when there is none, creates it; it returns the note ID.
+func (f *Forge) upsertNote(ctx context.Context, repo bot.Repo, iid int, self bot.User, noteID int, body string) (int, error) {
+	update := func(id int) error {
+		_, _, err := f.client.Notes.UpdateMergeRequestNote(pid(repo), iid, id,
+			&gl.UpdateMergeRequestNoteOptions{Body: gl.Ptr(body)}, gl.WithContext(ctx))
+		return err
+	}
+	if noteID != 0 {
+		err := update(noteID)
+		if err == nil {
+			return noteID, nil
+		}
+		// Deleted, or not ours: look for our note as if the ID were unknown.
+		if st := httpStatus(err); st != http.StatusNotFound && st != http.StatusForbidden {
+			return 0, fmt.Errorf("gitlab: edit note %d on %s!%d: %w", noteID, repo.FullName, iid, err)
+		}
+	}
+	found, err := f.findNote(ctx, repo, iid, self)
+	if err != nil {
+		return 0, err
+	}
+	if found != 0 && found != noteID {
+		if err := update(found); err != nil {
+			return 0, fmt.Errorf("gitlab: edit note %d on %s!%d: %w", found, repo.FullName, iid, err)
+		}
+		return found, nil
+	}
+	n, _, err := f.client.Notes.CreateMergeRequestNote(pid(repo), iid,
+		&gl.CreateMergeRequestNoteOptions{Body: gl.Ptr(body)}, gl.WithContext(ctx))
+	if err != nil {
+		return 0, fmt.Errorf("gitlab: create note on %s!%d: %w", repo.FullName, iid, err)
+	}
+	return n.ID, nil
+}
+
+// findNote returns foureyes' note on the merge request: the oldest note by
+// foureyes' user that starts with the marker (0 if none). Author and
+// marker together: anyone can paste the marker, only the token's user can
+// be the author.
+func (f *Forge) findNote(ctx context.Context, repo bot.Repo, iid int, self bot.User) (int, error) {
+	page := 1
+	for range maxPages {
+		notes, resp, err := f.client.Notes.ListMergeRequestNotes(pid(repo), iid, &gl.ListMergeRequestNotesOptions{
+			ListOptions: gl.ListOptions{PerPage: perPage, Page: page},
+			OrderBy:     gl.Ptr("created_at"),
+			Sort:        gl.Ptr("asc"),
+		}, gl.WithContext(ctx))
+		if err != nil {
+			return 0, fmt.Errorf("gitlab: list notes of %s!%d: %w", repo.FullName, iid, err)
+		}
+		for _, n := range notes {
+			if !n.System && int64(n.Author.ID) == self.ID && strings.HasPrefix(strings.TrimSpace(n.Body), NoteMarker) {
+				return n.ID, nil
+			}
+		}
+		if resp == nil || resp.NextPage == 0 || resp.NextPage <= page {
+			return 0, nil
+		}
+		page = resp.NextPage
+	}
+	return 0, fmt.Errorf("gitlab: list notes of %s!%d: more than %d pages", repo.FullName, iid, maxPages)
+}
+
+// ChangesOfCommit returns the merge requests a commit belongs to (GitLab's
+// commits/:sha/merge_requests), for the release guard. Only the summary
+// fields are set (no files, commits or reviews).
+func (f *Forge) ChangesOfCommit(ctx context.Context, repo bot.Repo, sha string) ([]bot.Change, error) {
+	mrs, _, err := f.client.Commits.ListMergeRequestsByCommit(pid(repo), sha, gl.WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("gitlab: merge requests of commit %s in %s: %w", short(sha), repo.FullName, err)
+	}
+	out := make([]bot.Change, 0, len(mrs))
+	for _, mr := range mrs {
+		c := bot.Change{
+			Ref:     bot.ChangeRef{Forge: bot.GitLab, Repo: repo, Number: mr.IID, HeadSHA: mr.SHA},
+			Title:   mr.Title,
+			URL:     mr.WebURL,
+			BaseRef: mr.TargetBranch,
+			State:   changeState(mr.State),
+			Draft:   mr.Draft || mr.WorkInProgress,
+		}
+		if mr.Author != nil {
+			c.Author = bot.User{Login: mr.Author.Username, ID: int64(mr.Author.ID), Name: mr.Author.Name}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// Compare returns the commits of to that from does not have, oldest first:
+// it completes a push payload, which GitLab truncates to 20 commits.
+func (f *Forge) Compare(ctx context.Context, repo bot.Repo, from, to string) ([]bot.PushCommit, error) {
+	cmp, _, err := f.client.Repositories.Compare(pid(repo), &gl.CompareOptions{From: gl.Ptr(from), To: gl.Ptr(to)}, gl.WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("gitlab: compare %s...%s in %s: %w", short(from), short(to), repo.FullName, err)
+	}
+	if cmp.CompareTimeout {
+		// A partial list would hide commits from the release guard.
+		return nil, fmt.Errorf("gitlab: compare %s...%s in %s timed out on the server", short(from), short(to), repo.FullName)
+	}
+	out := make([]bot.PushCommit, 0, len(cmp.Commits))
+	for _, gc := range cmp.Commits {
+		c := commitOf(gc)
+		out = append(out, bot.PushCommit{SHA: c.SHA, Message: c.Message, Author: c.Author, Committer: c.Committer, Time: c.Time})
+	}
+	return out, nil
+}
+
+// OpenIssue opens an issue (release guard alerts) and returns its URL.
+func (f *Forge) OpenIssue(ctx context.Context, repo bot.Repo, title, body string, labels []string) (string, error) {
+	opt := &gl.CreateIssueOptions{Title: gl.Ptr(title), Description: gl.Ptr(body)}
+	if len(labels) > 0 {
+		lo := gl.LabelOptions(labels)
+		opt.Labels = &lo
+	}
+	is, _, err := f.client.Issues.CreateIssue(pid(repo), opt, gl.WithContext(ctx))
+	if err != nil {
+		return "", fmt.Errorf("gitlab: open issue %q in %s: %w", title, repo.FullName, err)
+	}
+	return is.WebURL, nil
+}
