@@ -38,6 +38,14 @@ type Service struct {
 	DetailsURL func(ref ChangeRef) string
 	Observer   Observer
 	Logger     *slog.Logger
+	// Release handles branch and tag pushes (the release-branch guard);
+	// nil leaves them alone.
+	Release PushHandler
+}
+
+// PushHandler takes the pushes that are not about one change.
+type PushHandler interface {
+	HandlePush(ctx context.Context, ev Event) error
 }
 
 // Fact scopes. Each is suffixed to the change key, e.g.
@@ -90,9 +98,10 @@ func (s *Service) Handle(ctx context.Context, ev Event) error {
 	case EventMergeGroup:
 		return s.handleMergeGroup(ctx, f, ev)
 	case EventBranchPush, EventTagPush:
-		// The release guard handles these when it is configured; without it
-		// there is nothing to evaluate for a change.
-		return nil
+		if s.Release == nil {
+			return nil
+		}
+		return s.Release.HandlePush(ctx, ev)
 	}
 	return fmt.Errorf("event %s: unknown kind %q", ev.DeliveryID, ev.Kind)
 }
