@@ -1,0 +1,351 @@
+package queue
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/foureyes-dev/foureyes/store"
+)
+
+// Pool leases deliveries from a Store and runs them through Handler. Fill in
+// the fields, then call Run; zero fields take the documented defaults. A
+// Pool must not be copied after first use.
+type Pool struct {
+	Store   Store
+	Handler Handler
+	// Workers is how many deliveries run at once (default 4).
+	Workers int
+	// LeaseTTL is how long a lease lasts without renewal (default 1m). A
+	// crashed worker's delivery is taken over after at most this long.
+	// Running handlers renew their lease every LeaseTTL/3.
+	LeaseTTL time.Duration
+	// MaxAttempts is how many times a delivery is tried before it is
+	// dead-lettered (default 8). A delivery whose worker keeps crashing
+	// also counts its attempts (they are counted when leased).
+	MaxAttempts int
+	// Backoff returns the delay before retry n (n=1 after the first
+	// failure); default DefaultBackoff().Delay.
+	Backoff func(attempt int) time.Duration
+	// PollInterval bounds how long idle workers wait before looking for
+	// work again without a Notify (default 500ms). Polling catches retries
+	// coming due, expired leases and work enqueued by other replicas.
+	PollInterval time.Duration
+	// ShutdownGrace is how long Run lets running handlers finish after its
+	// context is cancelled; then their contexts are cancelled and their
+	// deliveries released (default 10s).
+	ShutdownGrace time.Duration
+	// Clock defaults to SystemClock.
+	Clock  Clock
+	Logger *slog.Logger
+	// Owner prefixes lease owners (default host-pid-random). Each lease
+	// gets a unique owner: Owner/N.
+	Owner string
+
+	// OnDeadLetter is called after a delivery was dead-lettered (e.g. to
+	// append an audit record and bump a metric).
+	OnDeadLetter func(d Delivery, err error)
+	// OnOutcome is called once per lease with its outcome and how long the
+	// handler ran (for metrics).
+	OnOutcome func(d Delivery, o Outcome, took time.Duration)
+
+	initOnce sync.Once
+	wake     chan struct{}
+	seq      atomic.Int64
+}
+
+func (p *Pool) init() {
+	p.initOnce.Do(func() { p.wake = make(chan struct{}, 1) })
+}
+
+// Notify wakes an idle worker to look for work now (the webhook handler
+// calls it after Enqueue). It never blocks; safe to call before Run.
+func (p *Pool) Notify() {
+	p.init()
+	select {
+	case p.wake <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+}
+
+// config is a Pool with defaults applied, so Run never reads a zero field.
+type config struct {
+	workers      int
+	ttl          time.Duration
+	maxAttempts  int
+	backoff      func(int) time.Duration
+	poll         time.Duration
+	grace        time.Duration
+	clock        Clock
+	log          *slog.Logger
+	owner        string
+	onDeadLetter func(Delivery, error)
+	onOutcome    func(Delivery, Outcome, time.Duration)
+}
+
+func (p *Pool) config() (config, error) {
+	if p.Store == nil || p.Handler == nil {
+		return config{}, errors.New("queue pool: Store and Handler are required")
+	}
+	c := config{
+		workers: p.Workers, ttl: p.LeaseTTL, maxAttempts: p.MaxAttempts, backoff: p.Backoff,
+		poll: p.PollInterval, grace: p.ShutdownGrace, clock: p.Clock, log: p.Logger, owner: p.Owner,
+		onDeadLetter: p.OnDeadLetter, onOutcome: p.OnOutcome,
+	}
+	if c.workers <= 0 {
+		c.workers = 4
+	}
+	if c.ttl <= 0 {
+		c.ttl = time.Minute
+	}
+	if c.maxAttempts <= 0 {
+		c.maxAttempts = 8
+	}
+	if c.backoff == nil {
+		c.backoff = DefaultBackoff().Delay
+	}
+	if c.poll <= 0 {
+		c.poll = 500 * time.Millisecond
+	}
+	if c.grace <= 0 {
+		c.grace = 10 * time.Second
+	}
+	if c.clock == nil {
+		c.clock = SystemClock{}
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.owner == "" {
+		c.owner = defaultOwner()
+	}
+	if c.onDeadLetter == nil {
+		c.onDeadLetter = func(Delivery, error) {}
+	}
+	if c.onOutcome == nil {
+		c.onOutcome = func(Delivery, Outcome, time.Duration) {}
+	}
+	return c, nil
+}
+
+func defaultOwner() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// storeTimeout bounds store calls made after Run's context is cancelled
+// (completing or releasing in-flight work during shutdown).
+const storeTimeout = 10 * time.Second
+
+// Run processes deliveries until ctx is cancelled, then stops leasing,
+// waits up to ShutdownGrace for running handlers, cancels the rest and
+// releases their deliveries, and returns nil. It returns an error only for
+// a misconfigured Pool.
+func (p *Pool) Run(ctx context.Context) error {
+	cfg, err := p.config()
+	if err != nil {
+		return err
+	}
+	p.init()
+	// Handlers outlive ctx by up to the grace period, so their context is
+	// detached from it and cancelled separately.
+	handlerCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHandlers()
+	// storeCtx is for store calls that must still happen after ctx is
+	// cancelled (each call adds its own timeout).
+	storeCtx := context.WithoutCancel(ctx)
+
+	slots := make(chan struct{}, cfg.workers)
+	var running sync.WaitGroup
+	cfg.log.Info("queue workers started", "workers", cfg.workers, "owner", cfg.owner)
+	for ctx.Err() == nil {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			continue
+		}
+		owner := fmt.Sprintf("%s/%d", cfg.owner, p.seq.Add(1))
+		ld, err := p.Store.Lease(ctx, owner, cfg.clock.Now(), cfg.ttl)
+		if err != nil || ld == nil {
+			<-slots
+			if err != nil && ctx.Err() == nil {
+				cfg.log.Error("lease delivery", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-p.wake:
+			case <-cfg.clock.After(cfg.poll):
+			}
+			continue
+		}
+		running.Add(1)
+		go func() {
+			defer running.Done()
+			defer func() { <-slots }()
+			p.process(handlerCtx, storeCtx, ctx, cfg, ld, owner)
+			// Finishing a delivery may make the next one of its key ready.
+			p.Notify()
+		}()
+	}
+
+	drained := make(chan struct{})
+	go func() { running.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-cfg.clock.After(cfg.grace):
+		cfg.log.Warn("shutdown grace period over: cancelling running handlers", "grace", cfg.grace)
+		cancelHandlers()
+		<-drained
+	}
+	cfg.log.Info("queue workers stopped", "owner", cfg.owner)
+	return nil
+}
+
+func toDelivery(ld *store.LeasedDelivery) Delivery {
+	return Delivery{
+		Seq: ld.Seq, ID: ld.ID, Forge: ld.Forge, Key: ld.Key, Kind: ld.Kind,
+		Payload: ld.Payload, ReceivedAt: ld.ReceivedAt, Attempt: ld.Attempts,
+	}
+}
+
+// process runs one leased delivery and records its outcome. runCtx is
+// Run's context: once it is cancelled and handlerCtx too, the handler was
+// cut short by shutdown and the delivery is released, not retried.
+func (p *Pool) process(handlerCtx, storeCtx, runCtx context.Context, cfg config, ld *store.LeasedDelivery, owner string) {
+	d := toDelivery(ld)
+	log := cfg.log.With("seq", d.Seq, "delivery", d.ID, "forge", d.Forge, "key", d.Key, "kind", d.Kind, "attempt", d.Attempt)
+	sctx := func() (context.Context, context.CancelFunc) { return context.WithTimeout(storeCtx, storeTimeout) }
+
+	if d.Attempt > cfg.maxAttempts {
+		// Leased more often than allowed without ever failing cleanly: its
+		// workers crashed or lost the lease each time. Do not run it again.
+		err := fmt.Errorf("abandoned %d times (worker crashed or lease expired while handling)", d.Attempt-1)
+		p.deadLetter(sctx, cfg, log, d, owner, err, 0)
+		return
+	}
+
+	hctx, cancel := context.WithCancel(handlerCtx)
+	lost := make(chan struct{})
+	renewDone := make(chan struct{})
+	go p.renew(hctx, storeCtx, cancel, cfg, log, d.Seq, owner, ld.LeasedUntil, lost, renewDone)
+
+	start := cfg.clock.Now()
+	err := callHandler(hctx, p.Handler, d)
+	took := cfg.clock.Now().Sub(start)
+	shutdownCut := runCtx.Err() != nil && handlerCtx.Err() != nil
+	cancel()
+	<-renewDone
+
+	select {
+	case <-lost:
+		// Someone else holds the delivery now; whatever we report would be
+		// rejected (ErrLeaseLost) and they will run it.
+		log.Warn("lease lost while handling delivery", "err", err)
+		cfg.onOutcome(d, OutcomeLeaseLost, took)
+		return
+	default:
+	}
+
+	ctx, cancelStore := sctx()
+	defer cancelStore()
+	switch {
+	case err == nil:
+		if err := p.Store.Complete(ctx, d.Seq, owner); err != nil {
+			// The work is done but may run again (at least once).
+			log.Error("complete delivery", "err", err)
+			if errors.Is(err, store.ErrLeaseLost) {
+				cfg.onOutcome(d, OutcomeLeaseLost, took)
+			}
+			return
+		}
+		log.Debug("delivery processed", "took", took)
+		cfg.onOutcome(d, OutcomeDone, took)
+	case shutdownCut:
+		if err := p.Store.Release(ctx, d.Seq, owner, cfg.clock.Now()); err != nil {
+			log.Error("release delivery at shutdown", "err", err)
+			return
+		}
+		log.Info("delivery released at shutdown", "err", err)
+		cfg.onOutcome(d, OutcomeReleased, took)
+	case IsPermanent(err) || d.Attempt >= cfg.maxAttempts:
+		p.deadLetter(sctx, cfg, log, d, owner, err, took)
+	default:
+		delay := cfg.backoff(d.Attempt)
+		at := cfg.clock.Now().Add(delay)
+		if rerr := p.Store.Retry(ctx, d.Seq, owner, at, errText(err)); rerr != nil {
+			log.Error("schedule retry", "err", rerr, "handler_err", err)
+			return
+		}
+		log.Warn("delivery failed, will retry", "err", err, "retry_in", delay)
+		cfg.onOutcome(d, OutcomeRetry, took)
+	}
+}
+
+func (p *Pool) deadLetter(sctx func() (context.Context, context.CancelFunc), cfg config, log *slog.Logger, d Delivery, owner string, cause error, took time.Duration) {
+	ctx, cancel := sctx()
+	defer cancel()
+	if err := p.Store.DeadLetter(ctx, d.Seq, owner, errText(cause)); err != nil {
+		log.Error("dead-letter delivery", "err", err, "handler_err", cause)
+		return
+	}
+	log.Error("delivery dead-lettered; retry it by hand once the cause is fixed", "err", cause, "permanent", IsPermanent(cause))
+	cfg.onOutcome(d, OutcomeDead, took)
+	cfg.onDeadLetter(d, cause)
+}
+
+// callHandler turns a handler panic into an error, so one bad delivery
+// cannot take down the process (and, through crash loops, the queue).
+func callHandler(ctx context.Context, h Handler, d Delivery) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panic: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return h(ctx, d)
+}
+
+// renew extends the lease every ttl/3 while the handler runs. If the lease
+// is lost, or cannot be renewed before it expires (database unreachable),
+// it cancels the handler, because another worker may start the same
+// delivery and two runs of one key must not overlap.
+func (p *Pool) renew(hctx, storeCtx context.Context, cancel context.CancelFunc, cfg config, log *slog.Logger,
+	seq int64, owner string, until time.Time, lost, done chan struct{}) {
+	defer close(done)
+	every := cfg.ttl / 3
+	for {
+		select {
+		case <-hctx.Done():
+			return
+		case <-cfg.clock.After(every):
+		}
+		now := cfg.clock.Now()
+		ctx, c := context.WithTimeout(storeCtx, storeTimeout)
+		err := p.Store.RenewLease(ctx, seq, owner, now.Add(cfg.ttl))
+		c()
+		switch {
+		case err == nil:
+			until = now.Add(cfg.ttl)
+		case errors.Is(err, store.ErrLeaseLost):
+			close(lost)
+			cancel()
+			return
+		default:
+			log.Warn("renew lease", "err", err)
+			if !cfg.clock.Now().Before(until) {
+				close(lost)
+				cancel()
+				return
+			}
+		}
+	}
+}

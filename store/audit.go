@@ -1,0 +1,179 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/foureyes-dev/foureyes/audit"
+)
+
+// AppendAudit appends rec to the audit trail and returns it as stored: Seq
+// is the previous record's + 1, Time is the store clock's now if rec.Time
+// is zero (always truncated to microseconds, UTC, which both engines store
+// exactly), Data is canonical JSON, PrevHash is the previous record's Hash
+// (audit.Genesis for the first) and Hash is audit.Hash of the result.
+//
+// Appends are serialized so the chain never forks: on SQLite by the single
+// write transaction, on PostgreSQL by an EXCLUSIVE table lock (which still
+// lets readers through) held for the few statements of the transaction.
+// That also holds across several processes sharing the database.
+func (d *DB) AppendAudit(ctx context.Context, rec audit.Record) (audit.Record, error) {
+	if rec.Kind == "" {
+		return audit.Record{}, errors.New("append audit record: kind is empty")
+	}
+	if rec.Time.IsZero() {
+		rec.Time = d.now()
+	}
+	rec.Time = normTime(rec.Time)
+	data, err := audit.CanonicalData(rec.Data)
+	if err != nil {
+		return audit.Record{}, fmt.Errorf("append audit record: %w", err)
+	}
+	rec.Data = data
+	var out audit.Record
+	err = d.inTx(ctx, func(tx *sql.Tx) error {
+		if d.dialect == postgresDialect {
+			if _, err := tx.ExecContext(ctx, "LOCK TABLE audit_records IN EXCLUSIVE MODE"); err != nil {
+				return fmt.Errorf("lock audit_records: %w", err)
+			}
+		}
+		var prevSeq int64
+		prevHash := audit.Genesis
+		err := d.queryRow(ctx, tx, "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1").Scan(&prevSeq, &prevHash)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("read last audit record: %w", err)
+		}
+		out = audit.Link(rec, prevSeq, prevHash)
+		var dataCol any
+		if len(out.Data) > 0 {
+			dataCol = string(out.Data)
+		}
+		_, err = d.exec(ctx, tx, `INSERT INTO audit_records
+			(seq, time, kind, forge, repo, change, head_sha, delivery_id, policy_digest, verdict, data, prev_hash, hash)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			out.Seq, d.t(out.Time), out.Kind, out.Forge, out.Repo, out.Change, out.HeadSHA, out.DeliveryID,
+			out.PolicyDigest, out.Verdict, dataCol, out.PrevHash, out.Hash)
+		if err != nil {
+			return fmt.Errorf("insert audit record %d: %w", out.Seq, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return audit.Record{}, fmt.Errorf("append %s audit record: %w", rec.Kind, err)
+	}
+	return out, nil
+}
+
+// AuditFilter selects audit records. Zero fields do not filter.
+type AuditFilter struct {
+	Repo     string    // exact repository, e.g. acme/app
+	Since    time.Time // records at or after
+	Until    time.Time // records before
+	AfterSeq int64     // records with a greater seq (for paging)
+	Limit    int       // at most this many (0: all)
+}
+
+const auditColumns = `seq, time, kind, forge, repo, change, head_sha, delivery_id, policy_digest, verdict, data, prev_hash, hash`
+
+// AuditRecords returns the records matching f in seq order.
+func (d *DB) AuditRecords(ctx context.Context, f AuditFilter) ([]audit.Record, error) {
+	var where []string
+	var args []any
+	if f.Repo != "" {
+		where = append(where, "repo = ?")
+		args = append(args, f.Repo)
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "time >= ?")
+		args = append(args, d.t(f.Since))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "time < ?")
+		args = append(args, d.t(f.Until))
+	}
+	if f.AfterSeq > 0 {
+		where = append(where, "seq > ?")
+		args = append(args, f.AfterSeq)
+	}
+	q := "SELECT " + auditColumns + " FROM audit_records"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY seq"
+	if f.Limit > 0 {
+		q += " LIMIT ?"
+		args = append(args, f.Limit)
+	}
+	rows, err := d.query(ctx, d.r, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read audit records: %w", err)
+	}
+	defer rows.Close()
+	var out []audit.Record
+	for rows.Next() {
+		r, err := scanAudit(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read audit records: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read audit records: %w", err)
+	}
+	return out, nil
+}
+
+// auditPage bounds how many records EachAudit reads per query, so that a
+// verify of a long trail neither holds a connection (and, on SQLite, an old
+// WAL snapshot) for its whole duration nor loads the trail into memory.
+const auditPage = 1000
+
+// EachAudit calls fn for every record in seq order, stopping at fn's first
+// error (returned as is). Records appended during the walk may or may not
+// be included.
+func (d *DB) EachAudit(ctx context.Context, fn func(audit.Record) error) error {
+	var after int64
+	for {
+		page, err := d.AuditRecords(ctx, AuditFilter{AfterSeq: after, Limit: auditPage})
+		if err != nil {
+			return err
+		}
+		for _, r := range page {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		if len(page) < auditPage {
+			return nil
+		}
+		after = page[len(page)-1].Seq
+	}
+}
+
+// VerifyAudit walks the whole trail through an audit.Verifier and returns
+// the number of records verified and the first problem (*audit.ChainError).
+func (d *DB) VerifyAudit(ctx context.Context) (int, error) {
+	var v audit.Verifier
+	err := d.EachAudit(ctx, v.Add)
+	return v.Count(), err
+}
+
+func scanAudit(rows *sql.Rows) (audit.Record, error) {
+	var r audit.Record
+	var t dbTime
+	var data sql.NullString
+	if err := rows.Scan(&r.Seq, &t, &r.Kind, &r.Forge, &r.Repo, &r.Change, &r.HeadSHA, &r.DeliveryID,
+		&r.PolicyDigest, &r.Verdict, &data, &r.PrevHash, &r.Hash); err != nil {
+		return r, err
+	}
+	r.Time = t.T
+	if data.Valid && data.String != "" {
+		r.Data = json.RawMessage(data.String)
+	}
+	return r, nil
+}

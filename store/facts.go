@@ -1,0 +1,95 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// PutFact sets scope/key to value, overwriting any previous value.
+func (d *DB) PutFact(ctx context.Context, scope, key, value string) error {
+	_, err := d.exec(ctx, d.w, `INSERT INTO facts (scope, key, value, updated_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+		scope, key, value, d.t(d.now()))
+	if err != nil {
+		return fmt.Errorf("put fact %s/%s: %w", scope, key, err)
+	}
+	return nil
+}
+
+// PutFactIfAbsent stores scope/key = value unless the key already exists,
+// and reports whether it stored it. Exactly one of several concurrent
+// callers gets true, which makes it an idempotency key ("this push was
+// already flagged").
+func (d *DB) PutFactIfAbsent(ctx context.Context, scope, key, value string) (bool, error) {
+	res, err := d.exec(ctx, d.w, `INSERT INTO facts (scope, key, value, updated_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (scope, key) DO NOTHING`,
+		scope, key, value, d.t(d.now()))
+	if err != nil {
+		return false, fmt.Errorf("put fact if absent %s/%s: %w", scope, key, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("put fact if absent %s/%s: rows affected: %w", scope, key, err)
+	}
+	return n == 1, nil
+}
+
+// Facts returns every key and value of scope (an empty map if none).
+func (d *DB) Facts(ctx context.Context, scope string) (map[string]string, error) {
+	rows, err := d.query(ctx, d.r, "SELECT key, value FROM facts WHERE scope = ?", scope)
+	if err != nil {
+		return nil, fmt.Errorf("read facts %s: %w", scope, err)
+	}
+	defer rows.Close()
+	m := map[string]string{}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, fmt.Errorf("read facts %s: %w", scope, err)
+		}
+		m[k] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read facts %s: %w", scope, err)
+	}
+	return m, nil
+}
+
+// DeleteFact removes scope/key; deleting a missing key is not an error.
+func (d *DB) DeleteFact(ctx context.Context, scope, key string) error {
+	if _, err := d.exec(ctx, d.w, "DELETE FROM facts WHERE scope = ? AND key = ?", scope, key); err != nil {
+		return fmt.Errorf("delete fact %s/%s: %w", scope, key, err)
+	}
+	return nil
+}
+
+// SaveReport stores (or replaces) the release report of a tag.
+func (d *DB) SaveReport(ctx context.Context, forge, repo, tag string, data []byte) error {
+	if data == nil {
+		data = []byte{} // the column is NOT NULL
+	}
+	_, err := d.exec(ctx, d.w, `INSERT INTO reports (forge, repo, tag, data, updated_at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (forge, repo, tag) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at`,
+		forge, repo, tag, data, d.t(d.now()))
+	if err != nil {
+		return fmt.Errorf("save report %s %s@%s: %w", forge, repo, tag, err)
+	}
+	return nil
+}
+
+// Report returns the stored report of a tag, or an error wrapping
+// ErrNotFound.
+func (d *DB) Report(ctx context.Context, forge, repo, tag string) ([]byte, error) {
+	var data []byte
+	err := d.queryRow(ctx, d.r, "SELECT data FROM reports WHERE forge = ? AND repo = ? AND tag = ?",
+		forge, repo, tag).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("report %s %s@%s: %w", forge, repo, tag, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read report %s %s@%s: %w", forge, repo, tag, err)
+	}
+	return data, nil
+}

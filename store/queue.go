@@ -1,0 +1,484 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Delivery states.
+const (
+	StatePending = "pending" // waiting to be leased (possibly not before AvailableAt)
+	StateLeased  = "leased"  // a worker holds it until LeasedUntil
+	StateDone    = "done"    // processed
+	StateDead    = "dead"    // failed too often; waits for Requeue by hand
+)
+
+// Delivery is a webhook delivery to persist before it is acknowledged.
+type Delivery struct {
+	ID         string // the forge's delivery ID, unique per forge
+	Forge      string
+	Key        string // ordering key: deliveries of one key run one at a time, in order (e.g. github/acme/app#12)
+	Kind       string
+	Payload    []byte // the normalized event (JSON)
+	ReceivedAt time.Time
+}
+
+// LeasedDelivery is a stored delivery with its queue state.
+type LeasedDelivery struct {
+	Delivery
+	Seq         int64 // queue position; identifies the delivery in Complete, Retry, ...
+	State       string
+	Attempts    int // times leased, including the current lease
+	AvailableAt time.Time
+	Owner       string
+	LeasedUntil time.Time
+	LastError   string
+	EnqueuedAt  time.Time
+	FinishedAt  time.Time
+}
+
+// Stats summarizes the queue.
+type Stats struct {
+	Pending, Leased, Dead, Done int
+	// OldestPendingAge is how long the oldest unfinished (pending or
+	// leased) delivery has been waiting since it was received; 0 if none.
+	OldestPendingAge time.Duration
+}
+
+// Enqueue stores d as pending, ready at once. A delivery whose (Forge, ID)
+// is already stored, in any state, is not stored again: inserted is false.
+// When Enqueue returns nil the delivery is committed.
+func (d *DB) Enqueue(ctx context.Context, del Delivery) (inserted bool, err error) {
+	if del.ID == "" || del.Forge == "" || del.Key == "" || del.Kind == "" {
+		return false, fmt.Errorf("enqueue delivery %q: id, forge, key and kind are required", del.ID)
+	}
+	now := d.now()
+	if del.ReceivedAt.IsZero() {
+		del.ReceivedAt = now
+	}
+	if del.Payload == nil {
+		del.Payload = []byte{}
+	}
+	// available_at is the receive time rather than now, so that a caller
+	// whose clock is behind the store's still sees the delivery as ready.
+	res, err := d.exec(ctx, d.w, `INSERT INTO deliveries
+		(forge, delivery_id, order_key, kind, payload, received_at, enqueued_at, state, available_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)
+		ON CONFLICT (forge, delivery_id) DO NOTHING`,
+		del.Forge, del.ID, del.Key, del.Kind, del.Payload, d.t(del.ReceivedAt), d.t(now), d.t(del.ReceivedAt))
+	if err != nil {
+		return false, fmt.Errorf("enqueue %s delivery %s: %w", del.Forge, del.ID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("enqueue %s delivery %s: rows affected: %w", del.Forge, del.ID, err)
+	}
+	return n == 1, nil
+}
+
+// leaseCandidates is how many ready deliveries one Lease considers. More
+// than one, because on PostgreSQL another replica may be leasing the first.
+const leaseCandidates = 16
+
+// readyCond selects deliveries that may be leased now: pending and due, or
+// leased with an expired lease (its worker died), and
+//   - no earlier delivery of the same key is unfinished (order), and
+//   - no later delivery of the same key holds a live lease (no overlap; that
+//     can happen when an earlier delivery is committed after a later one, or
+//     is requeued by hand).
+//
+// The redundant state IN terms let SQLite walk the partial indexes in seq
+// order and stop at the first hit, instead of sorting the whole backlog for
+// every lease. Parameters: now, now, now.
+const readyCond = `c.state IN ('pending', 'leased')
+	AND ((c.state = 'pending' AND c.available_at <= ?) OR (c.state = 'leased' AND c.leased_until <= ?))
+	AND NOT EXISTS (SELECT 1 FROM deliveries o
+		WHERE o.order_key = c.order_key AND o.seq < c.seq AND o.state IN ('pending', 'leased'))
+	AND NOT EXISTS (SELECT 1 FROM deliveries o
+		WHERE o.order_key = c.order_key AND o.seq > c.seq AND o.state = 'leased' AND o.leased_until > ?)`
+
+// Lease claims the oldest ready delivery for owner until now+ttl and
+// returns it, or nil, nil when nothing is ready. owner must be unique per
+// lease (not just per process): Complete and Retry trust it to tell this
+// lease from a later one of the same delivery.
+//
+// On SQLite the write transaction excludes every other writer, so the
+// first candidate is claimed directly. On PostgreSQL replicas lease
+// concurrently: for each candidate Lease takes a transaction-scoped
+// advisory lock on its ordering key without waiting (held: another replica
+// is leasing that key right now, skip it), then re-reads the candidate with
+// a fresh snapshot FOR UPDATE SKIP LOCKED. The key lock closes the race in
+// which two replicas each see a different delivery of one key as ready;
+// locking only the row being claimed leaves the other candidates free for
+// other replicas.
+func (d *DB) Lease(ctx context.Context, owner string, now time.Time, ttl time.Duration) (*LeasedDelivery, error) {
+	if owner == "" || ttl <= 0 {
+		return nil, errors.New("lease: owner and a positive ttl are required")
+	}
+	var leased *LeasedDelivery
+	err := d.inTx(ctx, func(tx *sql.Tx) error {
+		nowV := d.t(now)
+		limit := leaseCandidates
+		if d.dialect == sqliteDialect {
+			limit = 1
+		}
+		var after int64
+		for {
+			cands, err := d.readyCandidates(ctx, tx, after, nowV, limit)
+			if err != nil {
+				return err
+			}
+			for _, c := range cands {
+				if d.dialect == postgresDialect {
+					ok, err := d.lockCandidate(ctx, tx, c.seq, c.key, nowV)
+					if err != nil {
+						return err
+					}
+					if !ok {
+						continue
+					}
+				}
+				leased, err = d.claim(ctx, tx, c.seq, owner, nowV, now.Add(ttl))
+				if err != nil || leased != nil {
+					return err
+				}
+			}
+			if len(cands) > 0 {
+				return nil // all taken by other replicas just now: try again later
+			}
+			// Nothing ready among the oldest leaseWindow unfinished
+			// deliveries (e.g. a long backlog of one key): slide on.
+			var n int
+			var last sql.NullInt64
+			if err := d.queryRow(ctx, tx, `SELECT COUNT(*), MAX(seq) FROM (SELECT seq FROM deliveries
+				WHERE state IN ('pending', 'leased') AND seq > ? ORDER BY seq LIMIT ?) w`,
+				after, leaseWindow).Scan(&n, &last); err != nil {
+				return fmt.Errorf("find ready deliveries: %w", err)
+			}
+			if n < leaseWindow {
+				return nil
+			}
+			after = last.Int64
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lease for %s: %w", owner, err)
+	}
+	return leased, nil
+}
+
+// leaseWindow bounds how many unfinished deliveries one lease query looks
+// at. Without it, a planner without fresh statistics (PostgreSQL right
+// after a burst, before autovacuum analyzes) may evaluate the ordering
+// checks for the whole backlog and sort it on every lease.
+const leaseWindow = 256
+
+type candidate struct {
+	seq int64
+	key string
+}
+
+// readyCandidates returns up to limit ready deliveries, oldest first, among
+// the leaseWindow oldest unfinished ones after seq after.
+func (d *DB) readyCandidates(ctx context.Context, tx *sql.Tx, after int64, now any, limit int) ([]candidate, error) {
+	rows, err := d.query(ctx, tx, `SELECT c.seq, c.order_key FROM (
+			SELECT seq, order_key, state, available_at, leased_until FROM deliveries
+			WHERE state IN ('pending', 'leased') AND seq > ? ORDER BY seq LIMIT ?) c
+		WHERE `+readyCond+` ORDER BY c.seq LIMIT ?`, after, leaseWindow, now, now, now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("find ready deliveries: %w", err)
+	}
+	defer rows.Close()
+	var cands []candidate
+	for rows.Next() {
+		var c candidate
+		if err := rows.Scan(&c.seq, &c.key); err != nil {
+			return nil, fmt.Errorf("find ready deliveries: %w", err)
+		}
+		cands = append(cands, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("find ready deliveries: %w", err)
+	}
+	return cands, nil
+}
+
+// lockCandidate (PostgreSQL) takes the advisory lock of key without
+// waiting and locks candidate seq if it is still ready.
+func (d *DB) lockCandidate(ctx context.Context, tx *sql.Tx, seq int64, key string, now any) (bool, error) {
+	// Advisory locks are database-wide: the lock ID combines the OID of
+	// this schema's deliveries table (high 32 bits) with the key's hash, so
+	// deployments or tests in other schemas of the same database never
+	// contend for it.
+	var got bool
+	if err := d.queryRow(ctx, tx, `SELECT pg_try_advisory_xact_lock(
+			('deliveries'::regclass::oid::bigint << 32) | (hashtext(?)::bigint & 4294967295))`,
+		key).Scan(&got); err != nil {
+		return false, fmt.Errorf("lock key %s: %w", key, err)
+	}
+	if !got {
+		return false, nil
+	}
+	var s int64
+	err := d.queryRow(ctx, tx, "SELECT c.seq FROM deliveries c WHERE c.seq = ? AND "+readyCond+
+		" FOR UPDATE SKIP LOCKED", seq, now, now, now).Scan(&s)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("recheck delivery %d: %w", seq, err)
+	}
+	return true, nil
+}
+
+const deliveryColumns = `seq, forge, delivery_id, order_key, kind, payload, received_at, enqueued_at,
+	state, attempts, available_at, lease_owner, leased_until, last_error, finished_at`
+
+// claim leases seq if it is still due (nil, nil if not). The state guard
+// repeats readyCond's row conditions so that the UPDATE alone is safe
+// whatever happened since the candidate was found.
+func (d *DB) claim(ctx context.Context, tx *sql.Tx, seq int64, owner string, now any, until time.Time) (*LeasedDelivery, error) {
+	// attempts counts leases, not failures: a delivery that crashes its
+	// worker every time must still end up dead rather than loop forever.
+	res, err := d.exec(ctx, tx, `UPDATE deliveries SET state = 'leased', lease_owner = ?, leased_until = ?, attempts = attempts + 1
+		WHERE seq = ? AND ((state = 'pending' AND available_at <= ?) OR (state = 'leased' AND leased_until <= ?))`,
+		owner, d.t(until), seq, now, now)
+	if err != nil {
+		return nil, fmt.Errorf("claim delivery %d: %w", seq, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return nil, fmt.Errorf("claim delivery %d: rows affected: %w", seq, err)
+	} else if n == 0 {
+		return nil, nil
+	}
+	rows, err := d.query(ctx, tx, "SELECT "+deliveryColumns+" FROM deliveries WHERE seq = ?", seq)
+	if err != nil {
+		return nil, fmt.Errorf("read delivery %d: %w", seq, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read delivery %d: %w", seq, err)
+		}
+		return nil, fmt.Errorf("read delivery %d: %w", seq, ErrNotFound)
+	}
+	ld, err := scanDelivery(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read delivery %d: %w", seq, err)
+	}
+	return ld, nil
+}
+
+func scanDelivery(rows *sql.Rows) (*LeasedDelivery, error) {
+	var ld LeasedDelivery
+	var received, enqueued, available, until, finished dbTime
+	if err := rows.Scan(&ld.Seq, &ld.Forge, &ld.ID, &ld.Key, &ld.Kind, &ld.Payload, &received, &enqueued,
+		&ld.State, &ld.Attempts, &available, &ld.Owner, &until, &ld.LastError, &finished); err != nil {
+		return nil, err
+	}
+	ld.ReceivedAt, ld.EnqueuedAt, ld.AvailableAt = received.T, enqueued.T, available.T
+	ld.LeasedUntil, ld.FinishedAt = until.T, finished.T
+	return &ld, nil
+}
+
+// leasedUpdate runs an UPDATE guarded by the lease (state leased, this
+// owner) and maps "no row" to ErrLeaseLost.
+func (d *DB) leasedUpdate(ctx context.Context, op string, seq int64, owner, set string, args ...any) error {
+	args = append(args, seq, owner)
+	res, err := d.exec(ctx, d.w, "UPDATE deliveries SET "+set+
+		" WHERE seq = ? AND state = 'leased' AND lease_owner = ?", args...)
+	if err != nil {
+		return fmt.Errorf("%s delivery %d: %w", op, seq, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s delivery %d: rows affected: %w", op, seq, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s delivery %d by %s: %w", op, seq, owner, ErrLeaseLost)
+	}
+	return nil
+}
+
+// Complete marks a leased delivery done. It fails with ErrLeaseLost if
+// owner no longer holds the lease. A lease that expired but was not taken
+// over can still be completed: the work was done.
+func (d *DB) Complete(ctx context.Context, seq int64, owner string) error {
+	return d.leasedUpdate(ctx, "complete", seq, owner,
+		"state = 'done', finished_at = ?, leased_until = NULL, last_error = ''", d.t(d.now()))
+}
+
+// Retry puts a leased delivery back to pending, not before at, recording
+// errMsg. The attempt was already counted by Lease.
+func (d *DB) Retry(ctx context.Context, seq int64, owner string, at time.Time, errMsg string) error {
+	return d.leasedUpdate(ctx, "retry", seq, owner,
+		"state = 'pending', available_at = ?, leased_until = NULL, last_error = ?", d.t(at), errMsg)
+}
+
+// Release gives a leased delivery back without counting the attempt (a
+// worker shutting down before it could finish), ready at at.
+func (d *DB) Release(ctx context.Context, seq int64, owner string, at time.Time) error {
+	return d.leasedUpdate(ctx, "release", seq, owner,
+		"state = 'pending', available_at = ?, leased_until = NULL, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END",
+		d.t(at))
+}
+
+// RenewLease extends a lease that owner still holds to until.
+func (d *DB) RenewLease(ctx context.Context, seq int64, owner string, until time.Time) error {
+	return d.leasedUpdate(ctx, "renew lease of", seq, owner, "leased_until = ?", d.t(until))
+}
+
+// DeadLetter parks a leased delivery as dead with errMsg; it stays there
+// until Requeue.
+func (d *DB) DeadLetter(ctx context.Context, seq int64, owner, errMsg string) error {
+	return d.leasedUpdate(ctx, "dead-letter", seq, owner,
+		"state = 'dead', finished_at = ?, leased_until = NULL, last_error = ?", d.t(d.now()), errMsg)
+}
+
+// Requeue makes a dead delivery pending again, ready now, with a fresh
+// attempt budget (manual retry). It fails with ErrNotFound or ErrWrongState.
+func (d *DB) Requeue(ctx context.Context, seq int64) error {
+	res, err := d.exec(ctx, d.w, `UPDATE deliveries SET state = 'pending', available_at = ?, attempts = 0,
+		lease_owner = '', finished_at = NULL WHERE seq = ? AND state = 'dead'`, d.t(d.now()), seq)
+	if err != nil {
+		return fmt.Errorf("requeue delivery %d: %w", seq, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("requeue delivery %d: rows affected: %w", seq, err)
+	} else if n == 1 {
+		return nil
+	}
+	var state string
+	err = d.queryRow(ctx, d.r, "SELECT state FROM deliveries WHERE seq = ?", seq).Scan(&state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("requeue delivery %d: %w", seq, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("requeue delivery %d: %w", seq, err)
+	}
+	return fmt.Errorf("requeue delivery %d: it is %s, not dead: %w", seq, state, ErrWrongState)
+}
+
+// GetDelivery returns one delivery by its queue seq, or ErrNotFound.
+func (d *DB) GetDelivery(ctx context.Context, seq int64) (*LeasedDelivery, error) {
+	rows, err := d.query(ctx, d.r, "SELECT "+deliveryColumns+" FROM deliveries WHERE seq = ?", seq)
+	if err != nil {
+		return nil, fmt.Errorf("read delivery %d: %w", seq, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read delivery %d: %w", seq, err)
+		}
+		return nil, fmt.Errorf("delivery %d: %w", seq, ErrNotFound)
+	}
+	ld, err := scanDelivery(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read delivery %d: %w", seq, err)
+	}
+	return ld, nil
+}
+
+// ListDeliveries returns up to limit deliveries in state (all states if
+// ""): oldest first for pending and leased (the order they will run),
+// newest first otherwise (recent failures matter most). limit <= 0 means
+// 100.
+func (d *DB) ListDeliveries(ctx context.Context, state string, limit int) ([]LeasedDelivery, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	q := "SELECT " + deliveryColumns + " FROM deliveries"
+	var args []any
+	order := " ORDER BY seq DESC"
+	switch state {
+	case "":
+	case StatePending, StateLeased:
+		// The IN term selects the partial index (see the migration).
+		q += " WHERE state IN ('pending', 'leased') AND state = ?"
+		args = append(args, state)
+		order = " ORDER BY seq"
+	default:
+		q += " WHERE state IN ('done', 'dead') AND state = ?"
+		args = append(args, state)
+	}
+	q += order + " LIMIT ?"
+	args = append(args, limit)
+	rows, err := d.query(ctx, d.r, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list %s deliveries: %w", state, err)
+	}
+	defer rows.Close()
+	var out []LeasedDelivery
+	for rows.Next() {
+		ld, err := scanDelivery(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list %s deliveries: %w", state, err)
+		}
+		out = append(out, *ld)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list %s deliveries: %w", state, err)
+	}
+	return out, nil
+}
+
+// QueueStats counts deliveries per state; OldestPendingAge is measured at
+// now.
+func (d *DB) QueueStats(ctx context.Context, now time.Time) (Stats, error) {
+	var s Stats
+	// Two index-only counts instead of one GROUP BY, so that the partial
+	// indexes are used.
+	rows, err := d.query(ctx, d.r, `SELECT state, COUNT(*) FROM deliveries WHERE state IN ('pending', 'leased') GROUP BY state
+		UNION ALL SELECT state, COUNT(*) FROM deliveries WHERE state IN ('done', 'dead') GROUP BY state`)
+	if err != nil {
+		return s, fmt.Errorf("queue stats: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var state string
+		var n int
+		if err := rows.Scan(&state, &n); err != nil {
+			return s, fmt.Errorf("queue stats: %w", err)
+		}
+		switch state {
+		case StatePending:
+			s.Pending = n
+		case StateLeased:
+			s.Leased = n
+		case StateDead:
+			s.Dead = n
+		case StateDone:
+			s.Done = n
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return s, fmt.Errorf("queue stats: %w", err)
+	}
+	var oldest dbTime
+	if err := d.queryRow(ctx, d.r,
+		"SELECT MIN(received_at) FROM deliveries WHERE state IN ('pending', 'leased')").Scan(&oldest); err != nil {
+		return s, fmt.Errorf("queue stats: oldest pending: %w", err)
+	}
+	if !oldest.T.IsZero() && now.After(oldest.T) {
+		s.OldestPendingAge = now.Sub(oldest.T)
+	}
+	return s, nil
+}
+
+// PurgeDone deletes done deliveries finished before before and returns how
+// many. Their IDs are then forgotten: a redelivery older than the retention
+// would be processed again (harmless, processing is idempotent).
+func (d *DB) PurgeDone(ctx context.Context, before time.Time) (int64, error) {
+	res, err := d.exec(ctx, d.w, "DELETE FROM deliveries WHERE state IN ('done', 'dead') AND state = 'done' AND finished_at < ?", d.t(before))
+	if err != nil {
+		return 0, fmt.Errorf("purge done deliveries: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("purge done deliveries: rows affected: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,302 @@
+// Package store persists what foureyes must not lose: the durable delivery
+// queue, small facts remembered between events, release reports and the
+// hash-chained audit trail. One implementation serves two engines through
+// database/sql: SQLite (modernc.org/sqlite, the embedded default) and
+// PostgreSQL (pgx v5), so that several replicas can share one database.
+//
+// Queries are written once with ? placeholders and rebound to $n for
+// PostgreSQL. The few places where the engines differ (row locking, advisory
+// locks, the time column type) are marked.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" driver
+)
+
+// Errors callers branch on.
+var (
+	// ErrNotFound: no such row.
+	ErrNotFound = errors.New("not found")
+	// ErrLeaseLost: the delivery is no longer leased by this owner (the
+	// lease expired and another worker took it, or it was released).
+	ErrLeaseLost = errors.New("lease lost")
+	// ErrWrongState: the delivery is not in the state the operation needs
+	// (e.g. Requeue of a delivery that is not dead).
+	ErrWrongState = errors.New("delivery in wrong state")
+)
+
+type dialect int
+
+const (
+	sqliteDialect dialect = iota + 1
+	postgresDialect
+)
+
+func (d dialect) String() string {
+	if d == postgresDialect {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+// DB is an open store. It is safe for concurrent use.
+type DB struct {
+	dialect dialect
+	// w runs every write and every transaction. On SQLite it is a single
+	// connection: SQLite has one writer at a time, and queueing writers in
+	// Go instead of in SQLite's busy handler avoids SQLITE_BUSY and is
+	// faster under concurrency.
+	w *sql.DB
+	// r runs plain reads. On SQLite it is a separate pool, so that reads
+	// (WAL readers never block the writer) do not wait behind writes. On
+	// PostgreSQL r == w.
+	r   *sql.DB
+	log *slog.Logger
+	now func() time.Time
+}
+
+// Option configures Open.
+type Option func(*DB)
+
+// WithClock replaces time.Now for the times the store assigns itself
+// (audit record times, enqueue times, finish times). Tests pass a fake clock.
+func WithClock(now func() time.Time) Option {
+	return func(d *DB) { d.now = now }
+}
+
+// Open connects to the database named by dsn and applies pending
+// migrations. dsn is "sqlite:PATH" (e.g. sqlite:foureyes.db) or a
+// postgres:// or postgresql:// URL. logger may be nil.
+func Open(ctx context.Context, dsn string, logger *slog.Logger, opts ...Option) (*DB, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	d := &DB{log: logger, now: time.Now}
+	for _, o := range opts {
+		o(d)
+	}
+	var err error
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		err = d.openSQLite(strings.TrimPrefix(dsn, "sqlite:"))
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		err = d.openPostgres(dsn)
+	default:
+		return nil, fmt.Errorf("open store: unsupported database %q: want sqlite:PATH or postgres://", redact(dsn))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Ping(ctx); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("open store %s: %w", redact(dsn), err)
+	}
+	if err := d.migrate(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *DB) openSQLite(path string) error {
+	// Accept sqlite:///abs/path as well as sqlite:/abs/path and sqlite:rel.
+	path = strings.TrimPrefix(path, "//")
+	if path == "" || strings.ContainsAny(path, "?#") || strings.Contains(path, ":memory:") {
+		// An in-memory database would silently lose every accepted event
+		// and cannot be shared by the reader and writer pools.
+		return fmt.Errorf("open store: invalid sqlite path %q (want a file path without ? or #)", path)
+	}
+	d.dialect = sqliteDialect
+	// busy_timeout matters only for other processes (foureyes backup, audit
+	// CLI) since this process has one writer connection. synchronous=NORMAL
+	// in WAL mode survives process crashes (kill -9); only an OS crash or
+	// power loss can lose the last transactions.
+	common := "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
+	w, err := sql.Open("sqlite", path+"?"+common+"&_pragma=journal_mode(WAL)&_txlock=immediate")
+	if err != nil {
+		return fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxIdleTime(0)
+	w.SetConnMaxLifetime(0)
+	// The writer connection is opened first (by Ping) so that WAL mode is
+	// set before any reader connects.
+	r, err := sql.Open("sqlite", path+"?"+common)
+	if err != nil {
+		w.Close()
+		return fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	r.SetMaxIdleConns(4)
+	d.w, d.r = w, r
+	return nil
+}
+
+func (d *DB) openPostgres(dsn string) error {
+	d.dialect = postgresDialect
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return fmt.Errorf("open postgres %s: %w", redact(dsn), err)
+	}
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(16)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	d.w, d.r = db, db
+	return nil
+}
+
+// Close closes the database.
+func (d *DB) Close() error {
+	var errs []error
+	if d.r != nil && d.r != d.w {
+		errs = append(errs, d.r.Close())
+	}
+	if d.w != nil {
+		errs = append(errs, d.w.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Ping checks that the database answers (for readiness probes: the webhook
+// must answer 503 when it cannot persist).
+func (d *DB) Ping(ctx context.Context) error {
+	if err := d.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping %s: %w", d.dialect, err)
+	}
+	return nil
+}
+
+// Dialect is "sqlite" or "postgres".
+func (d *DB) Dialect() string { return d.dialect.String() }
+
+// redact hides a password in a URL for error messages and logs.
+func redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return dsn
+	}
+	return u.Redacted()
+}
+
+// rebind turns ? placeholders into $1, $2, ... for PostgreSQL. It skips
+// quoted strings and identifiers; the queries in this package contain no
+// other ? characters.
+func (d *DB) rebind(q string) string {
+	if d.dialect != postgresDialect || !strings.Contains(q, "?") {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 8)
+	n := 0
+	var quote byte
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '?':
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// querier is what *sql.DB and *sql.Tx have in common.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (d *DB) exec(ctx context.Context, q querier, query string, args ...any) (sql.Result, error) {
+	return q.ExecContext(ctx, d.rebind(query), args...)
+}
+
+func (d *DB) query(ctx context.Context, q querier, query string, args ...any) (*sql.Rows, error) {
+	return q.QueryContext(ctx, d.rebind(query), args...)
+}
+
+func (d *DB) queryRow(ctx context.Context, q querier, query string, args ...any) *sql.Row {
+	return q.QueryRowContext(ctx, d.rebind(query), args...)
+}
+
+// inTx runs fn in a write transaction and commits it if fn returns nil.
+func (d *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := d.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback() // the fn error is the one that matters
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Times are stored with microsecond precision (PostgreSQL's), always UTC:
+// as timestamptz on PostgreSQL and as fixed-width RFC 3339 text on SQLite,
+// which sorts and compares correctly as text and stays readable in the
+// sqlite3 shell.
+const sqliteTimeLayout = "2006-01-02T15:04:05.000000Z"
+
+func normTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// t converts a time into the column representation of the dialect.
+func (d *DB) t(t time.Time) any {
+	t = normTime(t)
+	if d.dialect == sqliteDialect {
+		return t.Format(sqliteTimeLayout)
+	}
+	return t
+}
+
+// dbTime scans a time column of either dialect; NULL scans as the zero time.
+type dbTime struct{ T time.Time }
+
+func (s *dbTime) Scan(v any) error {
+	switch x := v.(type) {
+	case nil:
+		s.T = time.Time{}
+	case time.Time:
+		s.T = x.UTC()
+	case string:
+		return s.parse(x)
+	case []byte:
+		return s.parse(string(x))
+	default:
+		return fmt.Errorf("scan time: unexpected %T", v)
+	}
+	return nil
+}
+
+func (s *dbTime) parse(v string) error {
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return fmt.Errorf("scan time %q: %w", v, err)
+	}
+	s.T = t.UTC()
+	return nil
+}
