@@ -1,0 +1,5 @@
+package main
+
+import "github.com/gorilla/mux"
+
+func (s *server) mountPages(r *mux.Router) {}

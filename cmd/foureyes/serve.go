@@ -1,0 +1,358 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/foureyes-dev/foureyes/audit"
+	"github.com/foureyes-dev/foureyes/bot"
+	ghforge "github.com/foureyes-dev/foureyes/forge/github"
+	glforge "github.com/foureyes-dev/foureyes/forge/gitlab"
+	"github.com/foureyes-dev/foureyes/handlers"
+	"github.com/foureyes-dev/foureyes/metrics"
+	"github.com/foureyes-dev/foureyes/queue"
+	"github.com/foureyes-dev/foureyes/store"
+)
+
+// shutdownGrace bounds a graceful stop: SIGTERM must exit within 15 s.
+const shutdownGrace = 12 * time.Second
+
+func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFile := fs.String("config", "", "YAML file with the same keys as the environment (the environment wins)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	cfg, err := LoadConfig(*configFile, os.Getenv)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, os.Stderr)
+	srv, err := newServer(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer srv.close()
+	return srv.run(ctx)
+}
+
+// server is the wired application: store, forges, service, queue, HTTP.
+type server struct {
+	cfg     *Config
+	logger  *slog.Logger
+	db      *store.DB
+	reg     *prometheus.Registry
+	metrics *metrics.Metrics
+	service *bot.Service
+	pool    *queue.Pool
+	http    *http.Server
+	forges  map[bot.ForgeName]bot.Forge
+}
+
+func newServer(ctx context.Context, cfg *Config, logger *slog.Logger) (*server, error) {
+	db, err := store.Open(ctx, cfg.Database, logger)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	s := &server{cfg: cfg, logger: logger, db: db, reg: prometheus.NewRegistry(), forges: map[bot.ForgeName]bot.Forge{}}
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.metrics = metrics.New(s.reg)
+	s.metrics.SetBuildInfo(version, commit)
+
+	hcfg := handlers.Config{
+		Intake:   &intake{db: db, notify: func() { s.pool.Notify() }},
+		Ready:    s.ready,
+		Metrics:  s.metrics,
+		Gatherer: s.reg,
+		Logger:   logger,
+	}
+	if cfg.GitHubOn() {
+		gh, err := ghforge.New(ghforge.Config{
+			AppID:      cfg.GitHubAppID,
+			PrivateKey: cfg.GitHubPrivateKey,
+			APIURL:     cfg.GitHubAPIURL,
+			Transport:  s.metrics.Transport(string(bot.GitHub), http.DefaultTransport),
+			Logger:     logger.With("forge", "github"),
+		})
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("github: %w", err)
+		}
+		s.forges[bot.GitHub] = gh
+		hcfg.GitHub = &handlers.GitHubConfig{Secret: cfg.GitHubSecret, Decoder: gh}
+	}
+	if cfg.GitLabOn() {
+		gl, err := glforge.New(glforge.Config{
+			BaseURL:   cfg.GitLabURL,
+			Token:     cfg.GitLabToken,
+			Transport: s.metrics.Transport(string(bot.GitLab), http.DefaultTransport),
+			Logger:    logger.With("forge", "gitlab"),
+		})
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("gitlab: %w", err)
+		}
+		s.forges[bot.GitLab] = gl
+		hcfg.GitLab = &handlers.GitLabConfig{Secret: cfg.GitLabSecret, Decoder: gl}
+	}
+	var defPolicy *bot.PolicyFile
+	if cfg.DefaultPolicyFile != "" {
+		data, err := os.ReadFile(cfg.DefaultPolicyFile)
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("FOUREYES_DEFAULT_POLICY_FILE: %w", err)
+		}
+		defPolicy = &bot.PolicyFile{Source: cfg.DefaultPolicyFile, Data: data, Found: true}
+	}
+	s.service = &bot.Service{
+		Forges:        s.forges,
+		Store:         db,
+		DefaultPolicy: defPolicy,
+		DetailsURL:    s.detailsURL,
+		Observer:      observer{m: s.metrics},
+		Logger:        logger,
+	}
+	s.pool = &queue.Pool{
+		Store:    db,
+		Handler:  s.handleDelivery,
+		Workers:  cfg.Workers,
+		Logger:   logger,
+		OnOutcome: func(_ queue.Delivery, o queue.Outcome, _ time.Duration) {
+			s.metrics.DeliveriesProcessed.WithLabelValues(outcomeLabel(o)).Inc()
+		},
+		OnDeadLetter: s.deadLettered,
+	}
+	hcfg.Extra = func(r *mux.Router) {
+		s.mountPages(r)
+	}
+	s.http = &http.Server{
+		Addr:              cfg.Listen,
+		Handler:           handlers.New(hcfg),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	return s, nil
+}
+
+func (s *server) close() { s.db.Close() }
+
+// run serves until ctx is cancelled (SIGTERM/SIGINT), then stops taking
+// deliveries, lets the workers finish or release their leases, and returns.
+func (s *server) run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
+	}
+	forges := make([]string, 0, len(s.forges))
+	for f := range s.forges {
+		forges = append(forges, string(f))
+	}
+	s.logger.Info("foureyes serving", "addr", ln.Addr().String(), "public_url", s.cfg.PublicURL, "forges", forges, "version", version)
+	if len(s.forges) == 0 {
+		s.logger.Warn("no forge is configured: open the home page to register the GitHub App", "url", s.cfg.PublicURL+"/")
+	}
+
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	poolDone := make(chan error, 1)
+	go func() { poolDone <- s.pool.Run(workCtx) }()
+	go s.watchQueue(workCtx)
+
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- s.http.Serve(ln) }()
+
+	select {
+	case err := <-httpDone:
+		stopWork()
+		<-poolDone
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	s.logger.Info("stopping: no new deliveries; finishing in-flight work")
+	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	herr := s.http.Shutdown(shutCtx)
+	stopWork()
+	select {
+	case <-poolDone:
+	case <-shutCtx.Done():
+		s.logger.Warn("workers did not stop in time; their leases expire and another worker takes the work")
+	}
+	if herr != nil && !errors.Is(herr, http.ErrServerClosed) {
+		return fmt.Errorf("http shutdown: %w", herr)
+	}
+	s.logger.Info("stopped")
+	return nil
+}
+
+// watchQueue publishes the queue gauges; readiness reads the same numbers.
+func (s *server) watchQueue(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		if st, err := s.db.QueueStats(ctx, time.Now()); err == nil {
+			s.metrics.QueueDepth.Set(float64(st.Pending + st.Leased))
+			s.metrics.QueueOldestAge.Set(st.OldestPendingAge.Seconds())
+			s.metrics.QueueDeadLetters.Set(float64(st.Dead))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// queueStuckAfter is how old the oldest pending delivery may get before the
+// instance reports itself not ready.
+const queueStuckAfter = 10 * time.Minute
+
+func (s *server) ready(ctx context.Context) error {
+	if err := s.db.Ping(ctx); err != nil {
+		return fmt.Errorf("database unreachable: %w", err)
+	}
+	st, err := s.db.QueueStats(ctx, time.Now())
+	if err != nil {
+		return fmt.Errorf("queue stats: %w", err)
+	}
+	if st.OldestPendingAge > queueStuckAfter {
+		return fmt.Errorf("queue stuck: oldest pending delivery is %s old", st.OldestPendingAge.Round(time.Second))
+	}
+	return nil
+}
+
+func (s *server) handleDelivery(ctx context.Context, d queue.Delivery) error {
+	var ev bot.Event
+	if err := json.Unmarshal(d.Payload, &ev); err != nil {
+		return queue.Permanent(fmt.Errorf("decode stored event %s: %w", d.ID, err))
+	}
+	return s.service.Handle(ctx, ev)
+}
+
+// detailsKey signs details-page tokens. Without an explicit key it is
+// derived from the webhook secrets, which are already secret and stable.
+func (s *server) detailsKey() []byte {
+	if len(s.cfg.DetailsKey) > 0 {
+		return s.cfg.DetailsKey
+	}
+	h := sha256.New()
+	h.Write([]byte("foureyes details v1\x00"))
+	h.Write(s.cfg.GitHubSecret)
+	h.Write([]byte{0})
+	h.Write(s.cfg.GitLabSecret)
+	return h.Sum(nil)
+}
+
+func (s *server) detailsURL(ref bot.ChangeRef) string {
+	return ""
+}
+
+// intake stores accepted events durably, then wakes a worker.
+type intake struct {
+	db     *store.DB
+	notify func()
+}
+
+func (in *intake) Accept(ctx context.Context, ev bot.Event) (bool, error) {
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		return false, fmt.Errorf("encode event: %w", err)
+	}
+	inserted, err := in.db.Enqueue(ctx, store.Delivery{
+		ID: ev.DeliveryID, Forge: string(ev.Forge), Key: eventKey(ev), Kind: string(ev.Kind),
+		Payload: payload, ReceivedAt: ev.Received,
+	})
+	if err != nil {
+		return false, err
+	}
+	if !inserted {
+		return true, nil
+	}
+	rec := audit.Record{Kind: audit.KindDelivery, Forge: string(ev.Forge), Repo: ev.Repo.FullName, DeliveryID: ev.DeliveryID}
+	if ev.Change != nil {
+		rec.Change, rec.HeadSHA = ev.Change.Number, ev.Change.HeadSHA
+	}
+	rec.Data, _ = json.Marshal(map[string]string{"event": ev.Name, "action": ev.Action, "kind": string(ev.Kind), "sender": ev.Sender.Display()})
+	if _, err := in.db.AppendAudit(ctx, rec); err != nil {
+		// The delivery is stored and will be processed; a missing intake
+		// record is logged loudly rather than failing the webhook.
+		return false, fmt.Errorf("audit delivery %s: %w", ev.DeliveryID, err)
+	}
+	in.notify()
+	return false, nil
+}
+
+// eventKey orders the work: events of one change, or pushes to one ref,
+// never run concurrently or out of order.
+func eventKey(ev bot.Event) string {
+	base := string(ev.Forge) + "/" + ev.Repo.FullName
+	switch {
+	case ev.Change != nil:
+		return fmt.Sprintf("%s#%d", base, ev.Change.Number)
+	case ev.Push != nil:
+		return base + "@" + ev.Push.Ref
+	case ev.MergeGroup != nil:
+		return base + "@" + ev.MergeGroup.HeadRef
+	}
+	return base
+}
+
+// observer adapts bot.Observer to the Prometheus metrics.
+type observer struct{ m *metrics.Metrics }
+
+func (o observer) StartEvaluation(ctx context.Context, forge bot.ForgeName) (context.Context, func(bot.State)) {
+	ctx, counter := metrics.WithRequestCounter(ctx)
+	start := time.Now()
+	return ctx, func(state bot.State) {
+		o.m.Evaluations.WithLabelValues(string(forge), string(state)).Inc()
+		o.m.EvaluationDuration.WithLabelValues(string(forge)).Observe(time.Since(start).Seconds())
+		o.m.ForgeAPIRequestsPerEvaluation.WithLabelValues(string(forge)).Observe(float64(counter.Count()))
+	}
+}
+
+func (o observer) PolicyError(forge bot.ForgeName) {
+	o.m.PolicyErrors.WithLabelValues(string(forge)).Inc()
+}
+
+func (o observer) Tampered(forge bot.ForgeName) {
+	o.m.TamperedChecks.WithLabelValues(string(forge)).Inc()
+}
+
+func outcomeLabel(o queue.Outcome) string {
+	switch o {
+	case queue.OutcomeDone:
+		return metrics.ProcessedOK
+	case queue.OutcomeDead:
+		return metrics.ProcessedDeadLetter
+	}
+	return metrics.ProcessedRetry
+}
+
+// deadLettered makes a parked delivery visible: a loud log line and an
+// audit record (the gauge follows from the queue stats).
+func (s *server) deadLettered(d queue.Delivery, cause error) {
+	s.logger.Error("delivery dead-lettered; retry it with `foureyes audit retry`",
+		"delivery", d.ID, "seq", d.Seq, "forge", d.Forge, "key", d.Key, "attempts", d.Attempt, "error", cause)
+	data, _ := json.Marshal(map[string]any{"seq": d.Seq, "key": d.Key, "attempts": d.Attempt, "error": cause.Error()})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.db.AppendAudit(ctx, audit.Record{Kind: audit.KindDeadLetter, Forge: d.Forge, DeliveryID: d.ID, Data: data}); err != nil {
+		s.logger.Error("audit dead letter", "delivery", d.ID, "error", err)
+	}
+}
