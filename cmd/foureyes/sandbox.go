@@ -61,15 +61,15 @@ func newSandbox(ctx context.Context, dir string, logger *slog.Logger, env map[st
 	addr := ln.Addr().String()
 	ln.Close()
 	vars := map[string]string{
-		"FOUREYES_LISTEN":                     addr,
-		"FOUREYES_PUBLIC_URL":                 "http://" + addr,
-		"FOUREYES_DATABASE":                   "sqlite:" + filepath.Join(dir, "foureyes.db"),
-		"FOUREYES_GITHUB_APP_ID":              strconv.FormatInt(sb.AppID, 10),
-		"FOUREYES_GITHUB_PRIVATE_KEY_FILE":    keyFile,
-		"FOUREYES_GITHUB_WEBHOOK_SECRET":      string(sb.Secret),
-		"FOUREYES_GITHUB_API_URL":             sb.Fake.URL(),
-		"FOUREYES_LOG_LEVEL":                  "warn",
-		"FOUREYES_WORKERS":                    "4",
+		"FOUREYES_LISTEN":                  addr,
+		"FOUREYES_PUBLIC_URL":              "http://" + addr,
+		"FOUREYES_DATABASE":                "sqlite:" + filepath.Join(dir, "foureyes.db"),
+		"FOUREYES_GITHUB_APP_ID":           strconv.FormatInt(sb.AppID, 10),
+		"FOUREYES_GITHUB_PRIVATE_KEY_FILE": keyFile,
+		"FOUREYES_GITHUB_WEBHOOK_SECRET":   string(sb.Secret),
+		"FOUREYES_GITHUB_API_URL":          sb.Fake.URL(),
+		"FOUREYES_LOG_LEVEL":               "warn",
+		"FOUREYES_WORKERS":                 "4",
 	}
 	for k, v := range env {
 		vars[k] = v

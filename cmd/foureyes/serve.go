@@ -128,10 +128,10 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger) (*server, 
 		Logger:        logger,
 	}
 	s.pool = &queue.Pool{
-		Store:    db,
-		Handler:  s.handleDelivery,
-		Workers:  cfg.Workers,
-		Logger:   logger,
+		Store:   db,
+		Handler: s.handleDelivery,
+		Workers: cfg.Workers,
+		Logger:  logger,
 		OnOutcome: func(_ queue.Delivery, o queue.Outcome, _ time.Duration) {
 			s.metrics.DeliveriesProcessed.WithLabelValues(outcomeLabel(o)).Inc()
 		},

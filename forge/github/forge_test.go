@@ -488,10 +488,25 @@ func TestPublishCommit(t *testing.T) {
 	e := newEnv(t, envOpt{})
 	e.fake.AddRepo(repo.FullName)
 	sha := fakegithub.SHA("pushed")
-	if _, err := e.forge.PublishCommit(e.ctx, repo, sha, "direct push", "unreviewed", "", bot.Failure, ""); err != nil {
+	id, err := e.forge.PublishCommit(e.ctx, repo, "refs/heads/main", sha, "direct push", "unreviewed", "", bot.Failure, "")
+	if err != nil {
 		t.Fatal(err)
 	}
 	if runs := e.fake.CheckRuns(repo.FullName, sha); len(runs) != 1 || runs[0].Conclusion != "failure" {
+		t.Fatalf("runs = %+v", runs)
+	}
+	// An attempt that died before recording id: the run is found again
+	// and updated, not duplicated.
+	again, err := e.forge.PublishCommit(e.ctx, repo, "refs/heads/main", sha, "direct push", "unreviewed (2)", "", bot.Failure, bot.ReportInFlight)
+	if err != nil || again != id {
+		t.Fatalf("in-flight publish = %q, %v; want %q", again, err, id)
+	}
+	// A tag report on the same commit is a run of its own.
+	if _, err := e.forge.PublishCommit(e.ctx, repo, "refs/tags/v1", sha, "report", "ok", "", bot.Success, bot.ReportInFlight); err != nil {
+		t.Fatal(err)
+	}
+	runs := e.fake.CheckRuns(repo.FullName, sha)
+	if len(runs) != 2 || runs[0].Summary != "unreviewed (2)" || runs[1].Conclusion != "success" {
 		t.Fatalf("runs = %+v", runs)
 	}
 }
@@ -524,10 +539,12 @@ func TestReleaseGuardHelpers(t *testing.T) {
 	e := newEnv(t, envOpt{})
 	merged := time.Date(2024, 6, 1, 10, 0, 0, 0, time.UTC)
 	e.fake.AddPR(repo.FullName, fakegithub.PR{Number: 3, Author: user("alice"), HeadSHA: headSHA, State: "closed", Merged: true, MergedAt: merged, MergeCommitSHA: fakegithub.SHA("merge")})
-	e.fake.SetCommitPulls(repo.FullName, fakegithub.SHA("merge"), 3)
-	ch, err := e.forge.ChangesOfCommit(e.ctx, repo, fakegithub.SHA("merge"))
-	if err != nil || len(ch) != 1 || !ch[0].Merged || !ch[0].MergedAt.Equal(merged) || ch[0].Ref.HeadSHA != headSHA || ch[0].Author.Login != "alice" {
-		t.Fatalf("ChangesOfCommit = %+v, %v", ch, err)
+	e.fake.AddPR(repo.FullName, fakegithub.PR{Number: 4, Author: user("bob"), HeadSHA: fakegithub.SHA("open")})
+	e.fake.SetCommitPulls(repo.FullName, fakegithub.SHA("merge"), 3, 4)
+	ch, at, err := e.forge.ChangesOfCommit(e.ctx, repo, fakegithub.SHA("merge"))
+	if err != nil || len(ch) != 2 || len(at) != 2 || ch[0].State != "merged" || !at[0].Equal(merged) || ch[0].Ref.HeadSHA != headSHA ||
+		ch[0].Author.Login != "alice" || ch[0].BaseRef != "main" || ch[1].State != "open" || !at[1].IsZero() {
+		t.Fatalf("ChangesOfCommit = %+v, %v, %v", ch, at, err)
 	}
 	var commits []fakegithub.Commit
 	for i := range 150 {
@@ -538,9 +555,31 @@ func TestReleaseGuardHelpers(t *testing.T) {
 	if err != nil || len(pc) != 150 || pc[0].Author.Login != "zed" {
 		t.Fatalf("Compare = %d commits, %v", len(pc), err)
 	}
-	n, err := e.forge.OpenIssue(e.ctx, repo, "Unreviewed push to main", "body", []string{"foureyes", "unreviewed-push"})
+	e.fake.SetHistory(repo.FullName, headSHA, commits)
+	hist, err := e.forge.History(e.ctx, repo, headSHA, 120)
+	if err != nil || len(hist) != 120 || hist[119].SHA != commits[119].SHA {
+		t.Fatalf("History = %d commits, %v", len(hist), err)
+	}
+	for i := range 130 {
+		e.fake.AddTag(repo.FullName, fmt.Sprintf("v1.%d.0", i), fakegithub.SHA(fmt.Sprint("t", i)))
+	}
+	tags, err := e.forge.Tags(e.ctx, repo)
+	if err != nil || len(tags) != 130 || tags["v1.7.0"] != fakegithub.SHA("t7") {
+		t.Fatalf("Tags = %d, %v", len(tags), err)
+	}
+	url, err := e.forge.OpenIssue(e.ctx, repo, "Unreviewed push to main", "body <!-- marker-1 -->", []string{"foureyes", "unreviewed-push"})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if found, err := e.forge.FindIssue(e.ctx, repo, "<!-- marker-1 -->"); err != nil || found != url {
+		t.Fatalf("FindIssue = %q, %v; want %q", found, err, url)
+	}
+	if found, err := e.forge.FindIssue(e.ctx, repo, "<!-- marker-2 -->"); err != nil || found != "" {
+		t.Fatalf("FindIssue of an unknown marker = %q, %v", found, err)
+	}
+	n, ok := github.IssueNumber(url)
+	if !ok {
+		t.Fatalf("no number in %q", url)
 	}
 	closed := "closed"
 	if err := e.forge.UpdateIssue(e.ctx, repo, n, github.IssueUpdate{State: &closed}); err != nil {

@@ -45,17 +45,6 @@ func (f *Forge) Publish(ctx context.Context, r bot.Report) (string, error) {
 	return id, nil
 }
 
-// PublishCommit reports the release guard's verdict on a pushed commit as a
-// "foureyes" check run (same PriorID rules as Publish).
-func (f *Forge) PublishCommit(ctx context.Context, repo bot.Repo, sha, title, markdown, detailsURL string, conclusion bot.State, priorID string) (string, error) {
-	out := checkOutput{title: title, summary: markdown, detailsURL: detailsURL, externalID: repo.FullName + "@" + sha}
-	id, err := f.publishCheck(ctx, repo, sha, out, conclusion, priorID)
-	if err != nil {
-		return "", fmt.Errorf("github: publishing check of %s at %s: %w", repo.FullName, short(sha), err)
-	}
-	return id, nil
-}
-
 func parsePriorID(s string) (id int64, completed bool) {
 	s, completed = strings.CutSuffix(s, completedSuffix)
 	id, err := strconv.ParseInt(s, 10, 64)

@@ -427,9 +427,15 @@ func TestOpenChanges(t *testing.T) {
 
 func TestReleaseGuardHelpers(t *testing.T) {
 	e := newEnv(t)
-	changes, err := e.forge.ChangesOfCommit(e.ctx, repo, "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0")
-	if err != nil || len(changes) != 1 || changes[0].Ref.Number != mrIID || changes[0].Author.Login != "alice" {
-		t.Errorf("ChangesOfCommit: %+v, %v", changes, err)
+	changes, mergedAt, err := e.forge.ChangesOfCommit(e.ctx, repo, "c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0c0")
+	if err != nil || len(changes) != 1 || changes[0].Ref.Number != mrIID || changes[0].Author.Login != "alice" || len(mergedAt) != 1 || !mergedAt[0].IsZero() {
+		t.Errorf("ChangesOfCommit: %+v, %v, %v", changes, mergedAt, err)
+	}
+	at := time.Date(2025, 3, 2, 8, 0, 0, 0, time.UTC)
+	e.fake.UpdateMergeRequest(projectID, mrIID, func(m *fakegitlab.MergeRequest) { m.State, m.MergedAt = "merged", at })
+	changes, mergedAt, err = e.forge.ChangesOfCommit(e.ctx, repo, headSHA)
+	if err != nil || len(changes) != 1 || changes[0].State != "merged" || changes[0].Ref.HeadSHA != headSHA || !mergedAt[0].Equal(at) {
+		t.Errorf("ChangesOfCommit of a merged MR: %+v, %v, %v", changes, mergedAt, err)
 	}
 
 	// A push of 25 commits: GitLab's payload lists only 20.
@@ -446,9 +452,45 @@ func TestReleaseGuardHelpers(t *testing.T) {
 		t.Errorf("Compare: %d commits, %v", len(commits), err)
 	}
 
-	url, err := e.forge.OpenIssue(e.ctx, repo, "Unreviewed push to main", "details", []string{"foureyes", "unreviewed-push"})
+	// History walks parents: newest first, capped.
+	hist, err := e.forge.History(e.ctx, repo, "r25", 10)
+	if err != nil || len(hist) != 10 || hist[0].SHA != "r25" || hist[9].SHA != "r16" {
+		t.Errorf("History: %d commits, %v", len(hist), err)
+	}
+	// Compare(after, before) is empty for a fast-forward and lists the
+	// dropped commits for a rewrite.
+	if back, err := e.forge.Compare(e.ctx, repo, "r25", "r20"); err != nil || len(back) != 0 {
+		t.Errorf("Compare back: %d commits, %v", len(back), err)
+	}
+	e.fake.AddTag(projectID, "v1.0.0", "r10")
+	e.fake.AddTag(projectID, "v1.1.0", "r20")
+	if tags, err := e.forge.Tags(e.ctx, repo); err != nil || len(tags) != 2 || tags["v1.0.0"] != "r10" || tags["v1.1.0"] != "r20" {
+		t.Errorf("Tags: %v, %v", tags, err)
+	}
+
+	url, err := e.forge.OpenIssue(e.ctx, repo, "Unreviewed push to main", "details <!-- m1 -->", []string{"foureyes", "unreviewed-push"})
 	if err != nil || !strings.Contains(url, "/acme/app/-/issues/1") {
 		t.Fatalf("OpenIssue: %q, %v", url, err)
+	}
+	if found, err := e.forge.FindIssue(e.ctx, repo, "<!-- m1 -->"); err != nil || found != url {
+		t.Errorf("FindIssue: %q, %v", found, err)
+	}
+	if found, err := e.forge.FindIssue(e.ctx, repo, "<!-- m2 -->"); err != nil || found != "" {
+		t.Errorf("FindIssue of an unknown marker: %q, %v", found, err)
+	}
+
+	// The release status: posted once per state, for the ref it is about.
+	id, err := e.forge.PublishCommit(e.ctx, repo, "main", "r25", "1 unreviewed commit", "md", "", bot.Failure, "")
+	if err != nil || id != "failed" {
+		t.Fatalf("PublishCommit: %q, %v", id, err)
+	}
+	for _, prior := range []string{id, bot.ReportInFlight} {
+		if again, err := e.forge.PublishCommit(e.ctx, repo, "main", "r25", "1 unreviewed commit", "md", "", bot.Failure, prior); err != nil || again != "failed" {
+			t.Fatalf("PublishCommit again (prior %q): %q, %v", prior, again, err)
+		}
+	}
+	if sts := e.fake.Statuses(projectID, "r25"); len(sts) != 1 || sts[0].State != "failed" || sts[0].Ref != "main" || sts[0].Name != "foureyes" {
+		t.Errorf("statuses: %+v", sts)
 	}
 	if is := e.fake.Issues(projectID); len(is) != 1 || strings.Join(is[0].Labels, ",") != "foureyes,unreviewed-push" || is[0].AuthorID != idFoureyes {
 		t.Errorf("issue: %+v", is)

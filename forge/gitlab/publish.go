@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	gl "github.com/xanzy/go-gitlab"
@@ -244,14 +245,24 @@ func (f *Forge) findNote(ctx context.Context, repo bot.Repo, iid int, self bot.U
 }
 
 // ChangesOfCommit returns the merge requests a commit belongs to (GitLab's
-// commits/:sha/merge_requests), for the release guard. Only the summary
-// fields are set (no files, commits or reviews).
-func (f *Forge) ChangesOfCommit(ctx context.Context, repo bot.Repo, sha string) ([]bot.Change, error) {
-	mrs, _, err := f.client.Commits.ListMergeRequestsByCommit(pid(repo), sha, gl.WithContext(ctx))
+// commits/:sha/merge_requests), for the release guard. Each is a summary
+// (no files, commits or reviews): Ref.HeadSHA is the merge request's final
+// head, State "merged" for a merged one; mergedAt[i] is when changes[i]
+// was merged (zero when it was not).
+func (f *Forge) ChangesOfCommit(ctx context.Context, repo bot.Repo, sha string) ([]bot.Change, []time.Time, error) {
+	mrs, err := paginate("merge requests of a commit", func(page int) ([]*gl.MergeRequest, *gl.Response, error) {
+		// go-gitlab v0.115.0's ListMergeRequestsByCommit takes no page:
+		// request the pages through getJSON.
+		var out []*gl.MergeRequest
+		path := fmt.Sprintf("projects/%s/repository/commits/%s/merge_requests", gl.PathEscape(pidString(repo)), gl.PathEscape(sha))
+		resp, err := f.getJSON(ctx, path, &gl.ListOptions{PerPage: perPage, Page: page}, &out)
+		return out, resp, err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("gitlab: merge requests of commit %s in %s: %w", short(sha), repo.FullName, err)
+		return nil, nil, fmt.Errorf("gitlab: merge requests of commit %s in %s: %w", short(sha), repo.FullName, err)
 	}
 	out := make([]bot.Change, 0, len(mrs))
+	merged := make([]time.Time, 0, len(mrs))
 	for _, mr := range mrs {
 		c := bot.Change{
 			Ref:     bot.ChangeRef{Forge: bot.GitLab, Repo: repo, Number: mr.IID, HeadSHA: mr.SHA},
@@ -264,13 +275,21 @@ func (f *Forge) ChangesOfCommit(ctx context.Context, repo bot.Repo, sha string) 
 		if mr.Author != nil {
 			c.Author = bot.User{Login: mr.Author.Username, ID: int64(mr.Author.ID), Name: mr.Author.Name}
 		}
+		var at time.Time
+		if mr.State == "merged" && mr.MergedAt != nil {
+			at = *mr.MergedAt
+		}
 		out = append(out, c)
+		merged = append(merged, at)
 	}
-	return out, nil
+	return out, merged, nil
 }
 
 // Compare returns the commits of to that from does not have, oldest first:
-// it completes a push payload, which GitLab truncates to 20 commits.
+// it completes a push payload, which GitLab truncates to 20 commits, and
+// lists the commits of a release tag range. Compare(after, before) of a
+// push is not empty exactly when the push rewrote history: GitLab's push
+// hook has no "forced" flag.
 func (f *Forge) Compare(ctx context.Context, repo bot.Repo, from, to string) ([]bot.PushCommit, error) {
 	cmp, _, err := f.client.Repositories.Compare(pid(repo), &gl.CompareOptions{From: gl.Ptr(from), To: gl.Ptr(to)}, gl.WithContext(ctx))
 	if err != nil {
@@ -280,12 +299,83 @@ func (f *Forge) Compare(ctx context.Context, repo bot.Repo, from, to string) ([]
 		// A partial list would hide commits from the release guard.
 		return nil, fmt.Errorf("gitlab: compare %s...%s in %s timed out on the server", short(from), short(to), repo.FullName)
 	}
-	out := make([]bot.PushCommit, 0, len(cmp.Commits))
-	for _, gc := range cmp.Commits {
+	return pushCommits(cmp.Commits), nil
+}
+
+func pushCommits(list []*gl.Commit) []bot.PushCommit {
+	out := make([]bot.PushCommit, 0, len(list))
+	for _, gc := range list {
 		c := commitOf(gc)
 		out = append(out, bot.PushCommit{SHA: c.SHA, Message: c.Message, Author: c.Author, Committer: c.Committer, Time: c.Time})
 	}
+	return out
+}
+
+// History lists up to limit commits reachable from sha, newest first: the
+// commits of a first release, which has no previous tag to compare with.
+func (f *Forge) History(ctx context.Context, repo bot.Repo, sha string, limit int) ([]bot.PushCommit, error) {
+	var out []bot.PushCommit
+	page := 1
+	for len(out) < limit {
+		list, resp, err := f.client.Commits.ListCommits(pid(repo), &gl.ListCommitsOptions{
+			ListOptions: gl.ListOptions{PerPage: perPage, Page: page},
+			RefName:     gl.Ptr(sha),
+		}, gl.WithContext(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("gitlab: list commits of %s from %s: %w", repo.FullName, short(sha), err)
+		}
+		out = append(out, pushCommits(list)...)
+		if resp == nil || resp.NextPage == 0 || resp.NextPage <= page || len(list) == 0 {
+			break
+		}
+		page = resp.NextPage
+	}
+	return out[:min(len(out), limit)], nil
+}
+
+// Tags returns the project's tags: name -> commit SHA.
+func (f *Forge) Tags(ctx context.Context, repo bot.Repo) (map[string]string, error) {
+	tags, err := paginate("tags", func(page int) ([]*gl.Tag, *gl.Response, error) {
+		return f.client.Tags.ListTags(pid(repo), &gl.ListTagsOptions{ListOptions: gl.ListOptions{PerPage: perPage, Page: page}}, gl.WithContext(ctx))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gitlab: %s: %w", repo.FullName, err)
+	}
+	out := make(map[string]string, len(tags))
+	for _, t := range tags {
+		if t.Commit != nil {
+			out[t.Name] = t.Commit.ID
+		}
+	}
 	return out, nil
+}
+
+// PublishCommit posts the release guard's "foureyes" commit status on sha
+// for ref (the release branch or tag, full or short; the markdown does not
+// fit a status and goes into the issue). priorID is the state foureyes last posted
+// there: the same state is not posted again (GitLab refuses the no-op
+// transition), and the returned ID is the state now posted.
+func (f *Forge) PublishCommit(ctx context.Context, repo bot.Repo, ref, sha, title, _, detailsURL string, state bot.State, priorID string) (string, error) {
+	want := statusState(state)
+	if priorID == want {
+		return priorID, nil
+	}
+	opt := &gl.SetCommitStatusOptions{
+		State:       gl.BuildStateValue(want),
+		Name:        gl.Ptr(StatusName),
+		Description: gl.Ptr(truncate(title, maxDescription)),
+	}
+	if ref = strings.TrimPrefix(strings.TrimPrefix(ref, "refs/heads/"), "refs/tags/"); ref != "" {
+		opt.Ref = gl.Ptr(ref)
+	}
+	if detailsURL != "" {
+		opt.TargetURL = gl.Ptr(detailsURL)
+	}
+	_, _, err := f.client.Commits.SetCommitStatus(pid(repo), sha, opt, gl.WithContext(ctx))
+	if err != nil && !isSameStateError(err) {
+		return "", fmt.Errorf("gitlab: post %s status %s on %s@%s: %w", StatusName, want, repo.FullName, short(sha), err)
+	}
+	return want, nil
 }
 
 // OpenIssue opens an issue (release guard alerts) and returns its URL.
@@ -300,4 +390,36 @@ func (f *Forge) OpenIssue(ctx context.Context, repo bot.Repo, title, body string
 		return "", fmt.Errorf("gitlab: open issue %q in %s: %w", title, repo.FullName, err)
 	}
 	return is.WebURL, nil
+}
+
+// findIssuePages bounds FindIssue: the issue looked for was opened moments
+// before a crash, so it is among the newest.
+const findIssuePages = 3
+
+// FindIssue returns the URL of the newest issue whose description contains
+// marker ("" if none among the newest 300): it recovers an issue opened by
+// an attempt that died before recording it.
+func (f *Forge) FindIssue(ctx context.Context, repo bot.Repo, marker string) (string, error) {
+	if marker == "" {
+		return "", errors.New("gitlab: FindIssue needs a marker")
+	}
+	for page := 1; page <= findIssuePages; page++ {
+		list, resp, err := f.client.Issues.ListProjectIssues(pid(repo), &gl.ListProjectIssuesOptions{
+			ListOptions: gl.ListOptions{PerPage: perPage, Page: page},
+			OrderBy:     gl.Ptr("created_at"),
+			Sort:        gl.Ptr("desc"),
+		}, gl.WithContext(ctx))
+		if err != nil {
+			return "", fmt.Errorf("gitlab: list issues of %s: %w", repo.FullName, err)
+		}
+		for _, is := range list {
+			if strings.Contains(is.Description, marker) {
+				return is.WebURL, nil
+			}
+		}
+		if resp == nil || resp.NextPage == 0 {
+			break
+		}
+	}
+	return "", nil
 }

@@ -240,3 +240,25 @@ func (f *Fake) SetCompare(repo, base, head string, commits []Commit) {
 	defer f.mu.Unlock()
 	f.repoOf(repo).compares[base+"..."+head] = slices.Clone(commits)
 }
+
+// AddTag creates (or moves) a lightweight tag.
+func (f *Fake) AddTag(repo, name, sha string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r := f.repoOf(repo)
+	for i := range r.tags {
+		if r.tags[i].name == name {
+			r.tags[i].sha = sha
+			return
+		}
+	}
+	r.tags = append(r.tags, tag{name: name, sha: sha})
+}
+
+// SetHistory sets what GET commits?sha={sha} lists (newest first): the
+// fake has no git graph.
+func (f *Fake) SetHistory(repo, sha string, commits []Commit) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.repoOf(repo).histories[sha] = slices.Clone(commits)
+}

@@ -46,6 +46,8 @@ type Fake struct {
 	failures []*Failure
 	usedCode map[string]bool
 	nextID   int64
+
+	manifests []ManifestSubmission // posted to the web UI (web.go)
 }
 
 type token struct {
@@ -67,7 +69,11 @@ type repo struct {
 	issues        []*Issue
 	commitPulls   map[string][]int
 	compares      map[string][]Commit // "base...head"
+	tags          []tag               // in creation order
+	histories     map[string][]Commit // sha -> commits reachable from it, newest first
 }
+
+type tag struct{ name, sha string }
 
 type pull struct {
 	PR
@@ -214,6 +220,9 @@ const (
 )
 
 func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
+	if f.serveWeb(w, r) {
+		return
+	}
 	path := r.URL.Path
 	if f.prefix != "" {
 		if !strings.HasPrefix(path, f.prefix+"/") {
@@ -406,6 +415,7 @@ func (f *Fake) repoOf(full string) *repo {
 			perms:         map[string]string{},
 			commitPulls:   map[string][]int{},
 			compares:      map[string][]Commit{},
+			histories:     map[string][]Commit{},
 		}
 		f.repos[strings.ToLower(full)] = r
 	}

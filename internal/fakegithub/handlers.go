@@ -43,6 +43,8 @@ func (f *Fake) routes() {
 	m.HandleFunc("GET /repos/{owner}/{repo}/commits/{ref}/statuses", f.withRepo(f.listStatuses))
 	m.HandleFunc("GET /repos/{owner}/{repo}/commits/{sha}/pulls", f.withRepo(f.commitPulls))
 	m.HandleFunc("GET /repos/{owner}/{repo}/compare/{basehead...}", f.withRepo(f.compare))
+	m.HandleFunc("GET /repos/{owner}/{repo}/tags", f.withRepo(f.listTags))
+	m.HandleFunc("GET /repos/{owner}/{repo}/commits", f.withRepo(f.listRepoCommits))
 	m.HandleFunc("POST /repos/{owner}/{repo}/issues", f.withRepo(f.createIssue))
 	m.HandleFunc("GET /repos/{owner}/{repo}/issues", f.withRepo(f.listIssues))
 	m.HandleFunc("GET /repos/{owner}/{repo}/issues/{number}", f.withRepo(f.getIssue))
@@ -898,6 +900,43 @@ func (f *Fake) compare(w http.ResponseWriter, r *http.Request, rp *repo) {
 		"files":             []any{},
 		"head":              head,
 	})
+}
+
+// listTags lists tags newest first, as GitHub's tags endpoint roughly
+// does (its order is not documented; clients must not rely on it).
+func (f *Fake) listTags(w http.ResponseWriter, r *http.Request, rp *repo) {
+	lo, hi := f.paginate(w, r, len(rp.tags))
+	out := []any{}
+	for i := len(rp.tags) - 1 - lo; i > len(rp.tags)-1-hi; i-- {
+		t := rp.tags[i]
+		api := f.apiBase(r) + "/repos/" + rp.fullName
+		out = append(out, map[string]any{
+			"name":        t.name,
+			"commit":      map[string]any{"sha": t.sha, "url": api + "/commits/" + t.sha},
+			"zipball_url": api + "/zipball/" + t.name,
+			"tarball_url": api + "/tarball/" + t.name,
+			"node_id":     "REF_" + t.name,
+		})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (f *Fake) listRepoCommits(w http.ResponseWriter, r *http.Request, rp *repo) {
+	sha := r.URL.Query().Get("sha")
+	if sha == "" {
+		sha = rp.defaultBranch
+	}
+	commits, ok := rp.histories[sha]
+	if !ok {
+		writeError(w, http.StatusNotFound, "No commit found for SHA: "+sha)
+		return
+	}
+	lo, hi := f.paginate(w, r, len(commits))
+	out := []any{}
+	for _, c := range commits[lo:hi] {
+		out = append(out, f.commitJSON(r, rp, c))
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (f *Fake) issueJSON(r *http.Request, rp *repo, is *Issue) map[string]any {

@@ -92,8 +92,11 @@ type MergeRequest struct {
 	State          string // opened (default), closed, merged, locked
 	Draft          bool
 	MergeCommitSHA string
-	ReviewerIDs    []int
-	Diffs          []Diff
+	// MergedAt is the merged_at of a merged merge request (default: its
+	// last update).
+	MergedAt    time.Time
+	ReviewerIDs []int
+	Diffs       []Diff
 	// Commits of the merge request, newest first (GitLab's order).
 	Commits []Commit
 }
@@ -178,6 +181,12 @@ type projectState struct {
 	statuses  []*Status
 	issues    []*Issue
 	commits   map[string]Commit
+	tags      []tagState // in creation order
+	createdAt time.Time
+}
+
+type tagState struct {
+	name, sha string
 	createdAt time.Time
 }
 
@@ -421,6 +430,21 @@ func (s *Server) AddCommits(projectID int, commits ...Commit) {
 	for _, c := range commits {
 		p.commits[c.ID] = c
 	}
+}
+
+// AddTag creates (or moves) a tag on a commit added with AddCommits or a
+// merge request.
+func (s *Server) AddTag(projectID int, name, sha string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.project(projectID)
+	for i := range p.tags {
+		if p.tags[i].name == name {
+			p.tags[i].sha = sha
+			return
+		}
+	}
+	p.tags = append(p.tags, tagState{name: name, sha: sha, createdAt: s.now()})
 }
 
 // Approve records an approval of the merge request by the user (as the
@@ -683,5 +707,15 @@ func (p *projectState) compare(from, to string) []Commit {
 		}
 		return out[i].ID < out[j].ID
 	})
+	return out
+}
+
+// history lists the commits reachable from sha, newest first (by date,
+// then ID), as GitLab's list of repository commits does.
+func (p *projectState) history(sha string) []Commit {
+	out := p.compare("", sha)
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -238,6 +239,29 @@ func (s *Server) route(r *request, rec *Request) (reply, *apiError) {
 		var items []any
 		for _, is := range p.issues {
 			items = append(items, s.issueJSON(p, is))
+		}
+		if r.URL.Query().Get("sort") == "desc" {
+			for i, j := 0, len(items)-1; i < j; i, j = i+1, j-1 {
+				items[i], items[j] = items[j], items[i]
+			}
+		}
+		return s.page(r, items), nil
+	case len(rest) == 2 && rest[0] == "repository" && rest[1] == "tags" && get:
+		return s.listTags(r, p), nil
+	case len(rest) == 2 && rest[0] == "repository" && rest[1] == "commits" && get:
+		ref := r.URL.Query().Get("ref_name")
+		if ref == "" {
+			ref = p.DefaultBranch
+		}
+		if sha, ok := p.tagSHA(ref); ok {
+			ref = sha
+		}
+		if _, ok := p.commits[ref]; !ok {
+			return reply{}, notFound("Commit")
+		}
+		var items []any
+		for _, c := range p.history(ref) {
+			items = append(items, s.commitJSON(p, c))
 		}
 		return s.page(r, items), nil
 	}
@@ -718,6 +742,9 @@ func (s *Server) mrJSON(p *projectState, m *mrState, single bool) map[string]any
 	var mergedAt, closedAt any
 	if m.State == "merged" {
 		mergedAt = ts(m.updatedAt)
+		if !m.MergedAt.IsZero() {
+			mergedAt = ts(m.MergedAt)
+		}
 	}
 	if m.State == "closed" {
 		closedAt = ts(m.updatedAt)
@@ -891,4 +918,34 @@ func (s *Server) issueJSON(p *projectState, is *Issue) map[string]any {
 		"author": author, "assignees": []any{}, "type": "ISSUE", "issue_type": "issue",
 		"web_url": s.webURL(p) + "/-/issues/" + strconv.Itoa(is.IID),
 	}
+}
+
+func (p *projectState) tagSHA(name string) (string, bool) {
+	for _, t := range p.tags {
+		if t.name == name {
+			return t.sha, true
+		}
+	}
+	return "", false
+}
+
+// listTags lists tags by name in reverse order, GitLab's default
+// (order_by=name is not semantic: clients sort versions themselves).
+func (s *Server) listTags(r *request, p *projectState) reply {
+	tags := append([]tagState(nil), p.tags...)
+	sort.Slice(tags, func(i, j int) bool { return tags[i].name > tags[j].name })
+	var items []any
+	for _, t := range tags {
+		var commit any
+		if c, ok := p.commits[t.sha]; ok {
+			commit = s.commitJSON(p, c)
+		} else {
+			commit = map[string]any{"id": t.sha, "short_id": t.sha[:min(len(t.sha), 8)]}
+		}
+		items = append(items, map[string]any{
+			"name": t.name, "message": "", "target": t.sha, "commit": commit,
+			"release": nil, "protected": false, "created_at": ts(t.createdAt),
+		})
+	}
+	return s.page(r, items)
 }
