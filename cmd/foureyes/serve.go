@@ -25,6 +25,7 @@ import (
 	"github.com/foureyes-dev/foureyes/handlers"
 	"github.com/foureyes-dev/foureyes/metrics"
 	"github.com/foureyes-dev/foureyes/queue"
+	"github.com/foureyes-dev/foureyes/release"
 	"github.com/foureyes-dev/foureyes/store"
 )
 
@@ -127,11 +128,31 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger) (*server, 
 		Observer:      observer{m: s.metrics},
 		Logger:        logger,
 	}
+	guard := &release.Guard{
+		Forges:        map[bot.ForgeName]release.Forge{},
+		Store:         db,
+		DefaultPolicy: defPolicy,
+		Logger:        logger,
+		Observer:      func(forge, reason string) { s.metrics.UnreviewedCommits.WithLabelValues(forge, reason).Inc() },
+		PolicyError:   func(forge string) { s.metrics.PolicyErrors.WithLabelValues(forge).Inc() },
+	}
+	for name, f := range s.forges {
+		rf, ok := f.(release.Forge)
+		if !ok {
+			db.Close()
+			return nil, fmt.Errorf("forge %s cannot guard release branches", name)
+		}
+		guard.Forges[name] = rf
+	}
+	s.service.Release = guard
 	s.pool = &queue.Pool{
 		Store:   db,
 		Handler: s.handleDelivery,
 		Workers: cfg.Workers,
-		Logger:  logger,
+		// A short lease (renewed while a handler runs) bounds how long the
+		// work of a killed process waits before another worker takes it.
+		LeaseTTL: 15 * time.Second,
+		Logger:   logger,
 		OnOutcome: func(_ queue.Delivery, o queue.Outcome, _ time.Duration) {
 			s.metrics.DeliveriesProcessed.WithLabelValues(outcomeLabel(o)).Inc()
 		},

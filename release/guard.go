@@ -1,0 +1,277 @@
+// Package release is foureyes' release-branch guard and release tag report
+// (SPEC section 8). On every push to a release branch it finds, for each
+// new commit, the merged change it came from and asks the engine
+// (bot.Decide) whether that change's final head had its independent
+// approvals at merge time; anything else is flagged — a failing "foureyes"
+// check or status on the pushed commit, an issue, an audit record and a
+// metric — exactly once per push. On a release tag it builds the review
+// report of every commit since the previous release tag, publishes it and
+// stores it for `foureyes report`.
+//
+// The package depends on bot, policies and audit only. Forges are reached
+// through the small Forge interface below, whose methods use bot and
+// builtin types so that the adapters never import this package.
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/foureyes-dev/foureyes/audit"
+	"github.com/foureyes-dev/foureyes/bot"
+	"github.com/foureyes-dev/foureyes/policies"
+)
+
+// Forge is what the guard needs from a code host: bot.Forge's Policy and
+// Change, plus the release-specific calls. forge/github.Forge and
+// forge/gitlab.Forge implement it.
+type Forge interface {
+	// Policy returns the policy file on ref (see bot.Forge).
+	Policy(ctx context.Context, repo bot.Repo, ref string) (bot.PolicyFile, error)
+	// Change gathers the facts of a change at its current head (for a
+	// merged change: its final head). See bot.Forge.
+	Change(ctx context.Context, ref bot.ChangeRef, teams []string) (*bot.Change, error)
+	// ChangesOfCommit lists the changes that contain sha, as summaries:
+	// Ref.HeadSHA is the final head, State "merged" for merged ones,
+	// mergedAt[i] the merge time of changes[i] (zero if not merged).
+	ChangesOfCommit(ctx context.Context, repo bot.Repo, sha string) (changes []bot.Change, mergedAt []time.Time, err error)
+	// Compare lists the commits of head that base does not have, oldest
+	// first, completely (all pages).
+	Compare(ctx context.Context, repo bot.Repo, base, head string) ([]bot.PushCommit, error)
+	// History lists up to limit commits reachable from sha, newest first.
+	History(ctx context.Context, repo bot.Repo, sha string, limit int) ([]bot.PushCommit, error)
+	// Tags maps every tag name to its commit SHA.
+	Tags(ctx context.Context, repo bot.Repo) (map[string]string, error)
+	// PublishCommit reports a verdict about ref (a full refs/heads/ or
+	// refs/tags/ name) on commit sha: a "foureyes" check run on GitHub, a
+	// "foureyes" commit status on GitLab. priorID is what the last call
+	// returned ("" for none, bot.ReportInFlight when an earlier attempt may
+	// have published without recording it); the object is updated, never
+	// duplicated.
+	PublishCommit(ctx context.Context, repo bot.Repo, ref, sha, title, markdown, detailsURL string, state bot.State, priorID string) (string, error)
+	// OpenIssue opens an issue and returns its URL.
+	OpenIssue(ctx context.Context, repo bot.Repo, title, body string, labels []string) (string, error)
+	// FindIssue returns the URL of a recent issue whose body contains
+	// marker, or "".
+	FindIssue(ctx context.Context, repo bot.Repo, marker string) (string, error)
+}
+
+// ReportStore reads stored release reports (store.DB implements it).
+type ReportStore interface {
+	// Report returns the stored report of a tag; an error (wrapping the
+	// store's not-found error) when there is none.
+	Report(ctx context.Context, forge, repo, tag string) ([]byte, error)
+}
+
+// Store is what the guard remembers (store.DB implements it). The facts
+// are shared with bot.Service: the guard reads the pushers, diff digests,
+// approval heads and verdicts the service recorded for each change.
+type Store interface {
+	bot.Store
+	ReportStore
+	// PutFactIfAbsent stores scope/key=value unless key exists and reports
+	// whether it stored it: the guard's idempotency marker.
+	PutFactIfAbsent(ctx context.Context, scope, key, value string) (bool, error)
+	// SaveReport stores (or replaces) the report of a tag.
+	SaveReport(ctx context.Context, forge, repo, tag string, data []byte) error
+}
+
+// Reason says why a commit (or a push) was flagged.
+type Reason string
+
+// The reasons of SPEC section 8, plus InvalidPolicy.
+const (
+	// DirectPush: no merged change contains the commit.
+	DirectPush Reason = "direct-push"
+	// ForcePush: the push rewrote the branch's history.
+	ForcePush Reason = "force-push"
+	// StaleApproval: the change was merged after commits were pushed on
+	// top of its last qualifying approval (a last-minute push).
+	StaleApproval Reason = "stale-approval"
+	// UnapprovedMerge: the change was merged while approvals were missing
+	// (an admin bypass, a forged status, facts that cannot be verified).
+	UnapprovedMerge Reason = "unapproved-merge"
+	// InvalidPolicy: the policy file on the release branch does not parse;
+	// the push is guarded with the built-in default and flagged so that
+	// somebody fixes the file (fail closed). It is not an unreviewed
+	// commit, so the unreviewed-commits metric does not count it.
+	InvalidPolicy Reason = "invalid-policy"
+)
+
+// Guard is the release-branch guard. It implements bot.PushHandler: set
+// it as bot.Service.Release. It keeps no state of its own between pushes
+// beyond its dependencies, so several replicas may share a store.
+type Guard struct {
+	Forges map[bot.ForgeName]Forge
+	Store  Store
+	// DefaultPolicy is the server-wide policy file for repositories that
+	// have none (as bot.Service.DefaultPolicy); nil means the built-in one.
+	DefaultPolicy *bot.PolicyFile
+	// Observer, when set, is called once per flagged commit with the
+	// forge and the reason (metric foureyes_unreviewed_commits_total).
+	Observer func(forge, reason string)
+	// PolicyError, when set, is called when a release branch or tag has
+	// an invalid policy file (metric foureyes_policy_errors_total).
+	PolicyError func(forge string)
+	Logger      *slog.Logger
+	// Now is the clock (default time.Now); it stamps reports and, when an
+	// event carries no receive time, pushes.
+	Now func() time.Time
+}
+
+var _ bot.PushHandler = (*Guard)(nil)
+
+func (g *Guard) logger() *slog.Logger {
+	if g.Logger != nil {
+		return g.Logger
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (g *Guard) now() time.Time {
+	if g.Now != nil {
+		return g.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// HandlePush handles bot.EventBranchPush (the guard) and bot.EventTagPush
+// (the report). A returned error makes the queue retry the event: every
+// effect is recorded once done, so a retry only does what is missing.
+func (g *Guard) HandlePush(ctx context.Context, ev bot.Event) error {
+	if ev.Push == nil {
+		return fmt.Errorf("release: event %s: push without details", ev.DeliveryID)
+	}
+	f, ok := g.Forges[ev.Forge]
+	if !ok {
+		return fmt.Errorf("release: event %s: %w: %s", ev.DeliveryID, bot.ErrUnknownForge, ev.Forge)
+	}
+	if g.Store == nil {
+		return errors.New("release: no store configured")
+	}
+	switch ev.Kind {
+	case bot.EventBranchPush:
+		return g.handleBranchPush(ctx, f, ev)
+	case bot.EventTagPush:
+		return g.handleTagPush(ctx, f, ev)
+	}
+	return fmt.Errorf("release: event %s: not a push (%s)", ev.DeliveryID, ev.Kind)
+}
+
+// loadedPolicy is the policy a push is judged by. When the file is
+// invalid, Policy is the built-in default and Err says what is wrong.
+type loadedPolicy struct {
+	Policy *policies.Policy
+	Err    error
+}
+
+// loadPolicy reads the policy at ref with the service's fallbacks: the
+// repository's file, else the server default, else the built-in default.
+// An invalid file still yields a policy to guard with (the built-in
+// default: the guard never stops guarding) plus the error to flag.
+func (g *Guard) loadPolicy(ctx context.Context, f Forge, forge bot.ForgeName, repo bot.Repo, ref string) (loadedPolicy, error) {
+	pf, err := f.Policy(ctx, repo, ref)
+	if err != nil {
+		return loadedPolicy{}, fmt.Errorf("read policy of %s at %s: %w", repo.FullName, short(ref), err)
+	}
+	var (
+		pol  *policies.Policy
+		perr error
+	)
+	switch {
+	case pf.Found:
+		pol, perr = policies.Parse(pf.Source, pf.Data)
+	case g.DefaultPolicy != nil:
+		pol, perr = policies.Parse(g.DefaultPolicy.Source, g.DefaultPolicy.Data)
+	default:
+		pol = policies.Default()
+	}
+	if perr != nil {
+		if g.PolicyError != nil {
+			g.PolicyError(string(forge))
+		}
+		g.logger().Warn("invalid policy on a release ref; guarding with the built-in default", "repo", repo.FullName, "ref", ref, "error", perr)
+		pol = policies.Default()
+	}
+	return loadedPolicy{Policy: pol, Err: perr}, nil
+}
+
+// policyPaths are every forge's policy file locations: a push touching one
+// may change which branches are guarded.
+var policyPaths = []string{".github/foureyes.yml", ".foureyes.yml", ".gitlab/foureyes.yml"}
+
+func touchesPolicy(paths []string) bool {
+	for _, p := range paths {
+		for _, q := range policyPaths {
+			if strings.TrimPrefix(p, "/") == q {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// policyTeams lists the teams a policy names, which the adapters look
+// memberships up for (as bot.Service does).
+func policyTeams(p *policies.Policy) []string {
+	seen := map[string]bool{}
+	var teams []string
+	add := func(ts []string) {
+		for _, t := range ts {
+			if k := strings.ToLower(t); !seen[k] {
+				seen[k] = true
+				teams = append(teams, t)
+			}
+		}
+	}
+	for _, c := range p.Categories {
+		add(c.Reviewers.Teams)
+	}
+	if p.BreakGlass != nil {
+		add(p.BreakGlass.Approvers.Teams)
+	}
+	return teams
+}
+
+// appendAudit appends one record, wrapping the error with what it was.
+func (g *Guard) appendAudit(ctx context.Context, rec audit.Record) error {
+	if _, err := g.Store.AppendAudit(ctx, rec); err != nil {
+		return fmt.Errorf("audit %s of %s@%s: %w", rec.Kind, rec.Repo, short(rec.HeadSHA), err)
+	}
+	return nil
+}
+
+func isZeroSHA(s string) bool { return s == "" || strings.Trim(s, "0") == "" }
+
+func short(sha string) string {
+	if len(sha) > 7 && !strings.ContainsAny(sha, "/ ") {
+		return sha[:7]
+	}
+	return sha
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexAny(s, "\r\n"); i >= 0 {
+		s = strings.TrimSpace(s[:i])
+	}
+	return s
+}
+
+// at names a user: @login for an account, else the git identity
+// ("Name <email>"), as a commit author that no account is linked to.
+func at(u bot.User) string {
+	switch {
+	case u.Login != "":
+		return "@" + u.Login
+	case u.Name != "" && u.Email != "":
+		return u.Name + " <" + u.Email + ">"
+	case u.Display() != "":
+		return u.Display()
+	}
+	return "(unknown)"
+}
