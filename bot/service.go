@@ -285,6 +285,14 @@ func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, baseSHA 
 		return Verdict{}, err
 	}
 	v := Decide(Input{Policy: pol, PolicyErr: perr, Change: change})
+	if l := s.logger(); l.Enabled(ctx, slog.LevelDebug) {
+		bound := make([]string, 0, len(change.Reviews))
+		for _, r := range change.Reviews {
+			bound = append(bound, r.Reviewer.Login+":"+string(r.State)+"@"+shortSHA(r.CommitSHA))
+		}
+		l.DebugContext(ctx, "evaluated", "change", ref.Key(), "head", ref.HeadSHA, "state", v.State,
+			"title", v.Title, "reviews", bound, "pushes", len(change.Pushes))
+	}
 	for _, fc := range change.Foreign {
 		if err := s.auditTamper(ctx, ref, fc, ""); err != nil {
 			return Verdict{}, err

@@ -80,6 +80,10 @@ func cmdDemo(ctx context.Context, args []string, stdout io.Writer) error {
 			fmt.Fprintln(stdout, indent(bot.Text(v)))
 		}
 	}
+	fmt.Fprintf(stdout, "=== %d. a direct push to the release branch: alice pushes a commit straight to main\n", len(d.scenarios())+1)
+	if err := d.directPush(ctx, stdout); err != nil {
+		return fmt.Errorf("scenario direct push: %w", err)
+	}
 	fmt.Fprintln(stdout, "every verdict above was published as a `foureyes` check run on the fake GitHub and recorded in the audit trail.")
 	return nil
 }
@@ -200,4 +204,41 @@ func (d *demo) scenarios() []demoScenario {
 			return d.ref(pr), d.approve(ctx, pr, "carol", pr.HeadSHA)
 		}},
 	}
+}
+
+// directPush sends the push webhook of a commit that no pull request
+// brought to main, and prints what the release guard flagged.
+func (d *demo) directPush(ctx context.Context, stdout io.Writer) error {
+	sha := fakegithub.SHA("demo-direct-push")
+	before := fakegithub.SHA("main")
+	d.sb.Fake.PutFile(d.repo, before, ".github/foureyes.yml", demoPolicy)
+	author := map[string]any{"name": "Alice", "email": "alice@example.com", "username": "alice"}
+	payload := map[string]any{
+		"ref": "refs/heads/main", "before": before, "after": sha, "created": false, "deleted": false, "forced": false,
+		"commits": []any{map[string]any{
+			"id": sha, "message": "Hotfix straight to main", "timestamp": time.Now().UTC().Format(time.RFC3339),
+			"author": author, "committer": author, "added": []string{}, "removed": []string{}, "modified": []string{"internal/cart/cart.go"},
+		}},
+		"pusher":       map[string]any{"name": "alice", "email": "alice@example.com"},
+		"repository":   ghRepo(d.repo),
+		"installation": map[string]any{"id": sandboxInstallation},
+		"sender":       ghUser("alice"),
+	}
+	if err := d.expect(d.sb.Send(ctx, "push", payload)); err != nil {
+		return err
+	}
+	if err := d.sb.Drain(ctx, 30*time.Second); err != nil {
+		return err
+	}
+	runs := d.sb.Fake.CheckRuns(d.repo, sha)
+	if len(runs) == 0 {
+		return fmt.Errorf("no check run on the pushed commit")
+	}
+	r := runs[len(runs)-1]
+	fmt.Fprintf(stdout, "    check run on %s: %s — %s\n", sha[:7], r.Conclusion, r.Title)
+	for _, is := range d.sb.Fake.Issues(d.repo) {
+		fmt.Fprintf(stdout, "    issue #%d %q labels %v\n", is.Number, is.Title, is.Labels)
+		fmt.Fprintln(stdout, indent(is.Body))
+	}
+	return nil
 }

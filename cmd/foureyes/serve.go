@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -63,6 +65,8 @@ type server struct {
 	pool    *queue.Pool
 	http    *http.Server
 	forges  map[bot.ForgeName]bot.Forge
+	keyOnce sync.Once
+	key     []byte
 }
 
 func newServer(ctx context.Context, cfg *Config, logger *slog.Logger) (*server, error) {
@@ -158,9 +162,8 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger) (*server, 
 		},
 		OnDeadLetter: s.deadLettered,
 	}
-	hcfg.Extra = func(r *mux.Router) {
-		s.mountPages(r)
-	}
+	var pagesErr error
+	hcfg.Extra = func(r *mux.Router) { pagesErr = s.mountPages(r) }
 	s.http = &http.Server{
 		Addr:              cfg.Listen,
 		Handler:           handlers.New(hcfg),
@@ -168,6 +171,10 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger) (*server, 
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
+	}
+	if pagesErr != nil {
+		db.Close()
+		return nil, pagesErr
 	}
 	return s, nil
 }
@@ -266,22 +273,34 @@ func (s *server) handleDelivery(ctx context.Context, d queue.Delivery) error {
 	return s.service.Handle(ctx, ev)
 }
 
-// detailsKey signs details-page tokens. Without an explicit key it is
-// derived from the webhook secrets, which are already secret and stable.
+// detailsKey signs details-page tokens (and the setup flow's state).
+// Without an explicit key it is derived from the webhook secrets, which
+// are secret and stable, so links survive restarts; with no secret at all
+// it is random for this process rather than a constant anyone could know.
 func (s *server) detailsKey() []byte {
-	if len(s.cfg.DetailsKey) > 0 {
-		return s.cfg.DetailsKey
-	}
-	h := sha256.New()
-	h.Write([]byte("foureyes details v1\x00"))
-	h.Write(s.cfg.GitHubSecret)
-	h.Write([]byte{0})
-	h.Write(s.cfg.GitLabSecret)
-	return h.Sum(nil)
+	s.keyOnce.Do(func() {
+		switch {
+		case len(s.cfg.DetailsKey) > 0:
+			s.key = s.cfg.DetailsKey
+		case len(s.cfg.GitHubSecret) > 0 || len(s.cfg.GitLabSecret) > 0:
+			h := sha256.New()
+			h.Write([]byte("foureyes details v1\x00"))
+			h.Write(s.cfg.GitHubSecret)
+			h.Write([]byte{0})
+			h.Write(s.cfg.GitLabSecret)
+			s.key = h.Sum(nil)
+		default:
+			s.key = make([]byte, 32)
+			if _, err := rand.Read(s.key); err != nil {
+				panic(fmt.Sprintf("no randomness for the signing key: %v", err))
+			}
+		}
+	})
+	return s.key
 }
 
 func (s *server) detailsURL(ref bot.ChangeRef) string {
-	return ""
+	return s.cfg.PublicURL + "/details/" + handlers.SignDetails(s.detailsKey(), ref)
 }
 
 // intake stores accepted events durably, then wakes a worker.
