@@ -56,6 +56,7 @@ const (
 	factReport   = "report"   // head SHA -> forge object ID of the published verdict
 	factVerdict  = "verdict"  // head SHA -> verdict JSON (details page)
 	factApproval = "approval" // login -> head SHA approved (GitLab), "" when revoked
+	factForeign  = "foreign"  // head SHA + "/" + check ID -> who wrote a "foureyes" check that is not ours
 )
 
 // reportInFlight marks a publish that started but whose forge object ID
@@ -141,8 +142,23 @@ func (s *Service) handleForeign(ctx context.Context, f Forge, ev Event) error {
 	if err := s.auditTamper(ctx, ref, *fc, ev.DeliveryID); err != nil {
 		return err
 	}
+	if ref.Number == 0 {
+		return nil // not on a change: audited, nothing to re-evaluate
+	}
+	// Remembered so that every later verdict on this head calls it out.
+	if err := s.Store.PutFact(ctx, FactScope(ref, factForeign), fc.HeadSHA+"/"+strconv.FormatInt(fc.ID, 10), foreignNotice(*fc)); err != nil {
+		return fmt.Errorf("record foreign check: %w", err)
+	}
 	_, err := s.Evaluate(ctx, ref, ev.Change.BaseRef, ev.Change.BaseSHA)
 	return err
+}
+
+func foreignNotice(fc ForeignCheck) string {
+	who := fc.App
+	if who == "" {
+		who = fc.By.Display()
+	}
+	return fmt.Sprintf("A `foureyes` check (%s) on this head was written by %s, not by foureyes: it proves nothing. Require the `foureyes` check from the foureyes App itself in branch protection.", fc.Conclusion, who)
 }
 
 func (s *Service) auditTamper(ctx context.Context, ref ChangeRef, fc ForeignCheck, delivery string) error {
@@ -380,6 +396,20 @@ func (s *Service) completeFacts(ctx context.Context, c *Change) error {
 		if _, known := c.PusherOf(h); !known {
 			c.Pushes = append(c.Pushes, Push{HeadSHA: h, Pusher: User{Login: pushers[h]}})
 		}
+	}
+	foreign, err := s.Store.Facts(ctx, FactScope(c.Ref, factForeign))
+	if err != nil {
+		return fmt.Errorf("read foreign checks: %w", err)
+	}
+	keys := make([]string, 0, len(foreign))
+	for k := range foreign {
+		if strings.HasPrefix(k, c.Ref.HeadSHA+"/") {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		c.Notices = append(c.Notices, foreign[k])
 	}
 	digests, err := s.Store.Facts(ctx, FactScope(c.Ref, factDigest))
 	if err != nil {

@@ -407,3 +407,44 @@ func TestGitHubSameDeliveryTwiceIsOneEvaluation(t *testing.T) {
 }
 
 func storeFilter(repo string) store.AuditFilter { return store.AuditFilter{Repo: repo} }
+
+// TestGitHubForeignCheckRunIsAuditedAndCalledOut replays check_run.created
+// (a check run of another App) renamed "foureyes", as a workflow job or
+// another App could.
+func TestGitHubForeignCheckRunIsAuditedAndCalledOut(t *testing.T) {
+	e := newE2E(t, nil)
+	pr := e.openPR([]string{"src/app.go"})
+	e.check(pr)
+	m := fixture(t, "check_run.created.json")
+	m["installation"] = map[string]any{"id": sandboxInstallation}
+	cr := obj(m, "check_run")
+	cr["name"] = "foureyes"
+	cr["head_sha"] = pr.HeadSHA
+	cr["conclusion"] = "success"
+	prs := cr["pull_requests"].([]any)
+	p0 := prs[0].(map[string]any)
+	p0["number"] = pr.Number
+	obj(p0, "head")["sha"] = pr.HeadSHA
+	obj(p0, "base")["ref"] = e2eBase
+	e.send("check_run", m)
+	run := e.check(pr)
+	if conclusion(run) == "success" {
+		t.Fatalf("a foreign success made foureyes' own check succeed: %s", run.Title)
+	}
+	if !strings.Contains(run.Summary, "not by foureyes") || !strings.Contains(run.Summary, "octocoders-linter") {
+		t.Errorf("foureyes' check does not call out the foreign check:\n%s", run.Summary)
+	}
+	recs, err := e.sb.srv.db.AuditRecords(context.Background(), storeFilter(e2eRepo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tamper := 0
+	for _, r := range recs {
+		if r.Kind == "tamper" && r.HeadSHA == pr.HeadSHA {
+			tamper++
+		}
+	}
+	if tamper != 1 {
+		t.Fatalf("%d tamper records, want 1", tamper)
+	}
+}
