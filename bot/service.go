@@ -78,6 +78,9 @@ func (s *Service) logger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
+// ErrUnreadableFact is returned for a stored fact that does not decode.
+var ErrUnreadableFact = errors.New("stored fact is unreadable")
+
 // ErrUnknownForge is returned for an event of a forge that is not configured.
 var ErrUnknownForge = errors.New("forge not configured")
 
@@ -276,7 +279,7 @@ func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, baseSHA 
 	}
 	var teams []string
 	if pol != nil {
-		teams = policyTeams(pol)
+		teams = PolicyTeams(pol)
 	}
 	if change == nil || len(teams) > 0 {
 		change, err = f.Change(ctx, ref, teams)
@@ -297,7 +300,7 @@ func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, baseSHA 
 		return Verdict{}, nil
 	}
 	change.Ref = ref
-	if err := s.completeFacts(ctx, change); err != nil {
+	if err := CompleteFacts(ctx, s.Store, change); err != nil {
 		return Verdict{}, err
 	}
 	v := Decide(Input{Policy: pol, PolicyErr: perr, Change: change})
@@ -358,7 +361,9 @@ func (s *Service) parsePolicy(pf PolicyFile) (*policies.Policy, error) {
 	}
 }
 
-func policyTeams(p *policies.Policy) []string {
+// PolicyTeams lists the teams a policy names: the only memberships an
+// adapter needs to look up.
+func PolicyTeams(p *policies.Policy) []string {
 	seen := map[string]bool{}
 	var teams []string
 	add := func(ts []string) {
@@ -379,11 +384,18 @@ func policyTeams(p *policies.Policy) []string {
 	return teams
 }
 
-// completeFacts adds what the forge API cannot tell: who pushed each head,
-// the diff digests of earlier heads, and on GitLab the head each approval
-// was given on.
-func (s *Service) completeFacts(ctx context.Context, c *Change) error {
-	pushers, err := s.Store.Facts(ctx, FactScope(c.Ref, factPusher))
+// FactReader reads facts the service stored (bot.Store has it).
+type FactReader interface {
+	Facts(ctx context.Context, scope string) (map[string]string, error)
+}
+
+// CompleteFacts adds what the forge API cannot tell and only webhooks did:
+// who pushed each head, the diff digests of earlier heads, foreign
+// "foureyes" checks seen on the head, and on GitLab the head each approval
+// was given on. The service and the release guard judge a change on the
+// same facts through it.
+func CompleteFacts(ctx context.Context, st FactReader, c *Change) error {
+	pushers, err := st.Facts(ctx, FactScope(c.Ref, factPusher))
 	if err != nil {
 		return fmt.Errorf("read pushers: %w", err)
 	}
@@ -397,7 +409,7 @@ func (s *Service) completeFacts(ctx context.Context, c *Change) error {
 			c.Pushes = append(c.Pushes, Push{HeadSHA: h, Pusher: User{Login: pushers[h]}})
 		}
 	}
-	foreign, err := s.Store.Facts(ctx, FactScope(c.Ref, factForeign))
+	foreign, err := st.Facts(ctx, FactScope(c.Ref, factForeign))
 	if err != nil {
 		return fmt.Errorf("read foreign checks: %w", err)
 	}
@@ -411,7 +423,7 @@ func (s *Service) completeFacts(ctx context.Context, c *Change) error {
 	for _, k := range keys {
 		c.Notices = append(c.Notices, foreign[k])
 	}
-	digests, err := s.Store.Facts(ctx, FactScope(c.Ref, factDigest))
+	digests, err := st.Facts(ctx, FactScope(c.Ref, factDigest))
 	if err != nil {
 		return fmt.Errorf("read diff digests: %w", err)
 	}
@@ -426,7 +438,7 @@ func (s *Service) completeFacts(ctx context.Context, c *Change) error {
 	if c.Ref.Forge != GitLab {
 		return nil
 	}
-	approvals, err := s.Store.Facts(ctx, FactScope(c.Ref, factApproval))
+	approvals, err := st.Facts(ctx, FactScope(c.Ref, factApproval))
 	if err != nil {
 		return fmt.Errorf("read approval heads: %w", err)
 	}
@@ -503,7 +515,13 @@ func (s *Service) publish(ctx context.Context, f Forge, ref ChangeRef, v Verdict
 
 // StoredVerdict returns the verdict last published for a change at head.
 func (s *Service) StoredVerdict(ctx context.Context, ref ChangeRef) (Verdict, bool, error) {
-	m, err := s.Store.Facts(ctx, FactScope(ref, factVerdict))
+	return LoadVerdict(ctx, s.Store, ref)
+}
+
+// LoadVerdict reads the verdict the service published for a change at
+// ref.HeadSHA.
+func LoadVerdict(ctx context.Context, st FactReader, ref ChangeRef) (Verdict, bool, error) {
+	m, err := st.Facts(ctx, FactScope(ref, factVerdict))
 	if err != nil {
 		return Verdict{}, false, err
 	}
@@ -513,7 +531,7 @@ func (s *Service) StoredVerdict(ctx context.Context, ref ChangeRef) (Verdict, bo
 	}
 	var v Verdict
 	if err := json.Unmarshal([]byte(raw), &v); err != nil {
-		return Verdict{}, false, fmt.Errorf("decode stored verdict: %w", err)
+		return Verdict{}, false, fmt.Errorf("%w: verdict of %s: %v", ErrUnreadableFact, ref.Key(), err)
 	}
 	return v, true, nil
 }

@@ -3,6 +3,7 @@ package release
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -83,7 +84,7 @@ type evaluation struct {
 
 func (g *Guard) newAnalyzer(f Forge, forge bot.ForgeName, repo bot.Repo, branch string, pol *policies.Policy) *analyzer {
 	return &analyzer{
-		g: g, f: f, forge: forge, repo: repo, branch: branch, pol: pol, teams: policyTeams(pol),
+		g: g, f: f, forge: forge, repo: repo, branch: branch, pol: pol, teams: bot.PolicyTeams(pol),
 		evals: map[int]*evaluation{}, owner: map[string]int{},
 	}
 }
@@ -223,7 +224,7 @@ func (a *analyzer) evaluate(ctx context.Context, sum bot.Change, mergedAt time.T
 		ch.EvalError = fmt.Sprintf("the forge lists head %s for change %d, merged at %s", short(ch.Ref.HeadSHA), n, short(ref.HeadSHA))
 	}
 	ch.Ref = ref
-	if err := completeFacts(ctx, a.g.Store, ch); err != nil {
+	if err := bot.CompleteFacts(ctx, a.g.Store, ch); err != nil {
 		return nil, fmt.Errorf("complete facts of %s: %w", ref.Key(), err)
 	}
 	if !mergedAt.IsZero() {
@@ -339,101 +340,17 @@ func counted(v bot.Verdict) []string {
 	return out
 }
 
-// Fact scopes written by bot.Service (its constants are unexported; these
-// strings must stay equal to them).
-const (
-	factPusher   = "pusher"
-	factDigest   = "digest"
-	factVerdict  = "verdict"
-	factApproval = "approval"
-)
-
-// completeFacts adds what only webhooks told bot.Service about a change:
-// who pushed each head, the diff digests of earlier heads and, on GitLab,
-// the head each approval was given on. It mirrors the service's own
-// completion so the guard judges a change on the same facts.
-func completeFacts(ctx context.Context, st bot.Store, c *bot.Change) error {
-	pushers, err := st.Facts(ctx, bot.FactScope(c.Ref, factPusher))
-	if err != nil {
-		return fmt.Errorf("read pushers: %w", err)
-	}
-	heads := make([]string, 0, len(pushers))
-	for h := range pushers {
-		heads = append(heads, h)
-	}
-	sort.Strings(heads)
-	for _, h := range heads {
-		if _, known := c.PusherOf(h); !known {
-			c.Pushes = append(c.Pushes, bot.Push{HeadSHA: h, Pusher: bot.User{Login: pushers[h]}})
-		}
-	}
-	digests, err := st.Facts(ctx, bot.FactScope(c.Ref, factDigest))
-	if err != nil {
-		return fmt.Errorf("read diff digests: %w", err)
-	}
-	if c.DiffDigests == nil {
-		c.DiffDigests = map[string]string{}
-	}
-	for h, d := range digests {
-		if _, ok := c.DiffDigests[h]; !ok {
-			c.DiffDigests[h] = d
-		}
-	}
-	if c.Ref.Forge != bot.GitLab {
-		return nil
-	}
-	approvals, err := st.Facts(ctx, bot.FactScope(c.Ref, factApproval))
-	if err != nil {
-		return fmt.Errorf("read approval heads: %w", err)
-	}
-	if c.ReviewsFromEvents {
-		c.Reviews = c.Reviews[:0]
-		logins := make([]string, 0, len(approvals))
-		for l := range approvals {
-			logins = append(logins, l)
-		}
-		sort.Strings(logins)
-		for _, l := range logins {
-			if approvals[l] != "" {
-				c.Reviews = append(c.Reviews, bot.Review{Reviewer: bot.User{Login: l}, State: bot.Approved, CommitSHA: approvals[l]})
-			}
-		}
-		return nil
-	}
-	for i := range c.Reviews {
-		r := &c.Reviews[i]
-		if r.CommitSHA != "" {
-			continue
-		}
-		if head, ok := approvals[strings.ToLower(r.Reviewer.Login)]; ok && head != "" {
-			r.CommitSHA = head
-		} else if len(pushers) <= 1 {
-			if _, onlyCurrent := pushers[c.Ref.HeadSHA]; onlyCurrent || len(pushers) == 0 {
-				r.CommitSHA = c.Ref.HeadSHA
-			}
-		}
-	}
-	return nil
-}
-
-// storedVerdict reads the verdict bot.Service published for a head.
+// storedVerdict reads the state bot.Service published for a head. It is
+// evidence only: an unreadable record is reported as absent.
 func storedVerdict(ctx context.Context, st bot.Store, ref bot.ChangeRef) (bot.State, bool, error) {
-	m, err := st.Facts(ctx, bot.FactScope(ref, factVerdict))
+	v, ok, err := bot.LoadVerdict(ctx, st, ref)
 	if err != nil {
+		if errors.Is(err, bot.ErrUnreadableFact) {
+			return "", false, nil
+		}
 		return "", false, fmt.Errorf("read stored verdict of %s: %w", ref.Key(), err)
 	}
-	raw, ok := m[ref.HeadSHA]
-	if !ok {
-		return "", false, nil
-	}
-	var v struct {
-		State bot.State `json:"state"`
-	}
-	if err := json.Unmarshal([]byte(raw), &v); err != nil {
-		// Evidence only: an unreadable record is reported as absent.
-		return "", false, nil
-	}
-	return v.State, true, nil
+	return v.State, ok, nil
 }
 
 func firstNonEmpty(s ...string) string {

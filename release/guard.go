@@ -215,28 +215,6 @@ func touchesPolicy(paths []string) bool {
 	return false
 }
 
-// policyTeams lists the teams a policy names, which the adapters look
-// memberships up for (as bot.Service does).
-func policyTeams(p *policies.Policy) []string {
-	seen := map[string]bool{}
-	var teams []string
-	add := func(ts []string) {
-		for _, t := range ts {
-			if k := strings.ToLower(t); !seen[k] {
-				seen[k] = true
-				teams = append(teams, t)
-			}
-		}
-	}
-	for _, c := range p.Categories {
-		add(c.Reviewers.Teams)
-	}
-	if p.BreakGlass != nil {
-		add(p.BreakGlass.Approvers.Teams)
-	}
-	return teams
-}
-
 // appendAudit appends one record, wrapping the error with what it was.
 func (g *Guard) appendAudit(ctx context.Context, rec audit.Record) error {
 	if _, err := g.Store.AppendAudit(ctx, rec); err != nil {
