@@ -26,6 +26,7 @@ import (
 	glforge "github.com/foureyes-dev/foureyes/forge/gitlab"
 	"github.com/foureyes-dev/foureyes/handlers"
 	"github.com/foureyes-dev/foureyes/metrics"
+	"github.com/foureyes-dev/foureyes/policies"
 	"github.com/foureyes-dev/foureyes/queue"
 	"github.com/foureyes-dev/foureyes/release"
 	"github.com/foureyes-dev/foureyes/store"
@@ -121,6 +122,12 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger) (*server, 
 		if err != nil {
 			db.Close()
 			return nil, fmt.Errorf("FOUREYES_DEFAULT_POLICY_FILE: %w", err)
+		}
+		// An invalid server default would fail every check of every
+		// repository without a file: refuse to start instead.
+		if _, err := policies.Parse(cfg.DefaultPolicyFile, data); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("FOUREYES_DEFAULT_POLICY_FILE is invalid:\n%w", err)
 		}
 		defPolicy = &bot.PolicyFile{Source: cfg.DefaultPolicyFile, Data: data, Found: true}
 	}
@@ -229,11 +236,26 @@ func (s *server) run(ctx context.Context) error {
 	return nil
 }
 
-// watchQueue publishes the queue gauges; readiness reads the same numbers.
+// keepDone is how long processed deliveries are kept: a redelivery within
+// this window is recognised as a duplicate. GitHub and GitLab redeliver
+// within hours or days, not months.
+const keepDone = 30 * 24 * time.Hour
+
+// watchQueue publishes the queue gauges (readiness reads the same numbers)
+// and trims processed deliveries older than keepDone.
 func (s *server) watchQueue(ctx context.Context) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
+	lastPurge := time.Time{}
 	for {
+		if time.Since(lastPurge) > time.Hour {
+			lastPurge = time.Now()
+			if n, err := s.db.PurgeDone(ctx, time.Now().Add(-keepDone)); err != nil {
+				s.logger.Warn("purge processed deliveries", "error", err)
+			} else if n > 0 {
+				s.logger.Info("purged processed deliveries", "count", n, "older_than", keepDone.String())
+			}
+		}
 		if st, err := s.db.QueueStats(ctx, time.Now()); err == nil {
 			s.metrics.QueueDepth.Set(float64(st.Pending + st.Leased))
 			s.metrics.QueueOldestAge.Set(st.OldestPendingAge.Seconds())
