@@ -694,3 +694,33 @@ func TestNewValidatesConfig(t *testing.T) {
 		t.Fatalf("no installation: %v", err)
 	}
 }
+
+// TestPublishAdoptsRunOfInterruptedAttempt: the service marks a publish as
+// in flight before calling the forge; after a crash between the POST and
+// recording its ID, the next attempt must find that run, not add one.
+func TestPublishAdoptsRunOfInterruptedAttempt(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	e.smallPR()
+	rep := bot.Report{Ref: prRef(1, headSHA), Verdict: bot.Verdict{State: bot.PendingState}, Title: "waiting", Markdown: "m"}
+	if _, err := e.forge.Publish(e.ctx, rep); err != nil {
+		t.Fatal(err)
+	}
+	rep.PriorID, rep.Verdict.State, rep.Title = bot.ReportInFlight, bot.Success, "approved"
+	id, err := e.forge.Publish(e.ctx, rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs := e.fake.CheckRuns(repo.FullName, headSHA)
+	if len(runs) != 1 || runs[0].Conclusion != "success" || id != fmt.Sprint(runs[0].ID)+":completed" {
+		t.Fatalf("runs = %+v, id = %q: want the one run adopted and updated", runs, id)
+	}
+	// With nothing to adopt, the marker creates the run.
+	rep.Ref = prRef(1, "0000000000000000000000000000000000000001")
+	e.fake.UpdatePR(repo.FullName, 1, func(p *fakegithub.PR) { p.HeadSHA = rep.Ref.HeadSHA })
+	if _, err := e.forge.Publish(e.ctx, rep); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.fake.CheckRuns(repo.FullName, rep.Ref.HeadSHA)); n != 1 {
+		t.Fatalf("%d runs on the new head, want 1", n)
+	}
+}

@@ -34,8 +34,10 @@ type checkOutput struct {
 }
 
 // Publish reports a verdict as the "foureyes" check run on the head (see
-// bot.Forge): a PATCH of r.PriorID when given, else a POST. The returned ID
-// is the run's ID, suffixed ":completed" once it is completed.
+// bot.Forge): a PATCH of r.PriorID when given, else a POST; with
+// bot.ReportInFlight, the run an interrupted attempt may have created is
+// looked up first. The returned ID is the run's ID, suffixed ":completed"
+// once it is completed.
 func (f *Forge) Publish(ctx context.Context, r bot.Report) (string, error) {
 	out := checkOutput{title: r.Title, summary: r.Markdown, detailsURL: r.DetailsURL, externalID: r.Ref.Key()}
 	id, err := f.publishCheck(ctx, r.Ref.Repo, r.Ref.HeadSHA, out, r.Verdict.State, r.PriorID)
@@ -82,6 +84,18 @@ func (f *Forge) publishCheck(ctx context.Context, repo bot.Repo, sha string, out
 	}
 	if sha == "" {
 		return "", errors.New("no head SHA")
+	}
+	if priorID == bot.ReportInFlight {
+		// An earlier attempt may have created the run and died before its
+		// ID was recorded: adopt that run rather than create a second one.
+		run, err := f.findCheck(ctx, c, repo, sha, out.externalID, 0)
+		if err != nil {
+			return "", fmt.Errorf("looking for an earlier check run on %s: %w", short(sha), err)
+		}
+		priorID = ""
+		if run != nil {
+			priorID = formatID(run)
+		}
 	}
 	status, conclusion := statusOfState(state)
 	title := oneLine(out.title)

@@ -159,20 +159,6 @@ const maxTagPages = 500
 // run without recording its ID, so it is looked for before creating one.
 func (f *Forge) PublishCommit(ctx context.Context, repo bot.Repo, ref, sha, title, markdown, detailsURL string, state bot.State, priorID string) (string, error) {
 	out := checkOutput{title: title, summary: markdown, detailsURL: detailsURL, externalID: "release:" + repo.FullName + "@" + ref + "@" + sha}
-	if priorID == bot.ReportInFlight {
-		c, err := f.client(repo.Installation)
-		if err != nil {
-			return "", err
-		}
-		run, err := f.findCheck(ctx, c, repo, sha, out.externalID, 0)
-		if err != nil {
-			return "", fmt.Errorf("github: looking for an earlier check run on %s: %w", short(sha), err)
-		}
-		priorID = ""
-		if run != nil {
-			priorID = formatID(run)
-		}
-	}
 	id, err := f.publishCheck(ctx, repo, sha, out, state, priorID)
 	if err != nil {
 		return "", fmt.Errorf("github: publishing check of %s at %s: %w", repo.FullName, short(sha), err)

@@ -251,9 +251,11 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	f.spend(r, rec.status)
 	f.rateHeaders(w.Header(), r)
+	// Logged before answering: once a client has its response, the request
+	// is in the log (tests count requests right after a call returns).
+	f.log(r.Method, path, r.URL.RawQuery, rec.status, inst)
 	w.WriteHeader(rec.status)
 	_, _ = w.Write(rec.body.Bytes())
-	f.log(r.Method, path, r.URL.RawQuery, rec.status, inst)
 }
 
 func (f *Fake) log(method, path, query string, status int, inst int64) {
