@@ -314,13 +314,13 @@ func newDetailsView(ref bot.ChangeRef, v bot.Verdict) detailsView {
 		}
 		for _, r := range c.Rejected {
 			inCategory[rejectionKey(r)] = true
-			cv.Rejected = append(cv.Rejected, newRejectionView(r, cv.Allowed))
+			cv.Rejected = append(cv.Rejected, newRejectionView(r, cv.Allowed, ref.HeadSHA))
 		}
 		d.Categories = append(d.Categories, cv)
 	}
 	for _, r := range v.Ignored {
 		if !inCategory[rejectionKey(r)] {
-			d.Elsewhere = append(d.Elsewhere, newRejectionView(r, ""))
+			d.Elsewhere = append(d.Elsewhere, newRejectionView(r, "", ref.HeadSHA))
 		}
 	}
 	return d
@@ -330,8 +330,12 @@ func rejectionKey(r bot.Rejection) string {
 	return strings.ToLower(r.Reviewer) + "\x00" + strconv.FormatInt(r.ReviewID, 10)
 }
 
-func newRejectionView(r bot.Rejection, allowed string) rejectionView {
-	rv := rejectionView{Reviewer: r.Reviewer, Detail: r.Detail, Commit: r.CommitSHA}
+func newRejectionView(r bot.Rejection, allowed, head string) rejectionView {
+	rv := rejectionView{Reviewer: r.Reviewer, Detail: r.Detail}
+	// Which head was approved matters only when it is not the current one.
+	if r.CommitSHA != head {
+		rv.Commit = r.CommitSHA
+	}
 	for _, reason := range r.Reasons {
 		w := bot.ReasonText(reason)
 		if reason == bot.ReasonNotInTeam && allowed != "" {

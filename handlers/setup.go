@@ -226,7 +226,7 @@ func (s *setup) homeView() homeView {
 		PublicURL:     s.cfg.PublicURL,
 		LocalURL:      s.localURL,
 		DefaultHost:   hostOf(s.cfg.GitHubWebURL),
-		CredentialsAt: s.cfg.CredentialsFile,
+		CredentialsAt: filepath.Base(s.cfg.CredentialsFile),
 		Done:          done,
 		Docs:          DocsURL,
 	}
