@@ -23,6 +23,20 @@ import (
 // lets readers through) held for the few statements of the transaction.
 // That also holds across several processes sharing the database.
 func (d *DB) AppendAudit(ctx context.Context, rec audit.Record) (audit.Record, error) {
+	var out audit.Record
+	err := d.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = d.appendAuditTx(ctx, tx, rec)
+		return err
+	})
+	if err != nil {
+		return audit.Record{}, fmt.Errorf("append %s audit record: %w", rec.Kind, err)
+	}
+	return out, nil
+}
+
+// appendAuditTx links rec to the last record and inserts it within tx.
+func (d *DB) appendAuditTx(ctx context.Context, tx *sql.Tx, rec audit.Record) (audit.Record, error) {
 	if rec.Kind == "" {
 		return audit.Record{}, errors.New("append audit record: kind is empty")
 	}
@@ -35,36 +49,29 @@ func (d *DB) AppendAudit(ctx context.Context, rec audit.Record) (audit.Record, e
 		return audit.Record{}, fmt.Errorf("append audit record: %w", err)
 	}
 	rec.Data = data
-	var out audit.Record
-	err = d.inTx(ctx, func(tx *sql.Tx) error {
-		if d.dialect == postgresDialect {
-			if _, err := tx.ExecContext(ctx, "LOCK TABLE audit_records IN EXCLUSIVE MODE"); err != nil {
-				return fmt.Errorf("lock audit_records: %w", err)
-			}
+	if d.dialect == postgresDialect {
+		if _, err := tx.ExecContext(ctx, "LOCK TABLE audit_records IN EXCLUSIVE MODE"); err != nil {
+			return audit.Record{}, fmt.Errorf("lock audit_records: %w", err)
 		}
-		var prevSeq int64
-		prevHash := audit.Genesis
-		err := d.queryRow(ctx, tx, "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1").Scan(&prevSeq, &prevHash)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("read last audit record: %w", err)
-		}
-		out = audit.Link(rec, prevSeq, prevHash)
-		var dataCol any
-		if len(out.Data) > 0 {
-			dataCol = string(out.Data)
-		}
-		_, err = d.exec(ctx, tx, `INSERT INTO audit_records
-			(seq, time, kind, forge, repo, change, head_sha, delivery_id, policy_digest, verdict, data, prev_hash, hash)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			out.Seq, d.t(out.Time), out.Kind, out.Forge, out.Repo, out.Change, out.HeadSHA, out.DeliveryID,
-			out.PolicyDigest, out.Verdict, dataCol, out.PrevHash, out.Hash)
-		if err != nil {
-			return fmt.Errorf("insert audit record %d: %w", out.Seq, err)
-		}
-		return nil
-	})
+	}
+	var prevSeq int64
+	prevHash := audit.Genesis
+	err = d.queryRow(ctx, tx, "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1").Scan(&prevSeq, &prevHash)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return audit.Record{}, fmt.Errorf("read last audit record: %w", err)
+	}
+	out := audit.Link(rec, prevSeq, prevHash)
+	var dataCol any
+	if len(out.Data) > 0 {
+		dataCol = string(out.Data)
+	}
+	_, err = d.exec(ctx, tx, `INSERT INTO audit_records
+		(seq, time, kind, forge, repo, change, head_sha, delivery_id, policy_digest, verdict, data, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		out.Seq, d.t(out.Time), out.Kind, out.Forge, out.Repo, out.Change, out.HeadSHA, out.DeliveryID,
+		out.PolicyDigest, out.Verdict, dataCol, out.PrevHash, out.Hash)
 	if err != nil {
-		return audit.Record{}, fmt.Errorf("append %s audit record: %w", rec.Kind, err)
+		return audit.Record{}, fmt.Errorf("insert audit record %d: %w", out.Seq, err)
 	}
 	return out, nil
 }

@@ -336,28 +336,22 @@ func (in *intake) Accept(ctx context.Context, ev bot.Event) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("encode event: %w", err)
 	}
-	inserted, err := in.db.Enqueue(ctx, store.Delivery{
-		ID: ev.DeliveryID, Forge: string(ev.Forge), Key: eventKey(ev), Kind: string(ev.Kind),
-		Payload: payload, ReceivedAt: ev.Received,
-	})
-	if err != nil {
-		return false, err
-	}
-	if !inserted {
-		return true, nil
-	}
 	rec := audit.Record{Kind: audit.KindDelivery, Forge: string(ev.Forge), Repo: ev.Repo.FullName, DeliveryID: ev.DeliveryID}
 	if ev.Change != nil {
 		rec.Change, rec.HeadSHA = ev.Change.Number, ev.Change.HeadSHA
 	}
 	rec.Data, _ = json.Marshal(map[string]string{"event": ev.Name, "action": ev.Action, "kind": string(ev.Kind), "sender": ev.Sender.Display()})
-	if _, err := in.db.AppendAudit(ctx, rec); err != nil {
-		// The delivery is stored and will be processed; a missing intake
-		// record is logged loudly rather than failing the webhook.
-		return false, fmt.Errorf("audit delivery %s: %w", ev.DeliveryID, err)
+	inserted, err := in.db.EnqueueAudited(ctx, store.Delivery{
+		ID: ev.DeliveryID, Forge: string(ev.Forge), Key: eventKey(ev), Kind: string(ev.Kind),
+		Payload: payload, ReceivedAt: ev.Received,
+	}, &rec)
+	if err != nil {
+		return false, err
 	}
-	in.notify()
-	return false, nil
+	if inserted {
+		in.notify()
+	}
+	return !inserted, nil
 }
 
 // eventKey orders the work: events of one change, or pushes to one ref,
