@@ -1,0 +1,223 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/url"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// Goals of issue 4 for intake on a two-core machine.
+const (
+	goalAcceptedPerS = 1000
+	goalP99MS        = 50
+	goalPeakRSSMB    = 100
+)
+
+// report is the outcome of a run; --json prints it as is.
+type report struct {
+	Date              string  `json:"date"`
+	CPUs              int     `json:"cpus"`
+	GoMaxProcs        int     `json:"gomaxprocs"`
+	Mode              string  `json:"mode"` // spawn or url
+	Target            string  `json:"target"`
+	Database          string  `json:"database,omitempty"`
+	ServerWorkers     string  `json:"server_workers,omitempty"`
+	ServerLogLevel    string  `json:"server_log_level,omitempty"`
+	Payload           string  `json:"payload"`
+	PayloadBytes      int     `json:"payload_bytes"`
+	Event             string  `json:"event"`
+	PerChangeKeys     bool    `json:"per_change_keys"`
+	Requested         int     `json:"requested"`
+	Concurrency       int     `json:"concurrency"`
+	Rate              float64 `json:"rate_per_s,omitempty"`
+	DuplicateFraction float64 `json:"duplicate_fraction"`
+	KeepAlive         bool    `json:"keepalive"`
+	RunID             string  `json:"run_id"`
+
+	StoppedBy      string            `json:"stopped_by"`
+	Sent           int               `json:"sent"`
+	DuplicatesSent int               `json:"duplicates_sent"`
+	Accepted       int               `json:"accepted"`
+	Duplicates     int               `json:"duplicates"`
+	Errors         map[string]int    `json:"errors"`
+	ErrorSamples   map[string]string `json:"error_samples,omitempty"`
+	ElapsedS       float64           `json:"elapsed_s"`
+	AcceptedPerS   float64           `json:"accepted_per_s"`
+	AckedPerS      float64           `json:"acked_per_s"`
+	LatencyMS      latencyJSON       `json:"latency_ms"`
+
+	ServerPID           int     `json:"server_pid,omitempty"`
+	ServerRSSBeforeMB   float64 `json:"server_rss_before_mb,omitempty"`
+	ServerPeakRSSMB     float64 `json:"server_peak_rss_mb,omitempty"`
+	ServerRSSAfterMB    float64 `json:"server_rss_after_mb,omitempty"`
+	ServerCPUSeconds    float64 `json:"server_cpu_s,omitempty"`
+	ProcessedDuringLoad int     `json:"processed_during_load"`
+	RetriesDuringLoad   int     `json:"retries_during_load"`
+	DeadDuringLoad      int     `json:"dead_letters_during_load"`
+	DrainedAfterLoadS   float64 `json:"drained_after_load_s,omitempty"`
+	ProcessedPerS       float64 `json:"processed_per_s,omitempty"`
+	ToolPeakRSSMB       float64 `json:"tool_peak_rss_mb,omitempty"`
+
+	Goals    []goal   `json:"goals"`
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+type latencyJSON struct {
+	Count int     `json:"count"`
+	Min   float64 `json:"min"`
+	Mean  float64 `json:"mean"`
+	P50   float64 `json:"p50"`
+	P90   float64 `json:"p90"`
+	P99   float64 `json:"p99"`
+	Max   float64 `json:"max"`
+}
+
+type goal struct {
+	Name     string  `json:"name"`
+	Target   string  `json:"target"`
+	Measured float64 `json:"measured"`
+	Met      bool    `json:"met"`
+	Known    bool    `json:"known"` // false: not measured (e.g. RSS without --pid)
+}
+
+func (rep *report) fill(res *loadResult) {
+	s := summarize(res.Latencies)
+	rep.StoppedBy = res.StoppedBy
+	rep.Sent, rep.DuplicatesSent = res.Sent, res.DupsSent
+	rep.Accepted, rep.Duplicates = res.Accepted, res.Duplicates
+	rep.Errors, rep.ErrorSamples = res.Errors, res.ErrorTexts
+	rep.ElapsedS = round3(res.Elapsed.Seconds())
+	rep.AcceptedPerS = round3(rate(res.Accepted, res.Elapsed))
+	rep.AckedPerS = round3(rate(res.Accepted+res.Duplicates, res.Elapsed))
+	rep.LatencyMS = latencyJSON{Count: s.Count, Min: ms(s.Min), Mean: ms(s.Mean), P50: ms(s.P50), P90: ms(s.P90), P99: ms(s.P99), Max: ms(s.Max)}
+}
+
+func (rep *report) evaluateGoals() {
+	rep.Goals = []goal{
+		{Name: "throughput", Target: fmt.Sprintf(">= %d accepted/s", goalAcceptedPerS), Measured: rep.AcceptedPerS,
+			Met: rep.AcceptedPerS >= goalAcceptedPerS, Known: rep.Accepted > 0},
+		{Name: "p99 ack latency", Target: fmt.Sprintf("<= %d ms", goalP99MS), Measured: rep.LatencyMS.P99,
+			Met: rep.LatencyMS.Count > 0 && rep.LatencyMS.P99 <= goalP99MS, Known: rep.LatencyMS.Count > 0},
+		{Name: "peak RSS", Target: fmt.Sprintf("<= %d MB", goalPeakRSSMB), Measured: rep.ServerPeakRSSMB,
+			Met: rep.ServerPeakRSSMB > 0 && rep.ServerPeakRSSMB <= goalPeakRSSMB, Known: rep.ServerPeakRSSMB > 0},
+	}
+}
+
+func (rep *report) writeJSON(w io.Writer) error {
+	rep.evaluateGoals()
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+func (rep *report) writeText(w io.Writer) {
+	rep.evaluateGoals()
+	fmt.Fprintf(w, "foureyes-load  %s  %d CPUs (GOMAXPROCS %d)\n", rep.Date, rep.CPUs, rep.GoMaxProcs)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "  %s\t"+format+"\n", append([]any{k}, a...)...) }
+	row("target", "%s (%s)", rep.Target, rep.Mode)
+	if rep.Database != "" {
+		row("database", "%s", rep.Database)
+	}
+	if rep.Mode == "spawn" {
+		workers := rep.ServerWorkers
+		if workers == "" {
+			workers = "server default"
+		}
+		row("server", "workers %s, log level %s, fake GitHub in the load process", workers, rep.ServerLogLevel)
+	}
+	keys := "one ordering key per delivery"
+	if !rep.PerChangeKeys {
+		keys = "payload sent unchanged"
+	}
+	row("payload", "%s, %s event, %.1f KB, %s", rep.Payload, rep.Event, float64(rep.PayloadBytes)/1024, keys)
+	load := "closed loop (next request when one is answered)"
+	if rep.Rate > 0 {
+		load = fmt.Sprintf("open loop at %.0f/s (latency from scheduled start)", rep.Rate)
+	}
+	conn := "keep-alive"
+	if !rep.KeepAlive {
+		conn = "new connection per request"
+	}
+	row("load", "%d requests, concurrency %d, %s, %s", rep.Requested, rep.Concurrency, load, conn)
+	if rep.DuplicateFraction > 0 {
+		row("duplicates", "%.0f%% of requests resend an earlier delivery (%d sent)", rep.DuplicateFraction*100, rep.DuplicatesSent)
+	}
+	fmt.Fprintln(tw, "\t")
+	row("sent", "%d (stopped by %s)", rep.Sent, rep.StoppedBy)
+	row("accepted (202)", "%d", rep.Accepted)
+	row("duplicate (200)", "%d", rep.Duplicates)
+	row("errors", "%s", formatErrors(rep.Errors))
+	row("elapsed", "%.2f s", rep.ElapsedS)
+	row("throughput", "%.0f accepted/s  (%.0f acknowledged/s)", rep.AcceptedPerS, rep.AckedPerS)
+	l := rep.LatencyMS
+	row("ack latency", "p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms  (mean %.1f, n=%d)", l.P50, l.P90, l.P99, l.Max, l.Mean, l.Count)
+	if rep.ServerPeakRSSMB > 0 {
+		row("server RSS", "peak %.1f MB (VmHWM)  before %.1f MB  end %.1f MB", rep.ServerPeakRSSMB, rep.ServerRSSBeforeMB, rep.ServerRSSAfterMB)
+	} else {
+		row("server RSS", "unknown (give --pid)")
+	}
+	if rep.ServerCPUSeconds > 0 {
+		row("server CPU", "%.1f s (%.2f cores, %.0f µs/accepted)", rep.ServerCPUSeconds,
+			rep.ServerCPUSeconds/math.Max(rep.ElapsedS, 1e-9), rep.ServerCPUSeconds/math.Max(float64(rep.Accepted), 1)*1e6)
+	}
+	row("processed", "%d ok, %d retries, %d dead-lettered during the load", rep.ProcessedDuringLoad, rep.RetriesDuringLoad, rep.DeadDuringLoad)
+	if rep.DrainedAfterLoadS > 0 {
+		row("drain", "queue empty %.1f s after the load (%.0f processed/s overall)", rep.DrainedAfterLoadS, rep.ProcessedPerS)
+	}
+	if rep.ToolPeakRSSMB > 0 {
+		row("load tool RSS", "peak %.1f MB", rep.ToolPeakRSSMB)
+	}
+	fmt.Fprintln(tw, "\t")
+	for _, g := range rep.Goals {
+		verdict := "MISSED"
+		switch {
+		case !g.Known:
+			verdict = "not measured"
+		case g.Met:
+			verdict = "met"
+		}
+		row("goal "+g.Name, "%s: %s", g.Target, verdict)
+	}
+	tw.Flush()
+	for k, v := range rep.ErrorSamples {
+		fmt.Fprintf(w, "  first %s answer: %s\n", k, v)
+	}
+	for _, warn := range rep.Warnings {
+		fmt.Fprintf(w, "  warning: %s\n", warn)
+	}
+}
+
+func formatErrors(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s: %d", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+func mb(bytes int64) float64 { return round3(float64(bytes) / (1024 * 1024)) }
+
+func round3(f float64) float64 { return math.Round(f*1000) / 1000 }
+
+// redactURL hides a database password in the report.
+func redactURL(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return dsn
+	}
+	return u.Redacted()
+}
