@@ -56,6 +56,8 @@ type loadResult struct {
 	Errors     map[string]int // any other status, or "transport"
 	ErrorTexts map[string]string
 	Latencies  []time.Duration // of 200 and 202 answers
+	AckedAt    []time.Duration // when each of those arrived, since the start (same order)
+	Lags       []time.Duration // rate mode: how late each request started against its schedule
 	Elapsed    time.Duration   // first request start to last answer
 	StoppedBy  string          // "count", "duration" or "interrupted"
 }
@@ -74,6 +76,8 @@ func (r *loadResult) add(o *loadResult) {
 		}
 	}
 	r.Latencies = append(r.Latencies, o.Latencies...)
+	r.AckedAt = append(r.AckedAt, o.AckedAt...)
+	r.Lags = append(r.Lags, o.Lags...)
 }
 
 func newResult() *loadResult {
@@ -132,7 +136,7 @@ func runLoad(ctx context.Context, cfg loadConfig) *loadResult {
 		results[w] = res
 		wg.Go(func() {
 			for j := range jobs {
-				send(ctx, client, target, cfg, j, res)
+				send(ctx, client, target, cfg, start, j, res)
 			}
 		})
 	}
@@ -204,7 +208,7 @@ func headSHA(runID string, number int) string {
 	return hex.EncodeToString(h[:20])
 }
 
-func send(ctx context.Context, client *http.Client, target string, cfg loadConfig, j job, res *loadResult) {
+func send(ctx context.Context, client *http.Client, target string, cfg loadConfig, start time.Time, j job, res *loadResult) {
 	body := cfg.tmpl.render(j.number, j.sha)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
@@ -228,7 +232,10 @@ func send(ctx context.Context, client *http.Client, target string, cfg loadConfi
 	if !j.due.IsZero() {
 		// Open loop: a request that had to wait for a free slot was late
 		// because the server was slow; that wait is part of its latency
-		// (no coordinated omission).
+		// (no coordinated omission). The lag is reported too: when it is
+		// large while the server's answers are fast, the tool itself (or
+		// the CPU it shares with the server) is the bottleneck.
+		res.Lags = append(res.Lags, began.Sub(j.due))
 		began = j.due
 	}
 	resp, err := client.Do(req)
@@ -243,14 +250,17 @@ func send(ctx context.Context, client *http.Client, target string, cfg loadConfi
 	}
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	resp.Body.Close()
-	lat := time.Since(began)
+	now := time.Now()
+	lat := now.Sub(began)
 	switch resp.StatusCode {
 	case http.StatusAccepted:
 		res.Accepted++
 		res.Latencies = append(res.Latencies, lat)
+		res.AckedAt = append(res.AckedAt, now.Sub(start))
 	case http.StatusOK:
 		res.Duplicates++
 		res.Latencies = append(res.Latencies, lat)
+		res.AckedAt = append(res.AckedAt, now.Sub(start))
 	default:
 		k := strconv.Itoa(resp.StatusCode)
 		res.Errors[k]++

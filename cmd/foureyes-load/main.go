@@ -59,6 +59,7 @@ type options struct {
 	rate, dups              float64
 	payload, event          string
 	keepAlive, jsonOut      bool
+	perSecond               bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -84,7 +85,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.payload, "payload", "", "JSON payload file (default: a built-in pull_request.opened)")
 	fs.StringVar(&o.event, "event", "pull_request", "X-GitHub-Event for --payload")
 	fs.BoolVar(&o.keepAlive, "keepalive", true, "reuse connections (GitHub's senders do; false: one connection per request)")
-	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
+	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON (it always includes the per-second timeline)")
+	fs.BoolVar(&o.perSecond, "timeline", false, "print acknowledgements and latency per second after the table")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -214,7 +216,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.jsonOut {
 		return rep.writeJSON(stdout)
 	}
-	rep.writeText(stdout)
+	rep.writeText(stdout, o.perSecond)
 	return nil
 }
 

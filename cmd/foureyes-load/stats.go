@@ -64,3 +64,31 @@ func rate(n int, d time.Duration) float64 {
 func ms(d time.Duration) float64 {
 	return math.Round(float64(d)/float64(time.Millisecond)*1000) / 1000
 }
+
+// second is one second of a run: the acknowledgements that arrived in it.
+type second struct {
+	Start int     `json:"t"` // seconds since the start of the run
+	Acked int     `json:"acked"`
+	P99MS float64 `json:"p99_ms"`
+	MaxMS float64 `json:"max_ms"`
+}
+
+// timeline buckets acknowledgements by the second they arrived in (ackedAt
+// and lats are parallel). It shows stalls that a whole-run percentile
+// averages away.
+func timeline(ackedAt, lats []time.Duration) []second {
+	var buckets [][]time.Duration
+	for i, at := range ackedAt {
+		s := int(at / time.Second)
+		for len(buckets) <= s {
+			buckets = append(buckets, nil)
+		}
+		buckets[s] = append(buckets[s], lats[i])
+	}
+	out := make([]second, len(buckets))
+	for s, b := range buckets {
+		sum := summarize(b)
+		out[s] = second{Start: s, Acked: sum.Count, P99MS: ms(sum.P99), MaxMS: ms(sum.Max)}
+	}
+	return out
+}
