@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -27,10 +28,13 @@ func durations(ms ...int) []time.Duration {
 func TestPercentileNearestRank(t *testing.T) {
 	// 1..100 ms: the p-th percentile is exactly p ms.
 	var hundred []time.Duration
-	for i := 100; i >= 1; i-- { // unsorted on purpose: summarize sorts
+	for i := 100; i >= 1; i-- { // unsorted on purpose
 		hundred = append(hundred, time.Duration(i)*time.Millisecond)
 	}
 	s := summarize(hundred)
+	if hundred[0] != 100*time.Millisecond {
+		t.Error("summarize reordered its argument")
+	}
 	want := latencySummary{Count: 100, Min: 1 * time.Millisecond, Mean: 50500 * time.Microsecond,
 		P50: 50 * time.Millisecond, P90: 90 * time.Millisecond, P99: 99 * time.Millisecond, Max: 100 * time.Millisecond}
 	if s != want {
@@ -74,7 +78,8 @@ func TestPercentileMatchesSort(t *testing.T) {
 		for i := range ds {
 			ds[i] = time.Duration(rng.IntN(50)) * time.Millisecond // ties on purpose
 		}
-		s := summarize(ds) // sorts ds
+		s := summarize(ds)
+		slices.Sort(ds)
 		for _, p := range []float64{50, 90, 99} {
 			v := percentile(ds, p)
 			atMost, below := 0, 0
@@ -93,6 +98,16 @@ func TestPercentileMatchesSort(t *testing.T) {
 		if s.P50 > s.P90 || s.P90 > s.P99 || s.P99 > s.Max || s.Min > s.P50 {
 			t.Fatalf("percentiles out of order: %+v", s)
 		}
+	}
+}
+
+func TestTimeline(t *testing.T) {
+	at := durations(100, 2500, 900, 2100, 1999)
+	lat := durations(5, 40, 7, 1, 3)
+	got := timeline(at, lat)
+	want := []second{{0, 2, 7, 7}, {1, 1, 3, 3}, {2, 2, 40, 40}}
+	if !slices.Equal(got, want) {
+		t.Errorf("timeline = %+v, want %+v", got, want)
 	}
 }
 

@@ -17,7 +17,8 @@ type latencySummary struct {
 	Max   time.Duration
 }
 
-// summarize sorts ds in place and returns its summary. Percentiles use the
+// summarize returns the summary of ds, which it leaves as it is (callers
+// keep it parallel to other slices). Percentiles use the
 // nearest-rank method: the p-th percentile is the smallest sample that is
 // greater than or equal to p percent of the samples, so it is always one of
 // the measured values and p100 is the maximum.
@@ -25,6 +26,7 @@ func summarize(ds []time.Duration) latencySummary {
 	if len(ds) == 0 {
 		return latencySummary{}
 	}
+	ds = slices.Clone(ds)
 	slices.Sort(ds)
 	var sum time.Duration
 	for _, d := range ds {
