@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,27 +20,19 @@ import (
 
 	"github.com/foureyes-dev/foureyes/bot"
 	"github.com/foureyes-dev/foureyes/handlers"
+	"github.com/foureyes-dev/foureyes/internal/testfixtures"
 	"github.com/foureyes-dev/foureyes/metrics"
 )
 
-// fixtureDir holds the real webhook payloads shared by the project.
-const fixtureDir = "../../shared/fixtures"
-
+// fixture reads one of the real webhook payloads in testdata/fixtures.
 func fixture(t testing.TB, forge, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(fixtureDir, forge, name))
-	if err != nil {
-		t.Fatalf("fixture: %v", err)
-	}
-	return b
+	return testfixtures.Read(t, forge, name)
 }
 
 func fixtureNames(t testing.TB, forge string) []string {
 	t.Helper()
-	m, err := filepath.Glob(filepath.Join(fixtureDir, forge, "*.json"))
-	if err != nil || len(m) == 0 {
-		t.Fatalf("no %s fixtures in %s (%v)", forge, fixtureDir, err)
-	}
+	m := testfixtures.Glob(t, forge, "*.json")
 	var names []string
 	for _, p := range m {
 		if filepath.Base(p) != "headers.json" {

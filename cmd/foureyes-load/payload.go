@@ -48,7 +48,7 @@ func (t *template) render(number int, sha string) []byte {
 
 // builtinTemplate is a pull_request "opened" delivery in the shape (fields
 // and size, about 23 KB) of GitHub's documented example,
-// shared/fixtures/github/pull_request.opened.json.
+// testdata/fixtures/github/pull_request.opened.json.
 func builtinTemplate() (*template, error) {
 	body, err := json.Marshal(pullRequestPayload(loadRepo, loadAuthor, sentinelNumber, sentinelSHA))
 	if err != nil {

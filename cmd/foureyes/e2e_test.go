@@ -8,18 +8,18 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/foureyes-dev/foureyes/internal/fakegithub"
+	"github.com/foureyes-dev/foureyes/internal/testfixtures"
 	"github.com/foureyes-dev/foureyes/store"
 )
 
 // These tests drive the real server (handlers, durable queue on SQLite,
 // service, GitHub adapter through go-github and ghinstallation) with the
-// real payload examples from ../shared/fixtures/github, signed with real
+// real payload examples from testdata/fixtures/github, signed with real
 // HMAC, against the fake GitHub; the check run the fake receives is the
 // assertion.
 
@@ -28,29 +28,10 @@ const (
 	e2eBase = "master"
 )
 
-// sharedDir finds ../shared beside the repository (FOUREYES_SHARED wins).
-func sharedDir(t testing.TB) string {
-	t.Helper()
-	if d := os.Getenv("FOUREYES_SHARED"); d != "" {
-		return d
-	}
-	d, err := filepath.Abs(filepath.Join("..", "..", "..", "shared"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(d, "fixtures", "github")); err != nil {
-		t.Fatalf("../shared/fixtures not found at %s (set FOUREYES_SHARED): %v", d, err)
-	}
-	return d
-}
-
 // fixture loads a GitHub webhook payload example as a generic document.
 func fixture(t testing.TB, name string) map[string]any {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(sharedDir(t), "fixtures", "github", name))
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := testfixtures.Read(t, "github", name)
 	var m map[string]any
 	if err := json.Unmarshal(raw, &m); err != nil {
 		t.Fatalf("%s: %v", name, err)

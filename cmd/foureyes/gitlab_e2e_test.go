@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/foureyes-dev/foureyes/internal/fakegithub"
 	"github.com/foureyes-dev/foureyes/internal/fakegitlab"
+	"github.com/foureyes-dev/foureyes/internal/testfixtures"
 )
 
 // The GitLab side end to end: real GitLab payload examples (patched) in,
@@ -102,10 +102,7 @@ func newGLE2E(t *testing.T) *glE2E {
 
 func glFixture(t testing.TB, name string) map[string]any {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(sharedDir(t), "fixtures", "gitlab", name))
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := testfixtures.Read(t, "gitlab", name)
 	var m map[string]any
 	if err := json.Unmarshal(raw, &m); err != nil {
 		t.Fatalf("%s: %v", name, err)
@@ -183,12 +180,23 @@ func glSHA(s string) string { return fakegithub.SHA(s) }
 // openMR adds an MR by alice and sends "open" (alice pushed it).
 func (e *glE2E) openMR(files ...string) fakegitlab.MergeRequest {
 	e.t.Helper()
+	return e.openMRWith(nil, files...)
+}
+
+// openMRWith is openMR with edit applied to the MR before GitLab first
+// serves it: a commit's identity is fixed once it exists (real git cannot
+// change the committer of a SHA), so tests shape commits here, never after.
+func (e *glE2E) openMRWith(edit func(*fakegitlab.MergeRequest), files ...string) fakegitlab.MergeRequest {
+	e.t.Helper()
 	e.n++
 	head := glSHA(fmt.Sprintf("%s-%d-1", e.t.Name(), e.n))
 	mr := fakegitlab.MergeRequest{IID: e.n, Title: "change", AuthorID: glAlice, SourceBranch: fmt.Sprintf("f%d", e.n), TargetBranch: glTarget,
 		SHA: head, Commits: []fakegitlab.Commit{{ID: head, Message: "change", AuthorName: "Alice", AuthorEmail: "alice@example.com"}}}
 	for _, p := range files {
 		mr.Diffs = append(mr.Diffs, fakegitlab.Diff{OldPath: p, NewPath: p, Diff: "@@ -1 +1 @@\n-a\n+b " + p + "\n"})
+	}
+	if edit != nil {
+		edit(&mr)
 	}
 	e.fake.AddMergeRequest(glProject, mr)
 	e.deliver(e.mrHook(mr, "open", glAlice, ""))
@@ -279,10 +287,9 @@ categories:
 			return mr
 		}, "pending", []string{"author of the change"}},
 		{"committer (by e-mail) approves", "", func(e *glE2E) fakegitlab.MergeRequest {
-			mr := e.openMR("app/main.go")
-			e.fake.UpdateMergeRequest(glProject, mr.IID, func(m *fakegitlab.MergeRequest) {
+			mr := e.openMRWith(func(m *fakegitlab.MergeRequest) {
 				m.Commits[0].CommitterName, m.Commits[0].CommitterEmail = "Carol", "carol@example.com"
-			})
+			}, "app/main.go")
 			e.approve(mr, glCarol)
 			return mr
 		}, "pending", []string{"committed to the change"}},

@@ -192,7 +192,7 @@ func (sb *sandbox) WaitCheck(ctx context.Context, repo, sha string, timeout time
 }
 
 // Payload builders in the shape of GitHub's webhook payloads (see
-// ../shared/fixtures/github for the real examples the tests replay).
+// testdata/fixtures/github for the real examples the tests replay).
 
 func ghUser(login string) map[string]any {
 	t := "User"

@@ -2,23 +2,17 @@ package github_test
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/foureyes-dev/foureyes/internal/testfixtures"
 )
 
-// fixtureDir holds GitHub's own webhook payload examples (octokit/webhooks),
-// see ../../../shared/fixtures/SOURCES.md.
-const fixtureDir = "../../../shared/fixtures/github"
-
+// fixtureFiles lists GitHub's own webhook payload examples (octokit/webhooks)
+// kept in testdata/fixtures/github; see testdata/fixtures/SOURCES.md.
 func fixtureFiles(t *testing.T) []string {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(fixtureDir, "*.json"))
-	if err != nil || len(files) == 0 {
-		t.Skipf("no webhook fixtures in %s", fixtureDir)
-	}
-	return files
+	return testfixtures.Glob(t, "github", "*.json")
 }
 
 // fixture loads a payload as a generic map so tests can derive variants
@@ -26,10 +20,7 @@ func fixtureFiles(t *testing.T) []string {
 // shapes instead of writing payloads by hand.
 func fixture(t *testing.T, name string) map[string]any {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(fixtureDir, name))
-	if err != nil {
-		t.Skipf("fixture %s: %v", name, err)
-	}
+	b := testfixtures.Read(t, "github", name)
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatalf("fixture %s: %v", name, err)

@@ -3,14 +3,13 @@ package gitlab_test
 import (
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/foureyes-dev/foureyes/bot"
 	"github.com/foureyes-dev/foureyes/forge/gitlab"
+	"github.com/foureyes-dev/foureyes/internal/testfixtures"
 )
 
 var received = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -26,11 +25,7 @@ func decoder(t *testing.T) *gitlab.Forge {
 
 func fixture(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return testfixtures.Read(t, "gitlab", name)
 }
 
 // derive edits a GitLab example payload. GitLab documents only the "open"

@@ -21,6 +21,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/foureyes-dev/foureyes/internal/testfixtures"
 )
 
 var testKey = sync.OnceValue(func() *rsa.PrivateKey {
@@ -166,13 +168,10 @@ func keysOf(t *testing.T, b []byte) []string {
 }
 
 // TestShapesFollowGitHub checks that every key the fake emits exists in
-// GitHub's documented example for the endpoint (../../../shared/fixtures/
+// GitHub's documented example for the endpoint (testdata/fixtures/
 // github-api), so clients are tested against real field names.
 func TestShapesFollowGitHub(t *testing.T) {
-	dir := "../../../shared/fixtures/github-api"
-	if _, err := os.Stat(dir); err != nil {
-		t.Skip("no REST fixtures")
-	}
+	dir := testfixtures.Path("github-api")
 	f := New(77, &testKey().PublicKey)
 	defer f.Close()
 	head := SHA("h")

@@ -1,6 +1,6 @@
 // Package fakegitlab is an in-memory GitLab v4 REST API on an httptest
 // server. It speaks the shapes GitLab documents (the examples under
-// shared/fixtures/gitlab-api were its starting point) so that the real
+// testdata/fixtures/gitlab-api were its starting point) so that the real
 // go-gitlab client can be driven against it: tokens, pagination headers,
 // GitLab's error bodies and the quirks foureyes depends on (the 400 to a
 // commit status re-posted in the state it already has, approvals that
