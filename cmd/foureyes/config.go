@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -32,6 +34,17 @@ type Config struct {
 	// when not set, so links stay valid across restarts without new config.
 	DetailsKey []byte
 	Workers    int
+	// StateDir is where setup writes credentials and where the audit key
+	// is generated when none is given. Every shipped deployment points it
+	// at a writable volume; the default is the working directory.
+	StateDir string
+	// AuditCheckpointDir receives the signed checkpoints of the audit chain.
+	AuditCheckpointDir string
+	// ReconcileInterval is how often guarded branch tips and release tags
+	// are compared with what foureyes last judged.
+	ReconcileInterval time.Duration
+	// DetailsTTL is how long a details link stays valid.
+	DetailsTTL time.Duration
 }
 
 // GitHubOn reports whether the GitHub App is configured.
@@ -62,6 +75,10 @@ var settings = []struct {
 	{"FOUREYES_DEFAULT_POLICY_FILE", false, ""},
 	{"FOUREYES_DETAILS_KEY", true, ""},
 	{"FOUREYES_WORKERS", false, "4"},
+	{"FOUREYES_STATE_DIR", false, "."},
+	{"FOUREYES_AUDIT_CHECKPOINT_DIR", false, ""},
+	{"FOUREYES_RECONCILE_INTERVAL", false, "10m"},
+	{"FOUREYES_DETAILS_TTL", false, "2160h"},
 }
 
 // yamlKey is the key a --config file uses for an environment name:
@@ -128,19 +145,27 @@ func LoadConfig(file string, getenv func(string) string) (*Config, error) {
 
 func buildConfig(v map[string]string) (*Config, error) {
 	c := &Config{
-		Listen:            v["FOUREYES_LISTEN"],
-		PublicURL:         strings.TrimRight(v["FOUREYES_PUBLIC_URL"], "/"),
-		Database:          v["FOUREYES_DATABASE"],
-		LogLevel:          v["FOUREYES_LOG_LEVEL"],
-		LogFormat:         v["FOUREYES_LOG_FORMAT"],
-		GitHubPrivateKey:  []byte(v["FOUREYES_GITHUB_PRIVATE_KEY"]),
-		GitHubSecret:      []byte(v["FOUREYES_GITHUB_WEBHOOK_SECRET"]),
-		GitHubAPIURL:      v["FOUREYES_GITHUB_API_URL"],
-		GitLabURL:         strings.TrimRight(v["FOUREYES_GITLAB_URL"], "/"),
-		GitLabToken:       v["FOUREYES_GITLAB_TOKEN"],
-		GitLabSecret:      []byte(v["FOUREYES_GITLAB_WEBHOOK_SECRET"]),
-		DefaultPolicyFile: v["FOUREYES_DEFAULT_POLICY_FILE"],
-		DetailsKey:        []byte(v["FOUREYES_DETAILS_KEY"]),
+		Listen:             v["FOUREYES_LISTEN"],
+		PublicURL:          strings.TrimRight(v["FOUREYES_PUBLIC_URL"], "/"),
+		Database:           v["FOUREYES_DATABASE"],
+		LogLevel:           v["FOUREYES_LOG_LEVEL"],
+		LogFormat:          v["FOUREYES_LOG_FORMAT"],
+		GitHubPrivateKey:   []byte(v["FOUREYES_GITHUB_PRIVATE_KEY"]),
+		GitHubSecret:       []byte(v["FOUREYES_GITHUB_WEBHOOK_SECRET"]),
+		GitHubAPIURL:       v["FOUREYES_GITHUB_API_URL"],
+		GitLabURL:          strings.TrimRight(v["FOUREYES_GITLAB_URL"], "/"),
+		GitLabToken:        v["FOUREYES_GITLAB_TOKEN"],
+		GitLabSecret:       []byte(v["FOUREYES_GITLAB_WEBHOOK_SECRET"]),
+		DefaultPolicyFile:  v["FOUREYES_DEFAULT_POLICY_FILE"],
+		DetailsKey:         []byte(v["FOUREYES_DETAILS_KEY"]),
+		StateDir:           v["FOUREYES_STATE_DIR"],
+		AuditCheckpointDir: v["FOUREYES_AUDIT_CHECKPOINT_DIR"],
+	}
+	if c.StateDir == "" {
+		c.StateDir = "."
+	}
+	if c.AuditCheckpointDir == "" {
+		c.AuditCheckpointDir = filepath.Join(c.StateDir, "checkpoints")
 	}
 	var errs []error
 	if id := v["FOUREYES_GITHUB_APP_ID"]; id != "" {
@@ -155,6 +180,20 @@ func buildConfig(v map[string]string) (*Config, error) {
 		errs = append(errs, fmt.Errorf("FOUREYES_WORKERS must be between 1 and 256, got %q", v["FOUREYES_WORKERS"]))
 	}
 	c.Workers = w
+	for _, d := range []struct {
+		env string
+		min time.Duration
+		dst *time.Duration
+	}{
+		{"FOUREYES_RECONCILE_INTERVAL", time.Minute, &c.ReconcileInterval},
+		{"FOUREYES_DETAILS_TTL", time.Hour, &c.DetailsTTL},
+	} {
+		dur, err := time.ParseDuration(v[d.env])
+		if err != nil || dur < d.min {
+			errs = append(errs, fmt.Errorf("%s must be a duration of at least %s (e.g. 10m, 2160h), got %q", d.env, d.min, v[d.env]))
+		}
+		*d.dst = dur
+	}
 	switch {
 	case c.GitHubOn() && len(c.GitHubPrivateKey) == 0:
 		errs = append(errs, errors.New("FOUREYES_GITHUB_APP_ID is set but FOUREYES_GITHUB_PRIVATE_KEY (or _FILE) is not"))
