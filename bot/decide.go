@@ -16,6 +16,10 @@ type Input struct {
 	Policy    *policies.Policy
 	PolicyErr error
 	Change    *Change
+	// BreakGlass holds the break-glass votes the service collected from
+	// comments on the change (see judgeBreakGlass); votes on other heads
+	// are ignored.
+	BreakGlass []BreakGlassVote
 }
 
 // maxTitle keeps the check-run title to one readable line.
@@ -133,6 +137,9 @@ func Decide(in Input) Verdict {
 	default:
 		v.State = Success
 		v.Title = successTitle(v.Categories)
+	}
+	if len(in.BreakGlass) > 0 {
+		judgeBreakGlass(&v, p, c, in.BreakGlass, pusher, pusherKnown)
 	}
 	return v
 }

@@ -56,3 +56,26 @@ type Store interface {
 	Facts(ctx context.Context, scope string) (map[string]string, error)
 	AppendAudit(ctx context.Context, rec audit.Record) (audit.Record, error)
 }
+
+// The optional capabilities below are checked by type assertion, so that
+// Forge stays small; forge/github and forge/gitlab implement them all.
+
+// PeopleLookup looks up the standing of people who did not review (the
+// break-glass voters): permission and membership of the given teams, keyed
+// by lower-cased login. A Forge without it leaves them unknown, so their
+// votes never count.
+type PeopleLookup interface {
+	People(ctx context.Context, repo Repo, logins, teams []string) (map[string]ReviewerFacts, error)
+}
+
+// Commenter posts a comment on a change (replies to break-glass comments).
+type Commenter interface {
+	Comment(ctx context.Context, ref ChangeRef, body string) error
+}
+
+// Issuer opens issues (the post-incident review of an override). FindIssue
+// returns the URL of a recent issue whose body holds marker, or "".
+type Issuer interface {
+	OpenIssue(ctx context.Context, repo Repo, title, body string, labels []string) (string, error)
+	FindIssue(ctx context.Context, repo Repo, marker string) (string, error)
+}

@@ -73,6 +73,8 @@ func renderMarkdown(v Verdict, limit int) string {
 		b.WriteString("**Changes requested** by " + handles(v.Blocking) + ": the check fails until they approve or their review is dismissed.\n\n")
 	}
 
+	writeBreakGlass(&b, v)
+
 	if len(v.Categories) > 0 {
 		b.WriteString("| Category | Files | Required | Counted | Missing |\n|---|---:|---:|---|---:|\n")
 		for i := range v.Categories {

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/foureyes-dev/foureyes/audit"
 	"github.com/foureyes-dev/foureyes/policies"
@@ -101,6 +102,8 @@ func (s *Service) Handle(ctx context.Context, ev Event) error {
 		return s.handlePolicyPush(ctx, f, ev)
 	case EventMergeGroup:
 		return s.handleMergeGroup(ctx, f, ev)
+	case EventBreakGlass:
+		return s.handleBreakGlass(ctx, f, ev)
 	case EventBranchPush, EventTagPush:
 		if s.Release == nil {
 			return nil
@@ -303,7 +306,11 @@ func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, baseSHA 
 	if err := CompleteFacts(ctx, s.Store, change); err != nil {
 		return Verdict{}, err
 	}
-	v := Decide(Input{Policy: pol, PolicyErr: perr, Change: change})
+	votes, err := LoadBreakGlass(ctx, s.Store, f, change, teams, time.Time{})
+	if err != nil {
+		return Verdict{}, err
+	}
+	v := Decide(Input{Policy: pol, PolicyErr: perr, Change: change, BreakGlass: votes})
 	if l := s.logger(); l.Enabled(ctx, slog.LevelDebug) {
 		bound := make([]string, 0, len(change.Reviews))
 		for _, r := range change.Reviews {
@@ -327,6 +334,11 @@ func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, baseSHA 
 	}
 	if err := s.auditEvaluation(ctx, v); err != nil {
 		return v, err
+	}
+	if v.BreakGlass != nil && v.BreakGlass.Applied {
+		if err := s.recordOverride(ctx, f, change, pol, v); err != nil {
+			return v, err
+		}
 	}
 	done(v.State)
 	return v, nil
