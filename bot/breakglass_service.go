@@ -160,7 +160,7 @@ func LoadBreakGlass(ctx context.Context, st FactReader, f any, c *Change, teams 
 	}
 	sort.Strings(keys)
 	var votes []BreakGlassVote
-	var unknown []string
+	var unknown []User
 	seen := map[string]bool{}
 	for _, k := range keys {
 		var bv BreakGlassVote
@@ -174,7 +174,7 @@ func LoadBreakGlass(ctx context.Context, st FactReader, f any, c *Change, teams 
 		l := strings.ToLower(bv.Author.Login)
 		if _, ok := c.Reviewers[l]; !ok && !seen[l] {
 			seen[l] = true
-			unknown = append(unknown, bv.Author.Login)
+			unknown = append(unknown, bv.Author)
 		}
 	}
 	if len(unknown) == 0 {

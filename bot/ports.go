@@ -61,11 +61,12 @@ type Store interface {
 // Forge stays small; forge/github and forge/gitlab implement them all.
 
 // PeopleLookup looks up the standing of people who did not review (the
-// break-glass voters): permission and membership of the given teams, keyed
-// by lower-cased login. A Forge without it leaves them unknown, so their
+// break-glass voters, with the login and forge ID their comment named):
+// permission, bot flag and membership of the given teams, keyed by
+// lower-cased login. A Forge without it leaves them unknown, so their
 // votes never count.
 type PeopleLookup interface {
-	People(ctx context.Context, repo Repo, logins, teams []string) (map[string]ReviewerFacts, error)
+	People(ctx context.Context, repo Repo, users []User, teams []string) (map[string]ReviewerFacts, error)
 }
 
 // Commenter posts a comment on a change (replies to break-glass comments).
