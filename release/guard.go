@@ -100,6 +100,11 @@ const (
 	// somebody fixes the file (fail closed). It is not an unreviewed
 	// commit, so the unreviewed-commits metric does not count it.
 	InvalidPolicy Reason = "invalid-policy"
+	// Override: the change was merged on a break-glass override (two
+	// eligible people overrode missing approvals). Neither reviewed nor
+	// unreviewed: it is reported with their names, never flagged, since
+	// the override already opened its own post-incident issue.
+	Override Reason = "override"
 )
 
 // Guard is the release-branch guard. It implements bot.PushHandler: set

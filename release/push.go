@@ -34,6 +34,8 @@ type pushAnalysis struct {
 	AlertIssue   bool          `json:"alert_issue"`
 	Labels       []string      `json:"labels"`
 	Flags        []Flag        `json:"flags"`
+	// Overrides lists the commits that came in on a break-glass override.
+	Overrides []string `json:"overrides,omitempty"`
 }
 
 // Flag is one flagged commit of a push (or the push itself, for
@@ -99,7 +101,7 @@ func (g *Guard) handleBranchPush(ctx context.Context, f Forge, ev bot.Event) err
 		}
 	}
 	if len(an.Flags) == 0 {
-		g.logger().Info("release push reviewed", "repo", an.Repo, "branch", an.Branch, "after", an.After, "commits", an.Judged)
+		g.logger().Info("release push reviewed", "repo", an.Repo, "branch", an.Branch, "after", an.After, "commits", an.Judged, "overridden", len(an.Overrides))
 		return nil
 	}
 	return g.flag(ctx, f, ev, scope, facts, an)
@@ -198,6 +200,12 @@ func (g *Guard) analyzePush(ctx context.Context, f Forge, ev bot.Event, branch s
 		}
 		an.Judged++
 		if fd.Reviewed() {
+			continue
+		}
+		if fd.Reason == Override {
+			// Shown in tag reports with the names; the override opened its
+			// own issue and alert, so the push is not flagged for it.
+			an.Overrides = append(an.Overrides, fd.SHA)
 			continue
 		}
 		fl := Flag{SHA: fd.SHA, Title: fd.Title, Author: fd.Author, Reason: fd.Reason, Detail: fd.Detail}

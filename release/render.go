@@ -102,6 +102,9 @@ func reportTitle(rep Report) string {
 	} else {
 		t = fmt.Sprintf("all %d commits reviewed", s.Commits)
 	}
+	if s.Overridden > 0 {
+		t += fmt.Sprintf(", %d merged on a break-glass override", s.Overridden)
+	}
 	if s.Late > 0 {
 		t += fmt.Sprintf(", %d landed within %s of the tag", s.Late, rep.LateWindow)
 	}
@@ -143,6 +146,15 @@ func RenderMarkdown(rep Report) string {
 		b.WriteString("### Unreviewed\n\n")
 		for _, r := range reasons {
 			fmt.Fprintf(&b, "- **%s**: %d\n", r, s.ByReason[r])
+		}
+		b.WriteString("\n")
+	}
+	if s.Overridden > 0 {
+		b.WriteString("### Overridden\n\n")
+		for _, c := range rep.Commits {
+			if c.Reason == Override {
+				fmt.Fprintf(&b, "- `%s` %s: **override** by %s\n", short(c.SHA), cell(c.Title), handles(c.OverriddenBy))
+			}
 		}
 		b.WriteString("\n")
 	}

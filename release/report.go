@@ -74,6 +74,9 @@ type ReportCommit struct {
 	// Late: it landed within late_window before the tag was pushed.
 	Late   bool   `json:"late"`
 	Detail string `json:"detail"`
+	// OverriddenBy names the people of the break-glass override the commit
+	// came in on (Reason "override"); empty otherwise.
+	OverriddenBy []string `json:"overridden_by"`
 }
 
 // Summary counts a report's commits.
@@ -81,6 +84,9 @@ type Summary struct {
 	Commits    int            `json:"commits"`
 	Reviewed   int            `json:"reviewed"`
 	Unreviewed int            `json:"unreviewed"`
+	// Overridden counts commits merged on a break-glass override: neither
+	// reviewed nor unreviewed.
+	Overridden int `json:"overridden"`
 	Late       int            `json:"late"`
 	ByReason   map[string]int `json:"by_reason"`
 	// Conclusion is failure when any commit is unreviewed (or the policy
@@ -222,6 +228,10 @@ func (g *Guard) buildReport(ctx context.Context, f Forge, ev bot.Event, tag stri
 		rc := ReportCommit{
 			SHA: fd.SHA, Title: fd.Title, Author: fd.Author, CommittedAt: fd.CommittedAt, LandedAt: fd.LandedAt,
 			Change: fd.Change, Approvers: []string{}, Verdict: "none", Reviewed: fd.Reviewed(), Reason: fd.Reason, Detail: fd.Detail,
+			OverriddenBy: []string{},
+		}
+		if fd.Change != nil && fd.Reason == Override {
+			rc.OverriddenBy = append(rc.OverriddenBy, fd.Change.OverriddenBy...)
 		}
 		if fd.Change != nil {
 			rc.Approvers = append(rc.Approvers, fd.Change.Approvers...)
@@ -239,9 +249,12 @@ func summarize(rep Report) Summary {
 	s := Summary{ByReason: map[string]int{}, Conclusion: bot.Success}
 	for _, c := range rep.Commits {
 		s.Commits++
-		if c.Reviewed {
+		switch {
+		case c.Reviewed:
 			s.Reviewed++
-		} else {
+		case c.Reason == Override:
+			s.Overridden++
+		default:
 			s.Unreviewed++
 			s.ByReason[string(c.Reason)]++
 		}
