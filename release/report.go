@@ -81,12 +81,12 @@ type ReportCommit struct {
 
 // Summary counts a report's commits.
 type Summary struct {
-	Commits    int            `json:"commits"`
-	Reviewed   int            `json:"reviewed"`
-	Unreviewed int            `json:"unreviewed"`
+	Commits    int `json:"commits"`
+	Reviewed   int `json:"reviewed"`
+	Unreviewed int `json:"unreviewed"`
 	// Overridden counts commits merged on a break-glass override: neither
 	// reviewed nor unreviewed.
-	Overridden int `json:"overridden"`
+	Overridden int            `json:"overridden"`
 	Late       int            `json:"late"`
 	ByReason   map[string]int `json:"by_reason"`
 	// Conclusion is failure when any commit is unreviewed (or the policy
