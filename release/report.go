@@ -81,17 +81,18 @@ type ReportCommit struct {
 
 // Summary counts a report's commits.
 type Summary struct {
-	Commits    int `json:"commits"`
-	Reviewed   int `json:"reviewed"`
-	Unreviewed int `json:"unreviewed"`
-	// Overridden counts commits merged on a break-glass override: neither
-	// reviewed nor unreviewed.
-	Overridden int            `json:"overridden"`
+	Commits    int            `json:"commits"`
+	Reviewed   int            `json:"reviewed"`
+	Unreviewed int            `json:"unreviewed"`
 	Late       int            `json:"late"`
 	ByReason   map[string]int `json:"by_reason"`
 	// Conclusion is failure when any commit is unreviewed (or the policy
 	// is invalid); late commits are called out but do not fail a release.
 	Conclusion bot.State `json:"conclusion"`
+
+	// Overridden counts commits merged on a break-glass override: neither
+	// reviewed nor unreviewed.
+	Overridden int `json:"overridden"`
 }
 
 // ErrNoReport is returned by Load when no report is stored for the tag.
