@@ -220,3 +220,28 @@ func TestBreakGlassNotNeededAfterApproval(t *testing.T) {
 		t.Errorf("%s %q %+v", v.State, v.Title, v.BreakGlass)
 	}
 }
+
+// FuzzParseBreakGlass holds the parser of untrusted comment bodies to its
+// contract: no panic, a reason is one bounded line, a confirmation carries
+// none, and a command is only found on a line of its own.
+func FuzzParseBreakGlass(f *testing.F) {
+	for _, s := range []string{"/foureyes break-glass prod down", "/foureyes break-glass confirm", "x\n  /foureyes break-glass\ty\r\n",
+		"> /foureyes break-glass no", "/foureyes break-glass " + strings.Repeat("é", 300), "/foureyes break-glass\x00\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		cmd, ok := ParseBreakGlass(body)
+		if !ok {
+			if cmd != (BreakGlassCommand{}) {
+				t.Fatalf("no command but %+v", cmd)
+			}
+			return
+		}
+		if !strings.Contains(body, commandPrefix) {
+			t.Fatalf("command found in %q", body)
+		}
+		if len(cmd.Reason) > maxReason || strings.ContainsAny(cmd.Reason, "\r\n") || (cmd.Confirm && cmd.Reason != "") {
+			t.Fatalf("command %+v from %q", cmd, body)
+		}
+	})
+}

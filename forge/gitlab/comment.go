@@ -37,11 +37,15 @@ func (f *Forge) decodeBreakGlassNote(eventName string, body []byte, repo bot.Rep
 		return nil, true, err
 	}
 	a := h.ObjectAttributes
+	if strings.Contains(a.Note, bot.ReplyMarker) {
+		// foureyes' own reply: re-evaluating on it would only cost requests.
+		return nil, true, fmt.Errorf("gitlab: foureyes' own reply: %w", bot.ErrIgnored)
+	}
 	cmd, ok := bot.ParseBreakGlass(a.Note)
 	if !ok {
 		return nil, false, nil
 	}
-	if strings.Contains(a.Note, bot.ReplyMarker) || (a.Action != "" && a.Action != "create") {
+	if a.Action != "" && a.Action != "create" {
 		return nil, true, fmt.Errorf("gitlab: break-glass note %s: %w", a.Action, bot.ErrIgnored)
 	}
 	cmd.CommentID, cmd.Author, cmd.At, cmd.URL = a.ID, h.User.user(), parseTime(a.CreatedAt), a.URL
