@@ -318,3 +318,27 @@ func writeBreakGlass(b *strings.Builder, v Verdict) {
 		b.WriteString("\n")
 	}
 }
+
+// writeBreakGlassText is the plain-text counterpart of writeBreakGlass.
+func writeBreakGlassText(b *strings.Builder, v Verdict) {
+	bg := v.BreakGlass
+	if bg == nil {
+		return
+	}
+	line := "break glass: " + strconv.Itoa(len(bg.Agreed)) + " of " + strconv.Itoa(bg.Required) + " agreed"
+	if len(bg.Agreed) > 0 {
+		line += " (" + people(bg.Agreed, "and") + ")"
+	}
+	switch {
+	case bg.Applied:
+		line += ", overrode on head " + short(v.Ref.HeadSHA) + "; missing: " + strings.Join(bg.Missing, "; ")
+	case bg.NotNeeded:
+		line += ", not needed: the approvals are in"
+	case bg.Why != "":
+		line += ", not applied: " + bg.Why
+	}
+	b.WriteString(clean(line) + "\n")
+	for _, r := range bg.Rejected {
+		b.WriteString("  " + clean("did not count: @"+r.Reviewer+" — "+r.Detail) + "\n")
+	}
+}

@@ -476,6 +476,7 @@ func Text(v Verdict) string {
 	if len(v.Blocking) > 0 {
 		b.WriteString("changes requested by " + clean(people(v.Blocking, "and")) + "\n")
 	}
+	writeBreakGlassText(&b, v)
 	for i := range v.Categories {
 		c := &v.Categories[i]
 		b.WriteString("\n" + clean(c.Name) + ": " + plural(len(c.Files), "file") + ", " +
