@@ -30,6 +30,11 @@ type BreakGlassCommand struct {
 	URL string `json:"url,omitempty"`
 }
 
+// timestampPrecision is how coarse the forges' comment timestamps are
+// (whole seconds): a comment stamped in the second a head was first seen
+// may have been written after it.
+const timestampPrecision = time.Second
+
 // maxReason bounds the stored reason: it goes into a one-line title.
 const maxReason = 200
 
@@ -60,6 +65,13 @@ func ParseBreakGlass(body string) (cmd BreakGlassCommand, ok bool) {
 // service stored it. Only a person's first vote on a head is kept.
 type BreakGlassVote struct {
 	HeadSHA string `json:"head_sha"`
+	// HeadFromEvent: the forge named the head the comment was written on
+	// (GitLab's note hook); otherwise the vote was bound to the head the
+	// service read when it processed the comment (GitHub).
+	HeadFromEvent bool `json:"head_from_event,omitempty"`
+	// HeadSeenAt is when foureyes first learned of HeadSHA (filled in by
+	// LoadBreakGlass, not stored with the vote).
+	HeadSeenAt time.Time `json:"-"`
 	BreakGlassCommand
 }
 
@@ -69,6 +81,7 @@ const (
 	ReasonNoBreakGlass Reason = "no-break-glass" // the policy has no break_glass section
 	ReasonNoOverride   Reason = "no-override"    // confirmed while no override was open
 	ReasonNoReason     Reason = "no-reason"      // opened without the reason the policy requires
+	ReasonEarly        Reason = "early"          // written before foureyes learned of the head it was bound to
 )
 
 // BreakGlassResult is the judgement of the break-glass votes on a head.
@@ -200,6 +213,12 @@ func judgeBreakGlass(v *Verdict, p *policies.Policy, c *Change, votes []BreakGla
 		}
 		if len(reasons) == 0 {
 			switch {
+			case !bv.HeadFromEvent && (bv.HeadSeenAt.IsZero() || bv.At.Add(timestampPrecision).Before(bv.HeadSeenAt)):
+				// The comment names no head and was written before this
+				// one was pushed (or when is unknown): its author may have
+				// meant an earlier head. A push racing a comment must not
+				// lend it to code its author never saw.
+				reasons, details = []Reason{ReasonEarly}, []string{"written before head " + short(head) + " was pushed; comment again to agree on it"}
 			case res.OpenedBy == "" && bv.Confirm:
 				reasons, details = []Reason{ReasonNoOverride}, []string{"confirmed while no override was open on head " + short(head)}
 			case res.OpenedBy == "" && bg.Reason && bv.Reason == "":

@@ -25,7 +25,32 @@ const (
 	factOverride = "override"
 	// comment key -> "done": each comment gets at most one reply.
 	factReply = "breakglass-reply"
+	// head SHA -> RFC 3339 time foureyes first learned of the head (the
+	// receipt of its push event, else the first comment judged on it).
+	factHeadSeen = "head-seen"
 )
+
+// noteHeadSeen records when foureyes first learned of a head, once.
+func (s *Service) noteHeadSeen(ctx context.Context, ref ChangeRef, at time.Time) error {
+	if ref.HeadSHA == "" {
+		return nil
+	}
+	scope := FactScope(ref, factHeadSeen)
+	seen, err := s.Store.Facts(ctx, scope)
+	if err != nil {
+		return fmt.Errorf("read head sightings: %w", err)
+	}
+	if seen[ref.HeadSHA] != "" {
+		return nil
+	}
+	if at.IsZero() {
+		at = time.Now()
+	}
+	if err := s.Store.PutFact(ctx, scope, ref.HeadSHA, at.UTC().Format(time.RFC3339Nano)); err != nil {
+		return fmt.Errorf("record head sighting: %w", err)
+	}
+	return nil
+}
 
 // OverrideObserver is an Observer that also counts overrides (metric
 // foureyes_overrides_total). It is checked by type assertion.
@@ -51,6 +76,7 @@ func (s *Service) handleBreakGlass(ctx context.Context, f Forge, ev Event) error
 		s.logger().Warn("break-glass comment without an account; ignored", "change", ref.Key(), "delivery", ev.DeliveryID)
 		return nil
 	}
+	fromEvent := ref.HeadSHA != ""
 	if ref.HeadSHA == "" {
 		ch, err := f.Change(ctx, ref, nil)
 		if err != nil {
@@ -67,8 +93,16 @@ func (s *Service) handleBreakGlass(ctx context.Context, f Forge, ev Event) error
 	if cmd.At.IsZero() {
 		cmd.At = ev.Received
 	}
+	if !fromEvent {
+		// A head first met here was pushed after the comment could be
+		// written about it, as far as foureyes can tell: now is its first
+		// sighting, and the comment (written earlier) will not count.
+		if err := s.noteHeadSeen(ctx, ref, time.Now()); err != nil {
+			return err
+		}
+	}
 	comment := commentKey(*cmd, ev.DeliveryID)
-	vote, err := json.Marshal(BreakGlassVote{HeadSHA: ref.HeadSHA, BreakGlassCommand: *cmd})
+	vote, err := json.Marshal(BreakGlassVote{HeadSHA: ref.HeadSHA, HeadFromEvent: fromEvent, BreakGlassCommand: *cmd})
 	if err != nil {
 		return fmt.Errorf("encode break-glass vote: %w", err)
 	}
@@ -159,6 +193,11 @@ func LoadBreakGlass(ctx context.Context, st FactReader, f any, c *Change, teams 
 		return nil, nil
 	}
 	sort.Strings(keys)
+	seenFacts, err := st.Facts(ctx, FactScope(c.Ref, factHeadSeen))
+	if err != nil {
+		return nil, fmt.Errorf("read head sightings: %w", err)
+	}
+	headSeen, _ := time.Parse(time.RFC3339Nano, seenFacts[c.Ref.HeadSHA]) // unreadable: zero, so no unbound vote counts
 	var votes []BreakGlassVote
 	var unknown []User
 	seen := map[string]bool{}
@@ -170,6 +209,7 @@ func LoadBreakGlass(ctx context.Context, st FactReader, f any, c *Change, teams 
 		if !until.IsZero() && bv.At.After(until) {
 			continue
 		}
+		bv.HeadSeenAt = headSeen
 		votes = append(votes, bv)
 		l := strings.ToLower(bv.Author.Login)
 		if _, ok := c.Reviewers[l]; !ok && !seen[l] {

@@ -24,7 +24,7 @@ func bgPolicy() *policies.Policy {
 var bgT0 = time.Date(2026, 12, 1, 6, 0, 0, 0, time.UTC)
 
 func vote(login string, n int, confirm bool, reason string) BreakGlassVote {
-	return BreakGlassVote{HeadSHA: headSHA, BreakGlassCommand: BreakGlassCommand{
+	return BreakGlassVote{HeadSHA: headSHA, HeadSeenAt: bgT0, BreakGlassCommand: BreakGlassCommand{
 		Author: User{Login: login}, CommentID: int64(100 + n), At: bgT0.Add(time.Duration(n) * time.Minute),
 		Confirm: confirm, Reason: reason,
 	}}
@@ -209,6 +209,35 @@ func TestBreakGlassBoundToHeadAndNeverCoversUnknowns(t *testing.T) {
 	_, perr := policies.Parse("p.yml", []byte("version: 9\n"))
 	if v := Decide(Input{PolicyErr: perr, Change: testChange(), BreakGlass: []BreakGlassVote{vote("carol", 1, false, "x"), vote("dave", 2, true, "")}}); v.State != Failure {
 		t.Errorf("invalid policy overridden: %s", v.State)
+	}
+}
+
+// The attack: carol and dave agree on a harmless head while the author
+// pushes another; on GitHub the comment names no head and is bound to the
+// one foureyes reads, so a comment written before that head was pushed
+// must not count for it.
+func TestBreakGlassCommentOlderThanItsHead(t *testing.T) {
+	early := vote("dave", 2, true, "")
+	early.HeadSeenAt = bgT0.Add(90 * time.Second) // pushed after carol, before dave
+	late := vote("carol", 1, false, "x")
+	late.HeadSeenAt = early.HeadSeenAt
+	v := decideBG(bgPolicy(), testChange(), late, early)
+	if v.BreakGlass.Applied {
+		t.Fatalf("a comment older than the head counted: %q", v.Title)
+	}
+	if rj, _ := v.BreakGlass.RejectionOf("carol"); !slices.Contains(rj.Reasons, ReasonEarly) {
+		t.Errorf("carol: %+v", v.BreakGlass)
+	}
+	unknown := vote("carol", 1, false, "x")
+	unknown.HeadSeenAt = time.Time{}
+	if v := decideBG(bgPolicy(), testChange(), unknown, vote("dave", 2, true, "")); v.BreakGlass.Applied {
+		t.Errorf("a vote on a head of unknown age counted")
+	}
+	// GitLab names the head a note was written on: its age does not matter.
+	a, b := vote("carol", 1, false, "x"), vote("dave", 2, true, "")
+	a.HeadFromEvent, b.HeadFromEvent, a.HeadSeenAt, b.HeadSeenAt = true, true, time.Time{}, time.Time{}
+	if v := decideBG(bgPolicy(), testChange(), a, b); !v.BreakGlass.Applied {
+		t.Errorf("votes naming their head: %+v", v.BreakGlass)
 	}
 }
 

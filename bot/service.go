@@ -124,6 +124,11 @@ func (s *Service) handleChange(ctx context.Context, f Forge, ev Event) error {
 			return fmt.Errorf("record pusher of %s: %w", shortSHA(ce.HeadSHA), err)
 		}
 	}
+	if ce.Pushed {
+		if err := s.noteHeadSeen(ctx, ref, ev.Received); err != nil {
+			return err
+		}
+	}
 	if r := ce.Review; r != nil && r.Reviewer.Known() && ev.Forge == GitLab {
 		// GitLab's approvals API does not say which head was approved: the
 		// approval event does, so remember it.

@@ -55,7 +55,9 @@ func commentFixture(t testing.TB, pr fakegithub.PR, id int64, login, body string
 
 func (e *e2e) comment(pr fakegithub.PR, id int64, login, body string) map[string]any {
 	e.t.Helper()
-	m := commentFixture(e.t, pr, id, login, body, time.Date(2026, 12, 1, 7, 0, 0, 0, time.UTC).Add(time.Duration(id)*time.Second))
+	// Stamped now, as GitHub stamps a comment when it is written: after
+	// the head it is about was pushed.
+	m := commentFixture(e.t, pr, id, login, body, time.Now())
 	e.send("issue_comment", m)
 	return m
 }
@@ -156,7 +158,7 @@ func TestGitHubBreakGlass(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !slices.Equal(data.By, []string{"sam", "sue"}) || data.Reason != "payments outage INC-7" || len(data.Missing) != 1 ||
-		!slices.Equal(data.Commits, []string{pr.HeadSHA}) || !data.At.Equal(time.Date(2026, 12, 1, 7, 0, 20, 0, time.UTC)) {
+		!slices.Equal(data.Commits, []string{pr.HeadSHA}) || data.At.IsZero() || time.Since(data.At) > time.Minute {
 		t.Errorf("override record data: %+v", data)
 	}
 	if !e.metric(`foureyes_overrides_total{forge="github"} 1`) {
@@ -196,5 +198,36 @@ func TestGitHubBreakGlassNotNeededOnceApproved(t *testing.T) {
 	}
 	if n := len(e.auditKinds(audit.KindOverride)); n != 0 || len(e.sb.Fake.Issues(e2eRepo)) != 0 {
 		t.Errorf("an unneeded override left %d records and %d issues", n, len(e.sb.Fake.Issues(e2eRepo)))
+	}
+}
+
+// The race on GitHub, whose comment event names no head: sam writes the
+// opening comment about the head he saw, alice pushes another before
+// foureyes processes it. The comment must not count for code sam never
+// saw, and he is told to comment again.
+func TestGitHubBreakGlassCommentOlderThanTheHead(t *testing.T) {
+	e := newE2E(t, nil)
+	e.basePolicy(breakGlassPolicy)
+	pr := e.openPR([]string{"src/app.go"})
+	e.check(pr)
+	written := time.Now().Add(-30 * time.Second)
+	pr = e.push(pr, "alice", false)
+	e.check(pr)
+	e.send("issue_comment", commentFixture(t, pr, 1, "sam", "/foureyes break-glass outage", written))
+	e.comment(pr, 2, "sue", "/foureyes break-glass confirm")
+	run := e.check(pr)
+	if conclusion(run) == "success" {
+		t.Fatalf("a comment written before the head was pushed made a key: %q", run.Title)
+	}
+	replies := e.sb.Fake.Comments(e2eRepo, pr.Number)
+	if len(replies) != 2 || !strings.Contains(replies[0].Body, "@sam") || !strings.Contains(replies[0].Body, "written before head "+pr.HeadSHA[:7]) ||
+		!strings.Contains(replies[1].Body, "@sue") || !strings.Contains(replies[1].Body, "no override was open") {
+		t.Fatalf("replies: %+v", replies)
+	}
+	// Commenting again, now, counts.
+	e.comment(pr, 3, "sam", "/foureyes break-glass outage")
+	e.comment(pr, 4, "sue", "/foureyes break-glass confirm")
+	if run := e.check(pr); conclusion(run) != "success" {
+		t.Fatalf("fresh comments: %s %q", conclusion(run), run.Title)
 	}
 }
