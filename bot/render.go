@@ -156,12 +156,11 @@ func categoryStatus(c *CategoryResult) string {
 	case c.Required == 0:
 		s = "No approval required."
 	case c.Missing == 0:
-		s = "Approved (" + strconv.Itoa(len(c.Counted)) + " of " + strconv.Itoa(c.Required) + ")."
+		s = "Approved: " + countWords(c) + "."
 	default:
-		s = strconv.Itoa(len(c.Counted)) + " of " + strconv.Itoa(c.Required) + " approvals; needs " +
-			strconv.Itoa(c.Missing) + " more"
-		if len(c.Teams)+len(c.Users) > 0 {
-			s += " from " + esc(who(c.Teams, c.Users))
+		s = countWords(c) + "; needs " + strconv.Itoa(c.Missing) + " more"
+		if c.hasApprovers() {
+			s += " from " + esc(c.approvers())
 		} else {
 			s += " independent " + pluralWord(c.Missing, "approval")
 		}
@@ -224,12 +223,38 @@ func writeCode(b *strings.Builder, lines []string, total int) {
 	}
 	b.WriteString(fence + "\n")
 	for _, l := range lines {
-		b.WriteString(strings.NewReplacer("\r", " ", "\n", " ").Replace(l) + "\n")
+		for _, part := range wrapLine(strings.NewReplacer("\r", " ", "\n", " ").Replace(l), codeWidth) {
+			b.WriteString(part + "\n")
+		}
 	}
 	if n := total - len(lines); n > 0 {
 		b.WriteString("(" + strconv.Itoa(n) + " more)\n")
 	}
 	b.WriteString(fence + "\n\n")
+}
+
+// codeWidth is where error lines in a code block wrap: the forges show code
+// blocks without wrapping, so a long message would run off the page.
+const codeWidth = 100
+
+// wrapLine breaks l at spaces so no part is longer than width (a single
+// longer word stays whole); continuation parts are indented, so the
+// FILE:LINE:COL that starts the first part stays easy to find.
+func wrapLine(l string, width int) []string {
+	const indent = "    "
+	var parts []string
+	for len(l) > width {
+		cut := strings.LastIndexByte(l[:width+1], ' ')
+		if cut <= len(indent) {
+			if cut = strings.IndexByte(l[width:], ' '); cut < 0 {
+				break
+			}
+			cut += width
+		}
+		parts = append(parts, l[:cut])
+		l = indent + strings.TrimLeft(l[cut:], " ")
+	}
+	return append(parts, l)
 }
 
 func capped[T any](s []T, limit int) []T {
@@ -321,7 +346,8 @@ func rejectionRows(v Verdict) []rejectionRow {
 			}
 		}
 		words := reasonWords(r, cats)
-		rows = append(rows, rejectionRow{r.Reviewer, strings.Join(words, ", "), extraDetail(r.Detail, words)})
+		detail := extraDetail(r.Detail, words)
+		rows = append(rows, rejectionRow{r.Reviewer, strings.Join(scopeReasons(v.Categories, r, words), ", "), detail})
 	}
 	type partial struct {
 		rej  Rejection
@@ -358,6 +384,28 @@ func rejectionRows(v Verdict) []rejectionRow {
 		rows = append(rows, rejectionRow{p.rej.Reviewer, strings.Join(words, ", "), detail})
 	}
 	return rows
+}
+
+// scopeReasons names, after each reason that held in some categories only,
+// the categories it held in: "permission below write, not in @acme/sre
+// (infra)". A reason without a list held everywhere.
+func scopeReasons(cats []CategoryResult, r Rejection, words []string) []string {
+	if len(cats) < 2 || len(words) != len(r.Reasons) {
+		return words
+	}
+	out := slices.Clone(words)
+	for i, reason := range r.Reasons {
+		var in []string
+		for ci := range cats {
+			if rejectedFor(&cats[ci], r, reason) {
+				in = append(in, cats[ci].Name)
+			}
+		}
+		if len(in) > 0 && len(in) < len(cats) {
+			out[i] += " (" + strings.Join(in, ", ") + ")"
+		}
+	}
+	return out
 }
 
 func hasRejection(c *CategoryResult, r Rejection) bool {
@@ -447,7 +495,7 @@ func ReasonText(r Reason) string {
 	case ReasonNotInTeam:
 		return "not an allowed reviewer"
 	case ReasonStale:
-		return "stale: approved an earlier head with a different diff"
+		return "stale: approved an earlier head"
 	case ReasonDismissed:
 		return "dismissed"
 	case ReasonSuperseded:
@@ -476,12 +524,11 @@ func Text(v Verdict) string {
 	}
 	for i := range v.Categories {
 		c := &v.Categories[i]
-		b.WriteString("\n" + clean(c.Name) + ": " + plural(len(c.Files), "file") + ", " +
-			strconv.Itoa(len(c.Counted)) + " of " + strconv.Itoa(c.Required) + " approvals")
+		b.WriteString("\n" + clean(c.Name) + ": " + plural(len(c.Files), "file") + ", " + countWords(c))
 		if c.Missing > 0 {
 			b.WriteString(", needs " + strconv.Itoa(c.Missing) + " more")
-			if len(c.Teams)+len(c.Users) > 0 {
-				b.WriteString(" from " + clean(who(c.Teams, c.Users)))
+			if c.hasApprovers() {
+				b.WriteString(" from " + clean(c.approvers()))
 			}
 		}
 		b.WriteString("\n")

@@ -711,3 +711,32 @@ func levenshtein(a, b string) int {
 	}
 	return prev[len(rb)]
 }
+
+// FormatDuration writes d the way a policy file would, without Go's zero
+// parts ("24h", not "24h0m0s"; "1h30m"; two or more whole days as "7d"), so a
+// report repeats the policy's own words. It round-trips through the policy
+// duration parser.
+func FormatDuration(d time.Duration) string {
+	if d <= 0 {
+		return "0"
+	}
+	var b strings.Builder
+	const day = 24 * time.Hour
+	if d%day == 0 && d >= 2*day {
+		return strconv.FormatInt(int64(d/day), 10) + "d"
+	}
+	for _, u := range []struct {
+		unit time.Duration
+		name string
+	}{{time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}} {
+		if n := d / u.unit; n > 0 {
+			b.WriteString(strconv.FormatInt(int64(n), 10) + u.name)
+			d -= n * u.unit
+		}
+	}
+	if d > 0 {
+		// Below a second: rare in a policy; Go's form is exact.
+		b.WriteString(d.String())
+	}
+	return b.String()
+}

@@ -725,3 +725,19 @@ func TestParseClipsEchoedValues(t *testing.T) {
 		t.Errorf("got %d diagnostics, want 2: %v", n, err)
 	}
 }
+
+func TestFormatDurationRoundTrips(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0: "0", 24 * time.Hour: "24h", 36 * time.Hour: "36h", 90 * time.Minute: "1h30m",
+		7 * 24 * time.Hour: "7d", 45 * time.Second: "45s", 25*time.Hour + time.Second: "25h1s",
+	} {
+		got := FormatDuration(d)
+		if got != want {
+			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
+		}
+		back, err := parseDuration(got)
+		if err != nil || back != d {
+			t.Errorf("parseDuration(%q) = %v, %v; want %v", got, back, err, d)
+		}
+	}
+}
