@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
@@ -109,5 +110,30 @@ func TestWrapLine(t *testing.T) {
 	word := strings.Repeat("x", 80)
 	if got := wrapLine(word, 60); len(got) != 1 || got[0] != word {
 		t.Errorf("a single long word must stay whole: %q", got)
+	}
+}
+
+func TestMarkdownQuietMentionsNobody(t *testing.T) {
+	c := testChange()
+	c.Files = append(c.Files, File{Path: "deploy/@bob/app.yaml", PatchDigest: "x"})
+	c.Reviews = []Review{approve("bob", 1), approve("reader", 2), approve("alice", 3), rv("alice", ChangesRequested, headSHA, 4)}
+	v := Decide(Input{Policy: testPolicy(), Change: c})
+	loud, quiet := Markdown(v), MarkdownQuiet(v)
+	if !strings.Contains(loud, "@acme/sre") || !strings.Contains(loud, "by @alice:") {
+		t.Fatalf("Markdown lost its mentions:\n%s", loud)
+	}
+	// Every @ outside a code span is a mention; the quiet form has none, but
+	// keeps the file path (which holds an @) as it was.
+	outside := regexp.MustCompile("`[^`]*`").ReplaceAllString(quiet, "")
+	if strings.Contains(outside, "@") {
+		t.Errorf("quiet Markdown still mentions someone:\n%s", quiet)
+	}
+	for _, want := range []string{"`@acme/sre`", "`@alice`:", "`@bob`", "- `deploy/@bob/app.yaml`", "| `@reader` |"} {
+		if !strings.Contains(quiet, want) {
+			t.Errorf("quiet Markdown lacks %q:\n%s", want, quiet)
+		}
+	}
+	if got := mdText("mail bob@example.com, ask @bob.", true); got != "mail bob@example.com, ask `@bob`." {
+		t.Errorf("mdText = %q", got)
 	}
 }
