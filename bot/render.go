@@ -338,7 +338,9 @@ func isHandleByte(c byte) bool {
 	return isAlnum(c) || c == '-' || c == '_' || c == '.' || c == '/' || c == '[' || c == ']'
 }
 
-func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' }
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
 
 // mdEscaper neutralizes what would otherwise format text or inject HTML:
 // a file or user name must render as itself, and a "|" must not split a
