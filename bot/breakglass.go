@@ -293,35 +293,37 @@ func anyMissing(cats []CategoryResult) bool {
 	return slices.ContainsFunc(cats, func(c CategoryResult) bool { return c.Missing > 0 })
 }
 
-// writeBreakGlass renders the break-glass section of the summary.
-func writeBreakGlass(b *strings.Builder, v Verdict) {
+// writeBreakGlass renders the break-glass section of the summary (quiet:
+// see MarkdownQuiet).
+func writeBreakGlass(b *strings.Builder, v Verdict, quiet bool) {
 	bg := v.BreakGlass
 	if bg == nil {
 		return
 	}
+	text := func(s string) string { return mdText(s, quiet) }
 	b.WriteString("#### Break glass\n\n")
 	switch {
 	case bg.Applied:
-		b.WriteString("**Review was overridden** on head `" + short(v.Ref.HeadSHA) + "` by " + handles(bg.Agreed))
+		b.WriteString("**Review was overridden** on head `" + short(v.Ref.HeadSHA) + "` by " + handles(bg.Agreed, quiet))
 		if bg.Reason != "" {
-			b.WriteString(" — " + esc(bg.Reason))
+			b.WriteString(" — " + text(bg.Reason))
 		}
 		b.WriteString(". A new push ends the override. What was missing:\n\n")
 		for _, m := range bg.Missing {
-			b.WriteString("- " + esc(m) + "\n")
+			b.WriteString("- " + text(m) + "\n")
 		}
 		b.WriteString("\n")
 	case bg.NotNeeded:
-		b.WriteString(handles(bg.Agreed) + " agreed to break the glass, but the approvals are in: no override was needed.\n\n")
+		b.WriteString(handles(bg.Agreed, quiet) + " agreed to break the glass, but the approvals are in: no override was needed.\n\n")
 	case bg.Why != "" && len(bg.Agreed) >= bg.Required:
-		b.WriteString(handles(bg.Agreed) + " agreed, but the override does not apply: " + esc(bg.Why) + ".\n\n")
+		b.WriteString(handles(bg.Agreed, quiet) + " agreed, but the override does not apply: " + text(bg.Why) + ".\n\n")
 	case bg.OpenedBy != "":
-		b.WriteString("Override opened by @" + esc(bg.OpenedBy))
+		b.WriteString("Override opened by " + text("@"+bg.OpenedBy))
 		if bg.Reason != "" {
-			b.WriteString(" — " + esc(bg.Reason))
+			b.WriteString(" — " + text(bg.Reason))
 		}
 		b.WriteString(": " + strconv.Itoa(len(bg.Agreed)) + " of " + strconv.Itoa(bg.Required) +
-			" agreed (" + handles(bg.Agreed) + "). Another eligible approver confirms with `/foureyes break-glass confirm`.\n\n")
+			" agreed (" + handles(bg.Agreed, quiet) + "). Another eligible approver confirms with `/foureyes break-glass confirm`.\n\n")
 	default:
 		b.WriteString("No override is open on this head.\n\n")
 	}
@@ -332,7 +334,7 @@ func writeBreakGlass(b *strings.Builder, v Verdict) {
 			for i, x := range r.Reasons {
 				rs[i] = string(x)
 			}
-			b.WriteString("| @" + esc(r.Reviewer) + " | " + esc(strings.Join(rs, ", ")) + " | " + esc(r.Detail) + " |\n")
+			b.WriteString("| " + text("@"+r.Reviewer) + " | " + text(strings.Join(rs, ", ")) + " | " + text(r.Detail) + " |\n")
 		}
 		b.WriteString("\n")
 	}

@@ -18,6 +18,8 @@ func (e *ghEnv) vote(ref bot.ChangeRef, login string, id int64, at time.Time, co
 	raw, _ := json.Marshal(bot.BreakGlassVote{HeadSHA: ref.HeadSHA, BreakGlassCommand: bot.BreakGlassCommand{
 		Author: bot.User{Login: login}, CommentID: id, At: at, Confirm: confirm, Reason: reason}})
 	e.fact(ref, "breakglass", ref.HeadSHA+"/"+login+"/"+string(rune('0'+id)), string(raw))
+	// When bot.Service first saw the head (its push event), before any vote.
+	e.fact(ref, "head-seen", ref.HeadSHA, t0.Add(-10*time.Hour).Format(time.RFC3339Nano))
 }
 
 const bgPolicy = "version: 1\nbreak_glass:\n  approvers: { users: [\"carol\", \"dave\", \"alice\"] }\n  required: 2\n"

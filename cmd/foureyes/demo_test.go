@@ -14,12 +14,12 @@ func TestDemoShowsVerdictsWithReasons(t *testing.T) {
 	}
 	text := out.String()
 	for _, want := range []string{
-		"SUCCESS: code approved",                                // the clean approval
-		"did not count: @alice — author of the change",          // the self-approval
-		"stale: approved an earlier head with a different diff", // the stale approval
-		"did not count: @renovate[bot] — bot account",           // the bot approval
-		"PENDING: infra needs 1 more approval from @acme/sre",   // the missing team
-		"counted: @carol", // the team member
+		"SUCCESS: code approved",                              // the clean approval
+		"did not count: @alice — author of the change",        // the self-approval
+		"stale: approved an earlier head",                     // the stale approval
+		"did not count: @renovate[bot] — bot account",         // the bot approval
+		"PENDING: infra needs 1 more approval from @acme/sre", // the missing team
+		"counted: @carol",                                     // the team member
 		"SUCCESS: break-glass: @dave and @carol overrode review — payments are failing, INC-42", // break glass
 		"reply: @alice, your break-glass comment did not count: author of the change",           // the author's key
 		`"Break-glass override of acme/shop#106 by @dave and @carol"`,                           // post-incident issue
@@ -54,7 +54,7 @@ func TestValidateAndExplainCommands(t *testing.T) {
 		}
 	}
 	for format, want := range map[string]string{
-		"text":     "PENDING: infra needs 1 more approval from @acme/sre or @alice",
+		"text":     "PENDING: infra needs 1 more approval from @acme/sre\n", // alice wrote it: never offered
 		"markdown": "| infra | 1 | 2 | @bob | 1 |",
 		"json":     `"state": "pending"`,
 	} {
