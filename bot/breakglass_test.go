@@ -274,3 +274,25 @@ func FuzzParseBreakGlass(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecideBreakGlass measures what judging votes adds to Decide: a
+// change with two counting keys and ten that do not.
+func BenchmarkDecideBreakGlass(b *testing.B) {
+	p, c := bgPolicy(), testChange()
+	votes := []BreakGlassVote{vote("carol", 1, false, "x"), vote("dave", 2, true, "")}
+	for i, l := range []string{"author", "dev1", "cmtr", "pair", "pusher", "oldpusher", "robo", "reader", "erin", "stranger"} {
+		votes = append(votes, vote(l, 3+i, true, ""))
+	}
+	b.Run("without votes", func(b *testing.B) {
+		for b.Loop() {
+			Decide(Input{Policy: p, Change: c})
+		}
+	})
+	b.Run("with 12 votes", func(b *testing.B) {
+		for b.Loop() {
+			if v := Decide(Input{Policy: p, Change: c, BreakGlass: votes}); !v.BreakGlass.Applied {
+				b.Fatal("not applied")
+			}
+		}
+	})
+}
