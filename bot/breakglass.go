@@ -168,7 +168,9 @@ func judgeBreakGlass(v *Verdict, p *policies.Policy, c *Change, votes []BreakGla
 		}
 		return
 	}
-	res.Required = bg.Required
+	// Parse refuses fewer than two; a policy built any other way must not
+	// make a one-person override either.
+	res.Required = max(bg.Required, 2)
 
 	// The voters are judged exactly like reviewers (judgeIndependence),
 	// as if each had approved the current head, under the strict rules.
@@ -249,11 +251,11 @@ func judgeBreakGlass(v *Verdict, p *policies.Policy, c *Change, votes []BreakGla
 			res.OpenedBy, res.Reason = r.name, bv.Reason
 		}
 		res.Agreed = append(res.Agreed, r.name)
-		if len(res.Agreed) == bg.Required {
+		if len(res.Agreed) == res.Required {
 			res.At = bv.At
 		}
 	}
-	if len(res.Agreed) < bg.Required {
+	if len(res.Agreed) < res.Required {
 		return
 	}
 	switch {

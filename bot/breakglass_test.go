@@ -144,6 +144,14 @@ func TestBreakGlassIsStrictWhateverTheReviewRules(t *testing.T) {
 	}
 }
 
+func TestBreakGlassNeverOnePerson(t *testing.T) {
+	p := bgPolicy()
+	p.BreakGlass.Required = 1 // not from Parse, which refuses it
+	if v := decideBG(p, testChange(), vote("carol", 1, false, "x")); v.BreakGlass.Applied || v.BreakGlass.Required != 2 {
+		t.Fatalf("one person overrode: %+v", v.BreakGlass)
+	}
+}
+
 func TestBreakGlassSamePersonTwiceIsOneKey(t *testing.T) {
 	v := decideBG(bgPolicy(), testChange(), vote("carol", 1, false, "x"), vote("carol", 2, true, ""), vote("CAROL", 3, true, ""))
 	if v.BreakGlass.Applied || len(v.BreakGlass.Agreed) != 1 {
