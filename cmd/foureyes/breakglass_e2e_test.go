@@ -13,6 +13,7 @@ import (
 
 	"github.com/foureyes-dev/foureyes/audit"
 	"github.com/foureyes-dev/foureyes/internal/fakegithub"
+	"github.com/foureyes-dev/foureyes/release"
 )
 
 const breakGlassPolicy = `version: 1
@@ -77,11 +78,14 @@ func (e *e2e) auditKinds(kind string) []audit.Record {
 	return out
 }
 
-func (e *e2e) metric(line string) bool {
-	e.t.Helper()
-	resp, err := http.Get(e.sb.URL + "/metrics")
+func (e *e2e) metric(line string) bool { e.t.Helper(); return hasMetric(e.t, e.sb.URL, line) }
+
+// hasMetric reports whether the server's /metrics holds line exactly.
+func hasMetric(t *testing.T, base, line string) bool {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
 	if err != nil {
-		e.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
@@ -229,5 +233,48 @@ func TestGitHubBreakGlassCommentOlderThanTheHead(t *testing.T) {
 	e.comment(pr, 4, "sue", "/foureyes break-glass confirm")
 	if run := e.check(pr); conclusion(run) != "success" {
 		t.Fatalf("fresh comments: %s %q", conclusion(run), run.Title)
+	}
+}
+
+// The override reaches the release: the pull request is merged on it and
+// tagged; the tag report (push.ghes-35.tag-created.json, retargeted at the
+// new tag) lists the commit as `override` with both names and counts it.
+func TestGitHubBreakGlassInTagReport(t *testing.T) {
+	e := newE2E(t, nil)
+	e.basePolicy(breakGlassPolicy)
+	pr := e.openPR([]string{"src/app.go"})
+	e.comment(pr, 1, "sam", "/foureyes break-glass payments outage")
+	e.comment(pr, 2, "sue", "/foureyes break-glass confirm")
+	if run := e.check(pr); conclusion(run) != "success" {
+		t.Fatalf("override: %s %q", conclusion(run), run.Title)
+	}
+	f := e.sb.Fake
+	f.UpdatePR(e2eRepo, pr.Number, func(p *fakegithub.PR) {
+		p.State, p.Merged, p.MergedAt = "closed", true, time.Now().Add(time.Second)
+	})
+	f.SetCommitPulls(e2eRepo, pr.HeadSHA, pr.Number)
+	prev := fakegithub.SHA("v1.0.0")
+	f.AddTag(e2eRepo, "v1.0.0", prev)
+	f.AddTag(e2eRepo, "v1.1.0", pr.HeadSHA)
+	f.SetCompare(e2eRepo, prev, pr.HeadSHA, pr.Commits)
+	f.PutFile(e2eRepo, "v1.1.0", ".github/foureyes.yml", breakGlassPolicy)
+
+	m := fixture(t, "push.ghes-35.tag-created.json")
+	m["ref"], m["after"] = "refs/tags/v1.1.0", pr.HeadSHA
+	m["installation"] = map[string]any{"id": sandboxInstallation}
+	obj(m, "repository")["full_name"] = e2eRepo
+	e.send("push", m)
+	if err := e.sb.Drain(context.Background(), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := release.Load(context.Background(), e.sb.srv.db, "github", e2eRepo, "v1.1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Summary.Overridden != 1 || rep.Summary.Unreviewed != 0 || len(rep.Commits) != 1 {
+		t.Fatalf("summary %+v, %d commits", rep.Summary, len(rep.Commits))
+	}
+	if c := rep.Commits[0]; c.Reason != release.Override || !slices.Equal(c.OverriddenBy, []string{"sam", "sue"}) {
+		t.Errorf("commit %+v", c)
 	}
 }

@@ -154,6 +154,9 @@ break_glass:
 		!strings.Contains(issues[0].Description, mr.SHA[:7]) {
 		t.Fatalf("post-incident issues: %+v", issues)
 	}
+	if !hasMetric(t, e.sb.URL, `foureyes_overrides_total{forge="gitlab"} 1`) {
+		t.Error(`foureyes_overrides_total{forge="gitlab"} is not 1`)
+	}
 	if len(e.replies(mr.IID)) != 3 {
 		t.Errorf("replies: %q", e.replies(mr.IID))
 	}
