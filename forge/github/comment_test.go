@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/foureyes-dev/foureyes/bot"
+	"github.com/foureyes-dev/foureyes/forge/github"
+	"github.com/foureyes-dev/foureyes/internal/fakegithub"
+	"github.com/foureyes-dev/foureyes/internal/testfixtures"
 )
 
 // prComment is issue_comment.created.with-installation.json as a comment
@@ -74,4 +77,36 @@ func TestDecodeCommentsThatNeedNoWork(t *testing.T) {
 	if _, err := e.forge.Decode("issue_comment", encode(t, bad)); err == nil || errors.Is(err, bot.ErrIgnored) {
 		t.Errorf("comment-less payload: %v", err)
 	}
+}
+
+// FuzzDecodeComment holds issue_comment decoding to its contract on any
+// body: no panic; an event only for a pull request comment holding a
+// command, naming the pull request; everything else ignored or an error.
+func FuzzDecodeComment(f *testing.F) {
+	f.Add(testfixtures.Read(f, "github", "issue_comment.created.with-installation.json"))
+	f.Add([]byte(`{"action":"created","repository":{"full_name":"a/b"},"issue":{"number":3,"pull_request":{}},"comment":{"id":1,"body":"/foureyes break-glass x","user":{"login":"u"}}}`))
+	f.Add([]byte(`{"action":"created","repository":{"full_name":"a/b"},"issue":{"number":-1,"pull_request":null},"comment":{"body":"/foureyes break-glass confirm"}}`))
+	_, pemBytes, err := fakegithub.GenerateKey()
+	if err != nil {
+		f.Fatal(err)
+	}
+	// Decoding makes no request: no fake server is needed.
+	forge, err := github.New(github.Config{AppID: appID, PrivateKey: pemBytes})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		evs, err := forge.Decode("issue_comment", body)
+		if err != nil {
+			if len(evs) != 0 {
+				t.Fatalf("events with an error: %+v", evs)
+			}
+			return
+		}
+		for _, ev := range evs {
+			if ev.Kind != bot.EventBreakGlass || ev.BreakGlass == nil || ev.Change == nil || ev.Change.Number <= 0 || ev.Repo.FullName == "" {
+				t.Fatalf("incomplete event %+v", ev)
+			}
+		}
+	})
 }
