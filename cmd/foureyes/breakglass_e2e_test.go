@@ -278,3 +278,37 @@ func TestGitHubBreakGlassInTagReport(t *testing.T) {
 		t.Errorf("commit %+v", c)
 	}
 }
+
+// Opening the post-incident issue fails once (GitHub answers 502, which is
+// not retried blindly: the issue may exist). The delivery is retried; the
+// override still ends with one issue, one audit record and one count.
+func TestGitHubBreakGlassIssueFailureIsRetriedOnce(t *testing.T) {
+	e := newE2E(t, nil)
+	e.basePolicy(breakGlassPolicy)
+	pr := e.openPR([]string{"src/app.go"})
+	e.comment(pr, 1, "sam", "/foureyes break-glass outage")
+	e.check(pr)
+	e.sb.Fake.Fail(fakegithub.Failure{Method: http.MethodPost, Path: "/repos/" + e2eRepo + "/issues", Status: http.StatusBadGateway})
+	e.comment(pr, 2, "sue", "/foureyes break-glass confirm")
+	if run := e.check(pr); conclusion(run) != "success" {
+		t.Fatalf("%s %q", conclusion(run), run.Title)
+	}
+	failed := 0
+	for _, r := range e.sb.Fake.Requests() {
+		if r.Method == http.MethodPost && r.Path == "/repos/"+e2eRepo+"/issues" && r.Status == http.StatusBadGateway {
+			failed++
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("%d failed issue requests, want the 1 injected", failed)
+	}
+	if n := len(e.sb.Fake.Issues(e2eRepo)); n != 1 {
+		t.Fatalf("%d issues, want 1", n)
+	}
+	if n := len(e.auditKinds(audit.KindOverride)); n != 1 {
+		t.Errorf("%d override records, want 1", n)
+	}
+	if !e.metric(`foureyes_overrides_total{forge="github"} 1`) {
+		t.Error("override not counted exactly once")
+	}
+}
