@@ -68,6 +68,10 @@ func TestGitHubOverrideMerges(t *testing.T) {
 	if slices.Contains(flagged, o1.SHA) || !slices.Contains(flagged, l1.SHA) || !slices.Contains(flagged, a1.SHA) {
 		t.Errorf("flagged %v; want l1 and a1, not the override o1", flagged)
 	}
+	runs := e.fake.CheckRuns(ghRepo.FullName, a1.SHA)
+	if len(runs) != 1 || runs[0].Conclusion != "failure" || !strings.Contains(runs[0].Summary, "Merged on a break-glass override") || !strings.Contains(runs[0].Summary, "@carol and @dave") {
+		t.Errorf("flag check: %+v", runs)
+	}
 	if n := e.metrics.snapshot()["github/override"]; n != 0 {
 		t.Errorf("override counted as unreviewed %d times", n)
 	}
@@ -92,5 +96,28 @@ func TestGitHubOverrideMerges(t *testing.T) {
 	md := release.RenderMarkdown(rep)
 	if !strings.Contains(md, "**override** by @carol and @dave") || !strings.Contains(md, "1 merged on a break-glass override") {
 		t.Errorf("markdown:\n%s", md)
+	}
+}
+
+// A push whose only notable commit came in on an override passes, and says so.
+func TestGitHubOverridePushIsShownNotFlagged(t *testing.T) {
+	e := newGitHub(t)
+	prev := fakegithub.SHA("main-before")
+	e.fake.PutFile(ghRepo.FullName, prev, ".github/foureyes.yml", bgPolicy)
+	o1 := ghCommit("o1", "bob", t0.Add(-5*time.Hour))
+	e.mergedPR(prSpec{number: 30, author: "bob", commits: []fakegithub.Commit{o1}, mergedAt: t0.Add(-time.Hour)})
+	ref := bot.ChangeRef{Forge: bot.GitHub, Repo: ghRepo, Number: 30, HeadSHA: o1.SHA}
+	e.vote(ref, "carol", 1, t0.Add(-3*time.Hour), false, "db down")
+	e.vote(ref, "dave", 2, t0.Add(-2*time.Hour), true, "")
+	push := ghPush("push-o1", prev, o1.SHA, "carol", false, o1)
+	e.mustHandle(push)
+	e.mustHandle(push) // redelivered: one check
+	if n := len(e.flagAudits()); n != 0 {
+		t.Fatalf("%d flags for an overridden merge", n)
+	}
+	runs := e.fake.CheckRuns(ghRepo.FullName, o1.SHA)
+	if len(runs) != 1 || runs[0].Conclusion != "success" || runs[0].Title != "push to main: 1 commit(s) merged on a break-glass override" ||
+		!strings.Contains(runs[0].Summary, "@carol and @dave: db down") {
+		t.Fatalf("check runs: %+v", runs)
 	}
 }

@@ -77,6 +77,9 @@ func flagMarkdown(an pushAnalysis, issueURL string) string {
 		fmt.Fprintf(&b, "\nNote: %s.\n", an.Note)
 	}
 	fmt.Fprintf(&b, "\nPolicy: %s (`%s`). What each reason means and what to do: %s\n", an.PolicySource, short(an.PolicyDigest), docsURL)
+	if len(an.Overrides) > 0 {
+		b.WriteString("\n" + overrideMarkdown(an))
+	}
 	return b.String()
 }
 
