@@ -9,6 +9,7 @@ import (
 
 	"github.com/foureyes-dev/foureyes/bot"
 	"github.com/foureyes-dev/foureyes/internal/fakegithub"
+	"github.com/foureyes-dev/foureyes/internal/fakegitlab"
 	"github.com/foureyes-dev/foureyes/release"
 )
 
@@ -119,5 +120,36 @@ func TestGitHubOverridePushIsShownNotFlagged(t *testing.T) {
 	if len(runs) != 1 || runs[0].Conclusion != "success" || runs[0].Title != "push to main: 1 commit(s) merged on a break-glass override" ||
 		!strings.Contains(runs[0].Summary, "@carol and @dave: db down") {
 		t.Fatalf("check runs: %+v", runs)
+	}
+}
+
+// On GitLab the votes name their head (the note hook's last_commit): an
+// MR merged on an override by bob and dave is shown on the pushed commit,
+// not flagged.
+func TestGitLabOverrideMerge(t *testing.T) {
+	e := newGitLab(t)
+	e.fake.SetFile(glProject, "r0", ".gitlab/foureyes.yml", []byte("version: 1\nbreak_glass:\n  approvers: { users: [\"bob\", \"dave\", \"alice\"] }\n"))
+	e.fake.AddCommits(glProject, glCommit("r0", "dave", t0.Add(-48*time.Hour)))
+	c1 := glCommit("h1", "alice", t0.Add(-5*time.Hour), "r0")
+	e.fake.AddCommits(glProject, c1)
+	head := e.mergedMR(3, glAlice, "alice", []fakegitlab.Commit{c1}, nil, time.Time{}, t0.Add(-time.Hour))
+	ref := bot.ChangeRef{Forge: bot.GitLab, Repo: glRepo, Number: 3, HeadSHA: head}
+	for i, v := range []struct {
+		login string
+		id    int64
+	}{{"bob", glBob}, {"dave", glDave}} {
+		raw, _ := json.Marshal(bot.BreakGlassVote{HeadSHA: head, HeadFromEvent: true, BreakGlassCommand: bot.BreakGlassCommand{
+			Author: bot.User{Login: v.login, ID: v.id}, CommentID: int64(70 + i), At: t0.Add(-2 * time.Hour), Confirm: i > 0, Reason: "outage"}})
+		e.fact(ref, "breakglass", head+"/"+v.login+"/"+string(rune('a'+i)), string(raw))
+	}
+	if err := e.guard.HandlePush(e.ctx, glPush("p1", "r0", head, "alice", 1, c1)); err != nil {
+		t.Fatal(err)
+	}
+	if fl := e.flagAudits(); len(fl) != 0 {
+		t.Fatalf("an overridden merge was flagged: %+v", fl)
+	}
+	sts := e.fake.Statuses(glProject, head)
+	if len(sts) != 1 || sts[0].State != "success" || !strings.Contains(sts[0].Description, "break-glass override") {
+		t.Fatalf("statuses: %+v", sts)
 	}
 }
