@@ -60,6 +60,10 @@ commands:
   validate [FILE...]                 check policy files (default: the usual locations)
   explain --policy FILE --change FILE.json [--format text|json|markdown]
                                      evaluate a described change offline
+  explain --repo OWNER/NAME (--pr N | --all-open) [--policy FILE] [--forge github|gitlab]
+                                     evaluate live changes as the server would; publishes nothing
+  scan --repo OWNER/NAME (--since 90d | --last N) [--branch B] [--policy FILE] [--format table|json|csv] [--resume]
+                                     which commits of a branch's history were independently reviewed
   demo                               replay example events against a fake forge
   audit verify|export|list|dead|retry  the audit trail and dead-lettered deliveries
   report --repo OWNER/NAME --tag TAG [--format markdown|json]
@@ -78,7 +82,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "validate":
 		return cmdValidate(rest, stdout, stderr)
 	case "explain":
-		return cmdExplain(rest, stdout)
+		return cmdExplainAny(ctx, rest, stdout, stderr)
+	case "scan":
+		return cmdScan(ctx, rest, stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, rest, stdout)
 	case "audit":
@@ -207,6 +213,9 @@ func cmdExplain(args []string, stdout io.Writer) error {
 		}
 	default:
 		return fmt.Errorf("%w: unknown --format %q (text, json or markdown)", errUsage, *format)
+	}
+	if v.State != bot.Success {
+		return exitError(1)
 	}
 	return nil
 }
