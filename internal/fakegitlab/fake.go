@@ -184,7 +184,7 @@ type projectState struct {
 	statuses  []*Status
 	issues    []*Issue
 	commits   map[string]Commit
-	tags      []tagState // in creation order
+	tags      []tagState        // in creation order
 	branches  map[string]string // branch -> tip SHA (SetBranch)
 	createdAt time.Time
 }
