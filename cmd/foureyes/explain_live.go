@@ -37,22 +37,36 @@ func isLiveExplain(args []string) bool {
 	return false
 }
 
+type explainLiveOpts struct {
+	configFile, database, repoName, forgeName, branch, policyFile, format *string
+	pr                                                                    *int
+	allOpen                                                               *bool
+}
+
+// explainLiveFlags defines the flags of a live `foureyes explain`
+// (docs/scan.md lists them).
+func explainLiveFlags(stderr io.Writer) (*flag.FlagSet, explainLiveOpts) {
+	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs, explainLiveOpts{
+		configFile: fs.String("config", "", "YAML configuration file (the environment wins)"),
+		database:   fs.String("database", "", "database with the facts the server recorded (default: FOUREYES_DATABASE)"),
+		repoName:   fs.String("repo", "", "repository OWNER/NAME (GitLab: the project's full path)"),
+		forgeName:  fs.String("forge", "", "github or gitlab (default: the configured one; github when both are)"),
+		pr:         fs.Int("pr", 0, "the pull/merge request number"),
+		allOpen:    fs.Bool("all-open", false, "every open change, one line each"),
+		branch:     fs.String("branch", "", "with --all-open: only changes targeting this branch (default: the default branch)"),
+		policyFile: fs.String("policy", "", "judge by this candidate policy file instead of the base branch's"),
+		format:     fs.String("format", "text", "output: text, json or markdown"),
+	}
+}
+
 // runExplainLive judges live changes with bot.Service.Explain: the same
 // facts and the same Decide as the server, nothing published.
 func runExplainLive(ctx context.Context, env liveEnv, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		configFile = fs.String("config", "", "YAML configuration file (the environment wins)")
-		database   = fs.String("database", "", "database with the facts the server recorded (default: FOUREYES_DATABASE)")
-		repoName   = fs.String("repo", "", "repository OWNER/NAME (GitLab: the project's full path)")
-		forgeName  = fs.String("forge", "", "github or gitlab (default: the configured one; github when both are)")
-		pr         = fs.Int("pr", 0, "the pull/merge request number")
-		allOpen    = fs.Bool("all-open", false, "every open change, one line each")
-		branch     = fs.String("branch", "", "with --all-open: only changes targeting this branch (default: the default branch)")
-		policyFile = fs.String("policy", "", "judge by this candidate policy file instead of the base branch's")
-		format     = fs.String("format", "text", "output: text, json or markdown")
-	)
+	fs, o := explainLiveFlags(stderr)
+	configFile, database, repoName, forgeName, pr := o.configFile, o.database, o.repoName, o.forgeName, o.pr
+	allOpen, branch, policyFile, format := o.allOpen, o.branch, o.policyFile, o.format
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil

@@ -67,21 +67,34 @@ func cmdScan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return asExit2(runScan(ctx, defaultLiveEnv(), args, stdout, stderr), stderr)
 }
 
-func runScan(ctx context.Context, env liveEnv, args []string, stdout, stderr io.Writer) error {
+type scanOpts struct {
+	configFile, database, repoName, forgeName, branch, since, policyFile, format *string
+	last                                                                         *int
+	resume                                                                       *bool
+}
+
+// scanFlags defines the flags of `foureyes scan` (docs/scan.md lists them).
+func scanFlags(stderr io.Writer) (*flag.FlagSet, scanOpts) {
 	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var (
-		configFile = fs.String("config", "", "YAML configuration file (the environment wins)")
-		database   = fs.String("database", "", "database with the facts the server recorded (default: FOUREYES_DATABASE)")
-		repoName   = fs.String("repo", "", "repository OWNER/NAME (GitLab: the project's full path)")
-		forgeName  = fs.String("forge", "", "github or gitlab (default: the configured one; github when both are)")
-		branch     = fs.String("branch", "", "branch to scan (default: the repository's default branch)")
-		since      = fs.String("since", "", "window: commits since a duration ago (90d, 12w, 36h) or a date (2026-01-31, RFC 3339)")
-		last       = fs.Int("last", 0, "window: the newest N commits")
-		policyFile = fs.String("policy", "", "judge by this policy file instead of the branch's (\"what if\")")
-		format     = fs.String("format", "table", "output: table, json or csv")
-		resume     = fs.Bool("resume", false, "continue the interrupted scan with the same repository, branch, window and policy")
-	)
+	return fs, scanOpts{
+		configFile: fs.String("config", "", "YAML configuration file (the environment wins)"),
+		database:   fs.String("database", "", "database with the facts the server recorded (default: FOUREYES_DATABASE)"),
+		repoName:   fs.String("repo", "", "repository OWNER/NAME (GitLab: the project's full path)"),
+		forgeName:  fs.String("forge", "", "github or gitlab (default: the configured one; github when both are)"),
+		branch:     fs.String("branch", "", "branch to scan (default: the repository's default branch)"),
+		since:      fs.String("since", "", "window: commits since a duration ago (90d, 12w, 36h) or a date (2026-01-31, RFC 3339)"),
+		last:       fs.Int("last", 0, "window: the newest N commits"),
+		policyFile: fs.String("policy", "", "judge by this policy file instead of the branch's (\"what if\")"),
+		format:     fs.String("format", "table", "output: table, json or csv"),
+		resume:     fs.Bool("resume", false, "continue the interrupted scan with the same repository, branch, window and policy"),
+	}
+}
+
+func runScan(ctx context.Context, env liveEnv, args []string, stdout, stderr io.Writer) error {
+	fs, o := scanFlags(stderr)
+	configFile, database, repoName, forgeName, branch := o.configFile, o.database, o.repoName, o.forgeName, o.branch
+	since, last, policyFile, format, resume := o.since, o.last, o.policyFile, o.format, o.resume
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
