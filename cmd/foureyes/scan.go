@@ -423,10 +423,13 @@ func csvSafe(s string) string {
 
 type scanBar struct{ b *progressbar.ProgressBar }
 
+// minBarCommits is the shortest scan that gets a progress bar.
+const minBarCommits = 20
+
 // newScanBar shows a progress bar on stderr for scans long enough to need
 // one, and only on a terminal: logs and pipes get no control characters.
 func newScanBar(env liveEnv, stderr io.Writer, total, done int) scanBar {
-	if total-done < 20 || env.isTTY == nil || !env.isTTY(stderr) {
+	if total-done < minBarCommits || env.isTTY == nil || !env.isTTY(stderr) {
 		return scanBar{}
 	}
 	b := progressbar.NewOptions(total,
