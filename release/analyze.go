@@ -55,7 +55,7 @@ type ChangeProof struct {
 	PolicyDigest  string    `json:"policy_digest"`
 	// Categories is the verdict per touched category: who counted, how
 	// many were required, how many are missing.
-	Categories []CategoryProof `json:"categories,omitempty"`
+	Categories []CategoryProof `json:"categories"`
 }
 
 // CategoryProof is the review evidence of one touched category of a

@@ -321,13 +321,13 @@ func ats(names []string) string {
 
 func writeScanTable(w io.Writer, rep scanReport) {
 	fmt.Fprintf(w, "%s %s, branch %s, %s\n", rep.Forge, rep.Repo, rep.Branch, windowText(rep.Window))
-	pol := "policy: " + rep.Policy.Source + " (" + shortHead(rep.Policy.Digest) + ")"
+	pol := "policy: " + oneLine(rep.Policy.Source, 200) + " (" + shortHead(rep.Policy.Digest) + ")"
 	if rep.Policy.WhatIf {
 		pol += ", what if: not the branch's own policy"
 	}
 	fmt.Fprintln(w, pol)
 	if rep.Policy.Error != "" {
-		fmt.Fprintln(w, "the branch's policy file is invalid, judged with the built-in default: "+rep.Policy.Error)
+		fmt.Fprintln(w, "the branch's policy file is invalid, judged with the built-in default: "+oneLine(rep.Policy.Error, 300))
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -362,7 +362,7 @@ func writeScanTable(w io.Writer, rep scanReport) {
 			for i, r := range l.Reasons {
 				rs[i] = string(r)
 			}
-			ls = append(ls, fmt.Sprintf("%s (%d: %s)", l.Who, l.Commits, strings.Join(rs, ", ")))
+			ls = append(ls, fmt.Sprintf("%s (%d: %s)", oneLine(l.Who, 100), l.Commits, strings.Join(rs, ", ")))
 		}
 		fmt.Fprintln(w, "unreviewed changes landed by: "+strings.Join(ls, "; "))
 	}
@@ -382,9 +382,9 @@ func dash(s string) string {
 	return s
 }
 
-// oneLine keeps a cell on one line and at most n runes.
+// oneLine keeps a cell on one line, printable and at most n runes.
 func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
+	s = printable(strings.Join(strings.Fields(s), " "))
 	if r := []rune(s); len(r) > n {
 		return string(r[:n-1]) + "…"
 	}
@@ -410,9 +410,25 @@ func writeScanCSV(w io.Writer, rep scanReport) error {
 	return cw.Error()
 }
 
-// csvSafe keeps a spreadsheet from running a cell as a formula: commit
-// titles and names are written by whoever pushed.
+// printable replaces control characters and bidirectional overrides:
+// commit titles, author names and details come from whoever pushed, and
+// an escape sequence or a right-to-left override in them could redraw a
+// terminal line, making an unreviewed commit read as reviewed.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r < 0x20 && r != '\n', r >= 0x7f && r < 0xa0, r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+			return '\uFFFD'
+		}
+		return r
+	}, s)
+}
+
+// csvSafe keeps a spreadsheet from running a cell as a formula (commit
+// titles and names are written by whoever pushed) and keeps control
+// characters out.
 func csvSafe(s string) string {
+	s = printable(s)
 	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
 		return "'" + s
 	}

@@ -633,3 +633,33 @@ func newPublishingForge(t *testing.T, e *scanEnv) *ghforge.Forge {
 }
 
 var _ = release.MaxScanCommits
+
+// A pusher writes commit titles and names: an escape sequence must not
+// redraw the terminal (making a direct push read as reviewed), and a
+// formula must not run in the auditor's spreadsheet.
+func TestScanOutputResistsHostileCommitText(t *testing.T) {
+	e := newScanGitHub(t)
+	evil := scanCommit("X1", "mallory", scanT0.Add(-time.Hour))
+	evil.Message = "=HYPERLINK(\"http://evil\")\x1b[1A\x1b[2K\r" + sha7("S1") + "  reviewed \u202e"
+	evil.Author.Name = "\x1b]0;owned\x07Mallory"
+	evil.Author.Login = ""
+	e.fake.SetHistory(scanRepo, "main", []fakegithub.Commit{evil})
+
+	code, out, errs := e.scan("--repo", scanRepo, "--last", "1")
+	if code != 1 || !strings.Contains(out, "0 of 1 commits independently reviewed") {
+		t.Fatalf("exit %d\n%q\n%s", code, out, errs)
+	}
+	for _, bad := range []string{"\x1b", "\r", "\u202e", "\x07"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("table output carries %q:\n%q", bad, out)
+		}
+	}
+	code, out, _ = e.scan("--repo", scanRepo, "--last", "1", "--format", "csv")
+	if code != 1 {
+		t.Fatalf("csv: exit %d", code)
+	}
+	row := strings.Split(strings.TrimSpace(out), "\n")[1]
+	if !strings.Contains(row, `'=HYPERLINK`) || strings.Contains(row, "\x1b") {
+		t.Errorf("csv row: %q", row)
+	}
+}
