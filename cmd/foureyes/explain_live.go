@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -45,9 +44,8 @@ type explainLiveOpts struct {
 
 // explainLiveFlags defines the flags of a live `foureyes explain`
 // (docs/scan.md lists them).
-func explainLiveFlags(stderr io.Writer) (*flag.FlagSet, explainLiveOpts) {
-	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func explainLiveFlags() (*flag.FlagSet, explainLiveOpts) {
+	fs := newFlagSet("explain")
 	return fs, explainLiveOpts{
 		configFile: fs.String("config", "", "YAML configuration file (the environment wins)"),
 		database:   fs.String("database", "", "database with the facts the server recorded (default: FOUREYES_DATABASE)"),
@@ -64,14 +62,11 @@ func explainLiveFlags(stderr io.Writer) (*flag.FlagSet, explainLiveOpts) {
 // runExplainLive judges live changes with bot.Service.Explain: the same
 // facts and the same Decide as the server, nothing published.
 func runExplainLive(ctx context.Context, env liveEnv, args []string, stdout, stderr io.Writer) error {
-	fs, o := explainLiveFlags(stderr)
+	fs, o := explainLiveFlags()
 	configFile, database, repoName, forgeName, pr := o.configFile, o.database, o.repoName, o.forgeName, o.pr
 	allOpen, branch, policyFile, format := o.allOpen, o.branch, o.policyFile, o.format
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return flagErr(fs, err)
 	}
 	switch {
 	case *repoName == "":

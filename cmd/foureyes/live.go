@@ -155,8 +155,11 @@ func readPolicyFile(path string) (*bot.PolicyFile, error) {
 // own statuses 0 and 1 are verdicts): usage errors and explicit statuses
 // pass through.
 func asExit2(err error, stderr io.Writer) error {
-	var ee exitError
-	if err == nil || errors.As(err, &ee) || errors.Is(err, errUsage) {
+	var (
+		ee exitError
+		hr *helpRequest
+	)
+	if err == nil || errors.As(err, &ee) || errors.As(err, &hr) || errors.Is(err, errUsage) {
 		return err
 	}
 	fmt.Fprintln(stderr, "foureyes:", strings.TrimSpace(err.Error()))

@@ -74,9 +74,8 @@ type scanOpts struct {
 }
 
 // scanFlags defines the flags of `foureyes scan` (docs/scan.md lists them).
-func scanFlags(stderr io.Writer) (*flag.FlagSet, scanOpts) {
-	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func scanFlags() (*flag.FlagSet, scanOpts) {
+	fs := newFlagSet("scan")
 	return fs, scanOpts{
 		configFile: fs.String("config", "", "YAML configuration file (the environment wins)"),
 		database:   fs.String("database", "", "database with the facts the server recorded (default: FOUREYES_DATABASE)"),
@@ -92,14 +91,11 @@ func scanFlags(stderr io.Writer) (*flag.FlagSet, scanOpts) {
 }
 
 func runScan(ctx context.Context, env liveEnv, args []string, stdout, stderr io.Writer) error {
-	fs, o := scanFlags(stderr)
+	fs, o := scanFlags()
 	configFile, database, repoName, forgeName, branch := o.configFile, o.database, o.repoName, o.forgeName, o.branch
 	since, last, policyFile, format, resume := o.since, o.last, o.policyFile, o.format, o.resume
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return flagErr(fs, err)
 	}
 	switch {
 	case *repoName == "":

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"flag"
-	"io"
 	"os"
 	"reflect"
 	"regexp"
@@ -98,11 +97,11 @@ func definedFlags(fs *flag.FlagSet) []string {
 
 func TestScanDocFlags(t *testing.T) {
 	doc := readScanDoc(t)
-	fs, _ := scanFlags(io.Discard)
+	fs, _ := scanFlags()
 	if got, want := documentedFlags(section(t, doc, "## `foureyes scan`")), definedFlags(fs); !slices.Equal(got, want) {
 		t.Errorf("docs/scan.md documents scan flags %v; scan has %v", got, want)
 	}
-	fs, _ = explainLiveFlags(io.Discard)
+	fs, _ = explainLiveFlags()
 	if got, want := documentedFlags(section(t, doc, "## `foureyes explain` on a live change")), definedFlags(fs); !slices.Equal(got, want) {
 		t.Errorf("docs/scan.md documents live explain flags %v; explain has %v", got, want)
 	}
