@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -661,5 +662,83 @@ func TestScanOutputResistsHostileCommitText(t *testing.T) {
 	row := strings.Split(strings.TrimSpace(out), "\n")[1]
 	if !strings.Contains(row, `'=HYPERLINK`) || strings.Contains(row, "\x1b") {
 		t.Errorf("csv row: %q", row)
+	}
+}
+
+// On a terminal a long scan draws a progress bar on stderr; the report on
+// stdout is the same as without one.
+func TestScanProgressBarOnTerminalOnly(t *testing.T) {
+	e := newScanGitHub(t)
+	var main []fakegithub.Commit
+	for i := range 25 {
+		main = append(main, scanCommit(fmt.Sprintf("P%d", i), "mallory", scanT0.Add(-time.Duration(i+1)*time.Hour)))
+	}
+	e.fake.SetHistory(scanRepo, "main", main)
+	_, plain, plainErr := e.scan("--repo", scanRepo, "--last", "25")
+	if strings.Contains(plainErr, "scanning") {
+		t.Errorf("a bar without a terminal:\n%q", plainErr)
+	}
+	env := e.env()
+	env.isTTY = func(io.Writer) bool { return true }
+	var out, errs bytes.Buffer
+	err := runScan(context.Background(), env, []string{"--repo", scanRepo, "--last", "25"}, &out, &errs)
+	if exitCode(err) != 1 || !strings.Contains(errs.String(), "scanning") || !strings.Contains(errs.String(), "/25)") {
+		t.Errorf("exit %d, stderr %q", exitCode(err), errs.String())
+	}
+	// The only difference is the generation time, which the table does not show.
+	if out.String() != plain {
+		t.Errorf("the bar changed the report:\n%s\n---\n%s", out.String(), plain)
+	}
+}
+
+// GitLab's rate-limit headers are read as GitHub's are: a 429 with nothing
+// remaining is waited out until RateLimit-Reset and sent again.
+// https://docs.gitlab.com/ee/administration/settings/user_and_ip_rate_limits.html#response-headers
+func TestBudgetTransportReadsGitLabHeaders(t *testing.T) {
+	var calls int
+	reset := time.Now().Add(40 * time.Second).Unix()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		w.Header().Set("RateLimit-Limit", "600")
+		w.Header().Set("RateLimit-Reset", strconv.FormatInt(reset, 10))
+		if calls == 1 {
+			w.Header().Set("RateLimit-Remaining", "0")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		w.Header().Set("RateLimit-Remaining", "599")
+		_, _ = w.Write([]byte(`[]`))
+	}))
+	defer srv.Close()
+	var said bytes.Buffer
+	var waits []time.Duration
+	bt := &budgetTransport{next: http.DefaultTransport, low: 10, out: &said, now: time.Now,
+		sleep: func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }}
+	resp, err := (&http.Client{Transport: bt}).Get(srv.URL + "/api/v4/projects/1/repository/commits")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || calls != 2 || len(waits) != 1 || waits[0] < 35*time.Second || waits[0] > 42*time.Second ||
+		!strings.Contains(said.String(), "rate limit spent: waiting") {
+		t.Errorf("status %d after %d calls, waits %v, said %q", resp.StatusCode, calls, waits, said.String())
+	}
+}
+
+// --all-open: a change that cannot be read is reported and makes the run
+// exit 2; the others are still judged.
+func TestExplainAllOpenReportsUnreadableChange(t *testing.T) {
+	e := newScanGitHub(t)
+	for _, n := range []int{1, 2} {
+		c := scanCommit(fmt.Sprintf("o%d", n), "alice", scanT0.Add(-time.Hour))
+		e.fake.AddPR(scanRepo, fakegithub.PR{Number: n, Title: "Open", Author: fakegithub.User{Login: "alice"}, HeadSHA: c.SHA,
+			Files: []fakegithub.File{{Filename: "pkg/o.go", Patch: "@@ -1 +1 @@\n-a\n+o"}}, Commits: []fakegithub.Commit{c}})
+		e.fake.AddReview(scanRepo, n, fakegithub.Review{User: fakegithub.User{Login: "bob"}, State: "APPROVED", CommitID: c.SHA})
+		e.fact(n, "pusher", c.SHA, "alice")
+	}
+	e.fake.Fail(fakegithub.Failure{Method: "GET", Path: "/pulls/2/files", Status: 502, Times: 8})
+	code, out, _ := e.explain("--repo", scanRepo, "--all-open")
+	if code != 2 || !strings.Contains(out, "#1 ") || !strings.Contains(out, "SUCCESS") || !strings.Contains(out, "#2 error: ") {
+		t.Errorf("exit %d\n%s", code, out)
 	}
 }
