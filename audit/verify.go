@@ -140,7 +140,7 @@ func (v *Verifier) End() error {
 	for _, cp := range v.want {
 		if v.lastSeq < cp.Seq {
 			return &ChainError{Seq: v.lastSeq, PrevSeq: v.lastSeq, Problem: ErrShorterThanCheckpoint,
-				Detail: fmt.Sprintf("trail ends at seq %d but the checkpoint of %s signed seq %d (records deleted)", v.lastSeq, cp.Time.UTC().Format(time.RFC3339), cp.Seq)}
+				Detail: fmt.Sprintf("trail ends at seq %d, shorter than the checkpoint of %s at seq %d (newest records deleted)", v.lastSeq, cp.Time.UTC().Format(time.RFC3339), cp.Seq)}
 		}
 	}
 	if v.chain != nil && v.n > 0 && !v.keyed {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/foureyes-dev/foureyes/audit"
 )
 
 // Config is the server configuration (SPEC section 3). This file is the only
@@ -38,6 +40,9 @@ type Config struct {
 	// is generated when none is given. Every shipped deployment points it
 	// at a writable volume; the default is the working directory.
 	StateDir string
+	// AuditKey chains the audit records (FOUREYES_AUDIT_KEY or _FILE). When
+	// empty, serve uses StateDir/audit.key, generating it on first start.
+	AuditKey []byte
 	// AuditCheckpointDir receives the signed checkpoints of the audit chain.
 	AuditCheckpointDir string
 	// ReconcileInterval is how often guarded branch tips and release tags
@@ -76,6 +81,7 @@ var settings = []struct {
 	{"FOUREYES_DETAILS_KEY", true, ""},
 	{"FOUREYES_WORKERS", false, "4"},
 	{"FOUREYES_STATE_DIR", false, "."},
+	{"FOUREYES_AUDIT_KEY", true, ""},
 	{"FOUREYES_AUDIT_CHECKPOINT_DIR", false, ""},
 	{"FOUREYES_RECONCILE_INTERVAL", false, "10m"},
 	{"FOUREYES_DETAILS_TTL", false, "2160h"},
@@ -159,6 +165,7 @@ func buildConfig(v map[string]string) (*Config, error) {
 		DefaultPolicyFile:  v["FOUREYES_DEFAULT_POLICY_FILE"],
 		DetailsKey:         []byte(v["FOUREYES_DETAILS_KEY"]),
 		StateDir:           v["FOUREYES_STATE_DIR"],
+		AuditKey:           []byte(v["FOUREYES_AUDIT_KEY"]),
 		AuditCheckpointDir: v["FOUREYES_AUDIT_CHECKPOINT_DIR"],
 	}
 	if c.StateDir == "" {
@@ -216,6 +223,9 @@ func buildConfig(v map[string]string) (*Config, error) {
 	}
 	if !strings.HasPrefix(c.Database, "sqlite:") && !strings.HasPrefix(c.Database, "postgres://") && !strings.HasPrefix(c.Database, "postgresql://") {
 		errs = append(errs, fmt.Errorf("FOUREYES_DATABASE must be sqlite:PATH or a postgres:// URL, got %q", c.Database))
+	}
+	if len(c.AuditKey) > 0 && len(c.AuditKey) < audit.MinKeyLen {
+		errs = append(errs, fmt.Errorf("FOUREYES_AUDIT_KEY must be at least %d bytes (e.g. openssl rand -hex 32), got %d", audit.MinKeyLen, len(c.AuditKey)))
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)

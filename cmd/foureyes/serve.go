@@ -68,14 +68,26 @@ type server struct {
 	forges  map[bot.ForgeName]bot.Forge
 	keyOnce sync.Once
 	key     []byte
+
+	// checkpoints signs the audit trail's head at start and hourly.
+	checkpoints *checkpointer
 }
 
 func newServer(ctx context.Context, cfg *Config, logger *slog.Logger) (*server, error) {
-	db, err := store.Open(ctx, cfg.Database, logger)
+	chain, err := auditChain(cfg, true, logger)
+	if err != nil {
+		return nil, err
+	}
+	db, err := store.Open(ctx, cfg.Database, logger, store.WithAuditChain(chain))
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
+	if err := keyAuditTrail(ctx, db, chain, logger); err != nil {
+		db.Close()
+		return nil, err
+	}
 	s := &server{cfg: cfg, logger: logger, db: db, reg: prometheus.NewRegistry(), forges: map[bot.ForgeName]bot.Forge{}}
+	s.checkpoints = newCheckpointer(db, chain, cfg.AuditCheckpointDir, logger)
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = metrics.New(s.reg)
 	s.metrics.SetBuildInfo(version, commit)
@@ -208,6 +220,7 @@ func (s *server) run(ctx context.Context) error {
 	poolDone := make(chan error, 1)
 	go func() { poolDone <- s.pool.Run(workCtx) }()
 	go s.watchQueue(workCtx)
+	go s.checkpoints.run(workCtx)
 
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- s.http.Serve(ln) }()
