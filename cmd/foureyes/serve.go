@@ -184,9 +184,14 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger) (*server, 
 	var pagesErr error
 	hcfg.Extra = func(r *mux.Router) { pagesErr = s.mountPages(r) }
 	s.http = &http.Server{
-		Addr:              cfg.Listen,
-		Handler:           handlers.New(hcfg),
-		ReadHeaderTimeout: 10 * time.Second,
+		Addr:    cfg.Listen,
+		Handler: handlers.New(hcfg),
+		// Slow senders are cut off: headers within 5 s and at most 64 KiB
+		// of them; webhook bodies at a minimum rate after a grace period
+		// (handlers.readBody moves the read deadline per chunk); any
+		// request read within 60 s. See docs/operations.md.
+		ReadHeaderTimeout: 5 * time.Second,
+		MaxHeaderBytes:    64 << 10,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
