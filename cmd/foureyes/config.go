@@ -141,6 +141,11 @@ func LoadConfig(file string, getenv func(string) string) (*Config, error) {
 				return nil, fmt.Errorf("%s_FILE: %w", s.env, err)
 			}
 			vals[s.env] = strings.TrimRight(string(raw), "\r\n")
+			if s.env == "FOUREYES_AUDIT_KEY" && strings.TrimSpace(vals[s.env]) == "" {
+				// Falling back to a generated key would give each replica
+				// its own key and break the shared chain.
+				return nil, fmt.Errorf("FOUREYES_AUDIT_KEY_FILE %s is empty: put a key in it (openssl rand -hex 32) or unset it to use STATE_DIR/audit.key", f)
+			}
 			if s.env == "FOUREYES_GITHUB_PRIVATE_KEY" {
 				vals[s.env] = string(raw) // PEM keeps its trailing newline
 			}
@@ -224,8 +229,13 @@ func buildConfig(v map[string]string) (*Config, error) {
 	if !strings.HasPrefix(c.Database, "sqlite:") && !strings.HasPrefix(c.Database, "postgres://") && !strings.HasPrefix(c.Database, "postgresql://") {
 		errs = append(errs, fmt.Errorf("FOUREYES_DATABASE must be sqlite:PATH or a postgres:// URL, got %q", c.Database))
 	}
-	if len(c.AuditKey) > 0 && len(c.AuditKey) < audit.MinKeyLen {
+	switch {
+	case len(c.AuditKey) > 0 && len(c.AuditKey) < audit.MinKeyLen:
 		errs = append(errs, fmt.Errorf("FOUREYES_AUDIT_KEY must be at least %d bytes (e.g. openssl rand -hex 32), got %d", audit.MinKeyLen, len(c.AuditKey)))
+	case strings.Contains(string(c.AuditKey), "REPLACE_ME"):
+		// The example Secret's placeholder is public: a trail keyed with
+		// it can be rewritten by anyone.
+		errs = append(errs, errors.New("FOUREYES_AUDIT_KEY is still the example placeholder: generate one with openssl rand -hex 32"))
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
