@@ -61,7 +61,8 @@ commands:
   explain --policy FILE --change FILE.json [--format text|json|markdown]
                                      evaluate a described change offline
   demo                               replay example events against a fake forge
-  audit verify|export|list|dead|retry  the audit trail and dead-lettered deliveries
+  audit verify|export|list|checkpoint|dead|retry
+                                     the audit trail and dead-lettered deliveries
   report --repo OWNER/NAME --tag TAG [--format markdown|json]
                                      the review report of a release tag
   backup PATH                        consistent copy of the SQLite database
