@@ -21,9 +21,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/foureyes-dev/foureyes/audit"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" driver
+
+	"github.com/foureyes-dev/foureyes/audit"
 )
 
 // Errors callers branch on.

@@ -46,6 +46,24 @@ func TestBinaryAuditKeyAndCheckpoints(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(be.dir, "audit.key")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("audit key file: %v %v", fi, err)
 	}
+	// At start the server keys the old trail (record 4) and signs it.
+	startCP := filepath.Join(be.dir, "checkpoints", "checkpoint-000000000004-*.json")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if m, _ := filepath.Glob(startCP); len(m) == 1 {
+			raw, err := os.ReadFile(m[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			cp, err := audit.ParseCheckpoint(raw)
+			if err != nil || be.auditChain(t).VerifyCheckpoint(cp) != nil {
+				t.Fatalf("start-up checkpoint %s: %v", raw, err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint of the keyed trail after start:\n%s", be.log())
+		}
+	}
 	pr, opened := be.addPR(t, 1)
 	if s, err := sendGitHub(ctx, "http://"+be.addr, be.secret, "pull_request", "k-1", opened); err != nil || s != http.StatusAccepted {
 		t.Fatalf("opened: %d %v", s, err)
@@ -54,7 +72,10 @@ func TestBinaryAuditKeyAndCheckpoints(t *testing.T) {
 
 	run := func(env []string, args ...string) (string, int) {
 		t.Helper()
-		c := exec.Command(foureyesBinary(t), args...)
+		// Bounded: a serve that should refuse to start must not hang the test.
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		c := exec.CommandContext(cctx, foureyesBinary(t), args...)
 		c.Dir, c.Env = be.dir, env
 		out, err := c.CombinedOutput()
 		if ee, ok := err.(*exec.ExitError); ok {
@@ -97,6 +118,11 @@ func TestBinaryAuditKeyAndCheckpoints(t *testing.T) {
 	cmd.cmd.Process.Signal(syscall.SIGTERM)
 	if err := cmd.wait(t, 15*time.Second); err != nil {
 		t.Fatalf("after SIGTERM: %v", err)
+	}
+	// A replica with another key refuses to extend the trail.
+	wrongKey := append(append([]string(nil), be.env...), "FOUREYES_AUDIT_KEY="+strings.Repeat("w", 40))
+	if out, code := run(wrongKey, "serve"); code == 0 || !strings.Contains(out, "not chained with this audit key") {
+		t.Fatalf("serve with another key: %d %s", code, out)
 	}
 	cps, _ := filepath.Glob(filepath.Join(be.dir, "checkpoints", "checkpoint-*.json"))
 	if len(cps) < 2 {

@@ -179,6 +179,21 @@ func (c *checkpointer) run(ctx context.Context) {
 // is unkeyed (a database from before audit keys), so that every record
 // before it is vouched for by a keyed one.
 func keyAuditTrail(ctx context.Context, db *store.DB, chain *audit.Chain, logger *slog.Logger) error {
+	// A server started with another key than the trail's (a replica that
+	// generated its own) would append records nobody can verify: refuse.
+	if seq, head, err := db.AuditHead(ctx); err != nil {
+		return fmt.Errorf("audit trail: %w", err)
+	} else if audit.IsKeyed(head) {
+		last, err := db.AuditRecords(ctx, store.AuditFilter{AfterSeq: seq - 1, Limit: 1})
+		if err != nil {
+			return fmt.Errorf("audit trail: %w", err)
+		}
+		if len(last) != 1 || chain.Hash(last[0]) != last[0].Hash {
+			return fmt.Errorf("audit trail: the newest record (seq %d) is not chained with this audit key (key_id %s): "+
+				"FOUREYES_AUDIT_KEY or STATE_DIR/%s is not the key this database was written with (every replica needs the same key), "+
+				"or the record was edited; run `foureyes audit verify` with the right key", seq, chain.KeyID(), auditKeyFile)
+		}
+	}
 	data := fmt.Appendf(nil, `{"key_id":%q}`, chain.KeyID())
 	appended, err := db.KeyAudit(ctx, audit.Record{Kind: audit.KindKeyed, Data: data})
 	if err != nil {

@@ -65,7 +65,7 @@ func TestInvalidDefaultPolicyRefusesToStart(t *testing.T) {
 	pol := filepath.Join(dir, "default.yml")
 	os.WriteFile(pol, []byte("version: 1\nreveiw: {}\n"), 0o600)
 	cfg, err := LoadConfig("", func(k string) string {
-		return map[string]string{"FOUREYES_DATABASE": "sqlite:" + filepath.Join(dir, "db"), "FOUREYES_DEFAULT_POLICY_FILE": pol}[k]
+		return map[string]string{"FOUREYES_DATABASE": "sqlite:" + filepath.Join(dir, "db"), "FOUREYES_DEFAULT_POLICY_FILE": pol, "FOUREYES_STATE_DIR": dir}[k]
 	})
 	if err != nil {
 		t.Fatal(err)
