@@ -63,7 +63,7 @@ func (sf storeFlags) open(ctx context.Context, cfg *Config, chain *audit.Chain) 
 func openStore(ctx context.Context, fs *flag.FlagSet, args []string) (*store.DB, error) {
 	sf := addStoreFlags(fs)
 	if err := fs.Parse(args); err != nil {
-		return nil, fmt.Errorf("%w: %v", errUsage, err)
+		return nil, flagErr(fs, err)
 	}
 	cfg, err := sf.config()
 	if err != nil {
@@ -74,10 +74,13 @@ func openStore(ctx context.Context, fs *flag.FlagSet, args []string) (*store.DB,
 
 func cmdAudit(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: foureyes audit verify|export|list|checkpoint|dead|retry", errUsage)
+		return fmt.Errorf("%w: foureyes audit verify|export|list|checkpoint|dead|retry (see 'foureyes audit --help')", errUsage)
 	}
 	sub, rest := args[0], args[1:]
-	fs := flag.NewFlagSet("audit "+sub, flag.ContinueOnError)
+	if isHelpArg(sub) {
+		return &helpRequest{name: "audit"}
+	}
+	fs := newFlagSet("audit " + sub)
 	var (
 		repo       = fs.String("repo", "", "only records of this repository (OWNER/NAME)")
 		since      = fs.String("since", "", "only records at or after this time (RFC 3339 or a duration ago, e.g. 24h)")
@@ -90,7 +93,7 @@ func cmdAudit(ctx context.Context, args []string, stdout io.Writer) error {
 	)
 	sf := addStoreFlags(fs)
 	if err := fs.Parse(rest); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return flagErr(fs, err)
 	}
 	cfg, err := sf.config()
 	if err != nil {
@@ -370,7 +373,7 @@ func shortHead(sha string) string {
 }
 
 func cmdBackup(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
+	fs := newFlagSet("backup")
 	db, err := openStore(ctx, fs, args)
 	if err != nil {
 		return err
@@ -391,7 +394,7 @@ func cmdBackup(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func cmdReport(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	fs := newFlagSet("report")
 	repo := fs.String("repo", "", "repository, OWNER/NAME (GitLab: the project path)")
 	tag := fs.String("tag", "", "release tag")
 	forge := fs.String("forge", "github", "github or gitlab")
