@@ -291,3 +291,36 @@ func TestMustExistNeverCreates(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyedAuditConcurrentAppends: keyed appends from several goroutines
+// and two handles (two replicas sharing the key) build one chain.
+func TestKeyedAuditConcurrentAppends(t *testing.T) {
+	key := testChain(t, serverKey)
+	storetest.ForEach(t, func(t *testing.T, env *storetest.Env) {
+		ctx := context.Background()
+		other := storetest.Reopen(t, env, store.WithAuditChain(key))
+		errs := make(chan error, 8)
+		for g := 0; g < 8; g++ {
+			go func(g int) {
+				db := env.DB
+				if g%2 == 1 {
+					db = other
+				}
+				for i := 0; i < 15; i++ {
+					if _, err := db.AppendAudit(ctx, evalRecord(g*100+i)); err != nil {
+						errs <- err
+						return
+					}
+				}
+				errs <- nil
+			}(g)
+		}
+		for g := 0; g < 8; g++ {
+			must(t, <-errs)
+		}
+		v := audit.NewVerifier(key)
+		if err := env.DB.VerifyAuditWith(ctx, v); err != nil || v.Count() != 120 || v.Unkeyed() != 0 {
+			t.Fatalf("verify = %d records (%d unkeyed), %v", v.Count(), v.Unkeyed(), err)
+		}
+	}, store.WithAuditChain(key))
+}
