@@ -268,8 +268,8 @@ func judgeBreakGlass(v *Verdict, p *policies.Policy, c *Change, votes []BreakGla
 	case !pusherKnown:
 		res.Why = "the pusher of head " + short(c.Ref.HeadSHA) + " is not known yet, so nobody's independence can be judged"
 	case !anyMissing(v.Categories):
-		// Pending for another reason (the pusher of the head is unknown):
-		// independence cannot be judged, so nobody can override yet.
+		// Pending for a reason that is not a missing approval: nothing an
+		// override stands in for.
 		res.Why = v.Title
 	default:
 		for _, cr := range v.Categories {

@@ -130,8 +130,11 @@ func (s *Service) replyBreakGlass(ctx context.Context, f Forge, ref ChangeRef, c
 	login := cmd.Author.Login
 	var why string
 	switch {
-	case v.BreakGlass == nil || v.Ref.HeadSHA != ref.HeadSHA:
+	case v.Ref.HeadSHA != ref.HeadSHA:
 		why = "the change moved on from head `" + short(ref.HeadSHA) + "` before it could be judged; an override binds to one head, so comment again on the new one"
+	case v.BreakGlass == nil:
+		// Decide stopped before the votes (an invalid policy file).
+		why = "the change cannot be judged: " + v.Title
 	case v.BreakGlass.Counted(login):
 		return nil
 	default:

@@ -312,3 +312,22 @@ func TestGitHubBreakGlassIssueFailureIsRetriedOnce(t *testing.T) {
 		t.Error("override not counted exactly once")
 	}
 }
+
+// An invalid policy is never overridden, and the commenter is told why.
+func TestGitHubBreakGlassInvalidPolicy(t *testing.T) {
+	e := newE2E(t, nil)
+	e.basePolicy("version: 1\nbreak_glass:\n  approvers: { users: [sam, sue] }\n  required: 1\n")
+	pr := e.openPR([]string{"src/app.go"})
+	e.comment(pr, 1, "sam", "/foureyes break-glass outage")
+	e.comment(pr, 2, "sue", "/foureyes break-glass confirm")
+	if run := e.check(pr); conclusion(run) != "failure" {
+		t.Fatalf("%s %q", conclusion(run), run.Title)
+	}
+	replies := e.sb.Fake.Comments(e2eRepo, pr.Number)
+	if len(replies) != 2 || !strings.Contains(replies[0].Body, "cannot be judged: invalid policy file") {
+		t.Fatalf("replies: %+v", replies)
+	}
+	if n := len(e.auditKinds(audit.KindOverride)); n != 0 {
+		t.Errorf("%d override records", n)
+	}
+}
