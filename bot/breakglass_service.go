@@ -292,6 +292,8 @@ func (s *Service) recordOverride(ctx context.Context, f Forge, c *Change, pol *p
 			errs = append(errs, fmt.Errorf("audit override: %w", err))
 		} else if err := s.Store.PutFact(ctx, scope, key("audit"), "done"); err != nil {
 			errs = append(errs, fmt.Errorf("record override audit: %w", err))
+		} else {
+			s.logger().Warn("break-glass override", "change", ref.Key(), "head", ref.HeadSHA, "by", bg.Agreed, "reason", bg.Reason)
 		}
 	}
 	if done[key("metric")] == "" {
@@ -310,7 +312,6 @@ func (s *Service) recordOverride(ctx context.Context, f Forge, c *Change, pol *p
 	if len(errs) > 0 {
 		return fmt.Errorf("override of %s at %s: %w", ref.Key(), shortSHA(ref.HeadSHA), errors.Join(errs...))
 	}
-	s.logger().Warn("break-glass override", "change", ref.Key(), "head", ref.HeadSHA, "by", bg.Agreed, "reason", bg.Reason)
 	return nil
 }
 
