@@ -365,3 +365,12 @@ func writeBreakGlassText(b *strings.Builder, v Verdict) {
 		b.WriteString("  " + clean("did not count: @"+r.Reviewer+" — "+r.Detail) + "\n")
 	}
 }
+
+// verdictWord is the summary's first word: an override is a success but
+// no approval, and must not be called one.
+func verdictWord(v Verdict) string {
+	if v.State == Success && v.BreakGlass != nil && v.BreakGlass.Applied {
+		return "Overridden"
+	}
+	return stateWord(v.State)
+}

@@ -87,7 +87,7 @@ func TestBreakGlassTwoEligibleSucceed(t *testing.T) {
 	if !v.BreakGlass.At.Equal(bgT0.Add(2*time.Minute)) || len(v.BreakGlass.Missing) != 1 || !strings.Contains(v.BreakGlass.Missing[0], "code: 1 more approval of 1") {
 		t.Errorf("at %v missing %q", v.BreakGlass.At, v.BreakGlass.Missing)
 	}
-	if md := Markdown(v); !strings.Contains(md, "Review was overridden") || !strings.Contains(md, "code: 1 more approval of 1") {
+	if md := Markdown(v); !strings.HasPrefix(md, "**Overridden** — ") || !strings.Contains(md, "Review was overridden") || !strings.Contains(md, "code: 1 more approval of 1") {
 		t.Errorf("summary:\n%s", md)
 	}
 }

@@ -71,7 +71,7 @@ func fileListBytes(v Verdict, limit int) int {
 func renderMarkdown(v Verdict, limit int, quiet bool) string {
 	var b strings.Builder
 	b.Grow(4096)
-	b.WriteString("**" + stateWord(v.State) + "** — " + mdText(v.Title, quiet) + "\n\n")
+	b.WriteString("**" + verdictWord(v) + "** — " + mdText(v.Title, quiet) + "\n\n")
 
 	if len(v.Failures) > 0 {
 		b.WriteString("**Failures**\n\n")

@@ -83,7 +83,7 @@ func cmdDemo(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	fmt.Fprintf(stdout, "=== %d. break glass: dave opens an override of alice's unreviewed fix, alice cannot confirm her own change, carol (@acme/sre) does\n", len(d.scenarios())+1)
-	if err := d.breakGlass(ctx, 100+len(d.scenarios()), stdout); err != nil {
+	if err := d.breakGlass(ctx, 100+len(d.scenarios()), stdout, *markdown); err != nil {
 		return fmt.Errorf("scenario break glass: %w", err)
 	}
 	fmt.Fprintf(stdout, "=== %d. a direct push to the release branch: alice pushes a commit straight to main\n", len(d.scenarios())+2)

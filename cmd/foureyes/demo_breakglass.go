@@ -32,7 +32,7 @@ func commentPayload(repo string, n int, id int64, login, body string) map[string
 // breakGlass tells the break-glass story: an unapproved fix, dave opens an
 // override, alice (the author) cannot confirm it, carol does; the check
 // passes as an override and an issue for post-incident review is opened.
-func (d *demo) breakGlass(ctx context.Context, n int, stdout io.Writer) error {
+func (d *demo) breakGlass(ctx context.Context, n int, stdout io.Writer, markdown bool) error {
 	pr, err := d.openPR(ctx, n, "internal/payments/retry.go")
 	if err != nil {
 		return err
@@ -54,7 +54,11 @@ func (d *demo) breakGlass(ctx context.Context, n int, stdout io.Writer) error {
 	if err != nil || !ok {
 		return fmt.Errorf("no verdict stored (%v)", err)
 	}
-	fmt.Fprintln(stdout, indent(bot.Text(v)))
+	if markdown {
+		fmt.Fprintln(stdout, bot.Markdown(v))
+	} else {
+		fmt.Fprintln(stdout, indent(bot.Text(v)))
+	}
 	for _, c := range d.sb.Fake.Comments(d.repo, n) {
 		fmt.Fprintf(stdout, "    reply: %s\n", strings.SplitN(c.Body, "\n", 2)[0])
 	}
