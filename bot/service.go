@@ -601,6 +601,9 @@ type auditData struct {
 	Failures   []string         `json:"failures,omitempty"`
 	Ignored    []Rejection      `json:"ignored,omitempty"`
 	DiffDigest string           `json:"diff_digest,omitempty"`
+	// BreakGlass is who voted to break the glass on the head and how it
+	// was judged (absent without votes).
+	BreakGlass *BreakGlassResult `json:"break_glass,omitempty"`
 }
 
 func (s *Service) auditEvaluation(ctx context.Context, v Verdict) error {
@@ -611,7 +614,7 @@ func (s *Service) auditEvaluation(ctx context.Context, v Verdict) error {
 		c.Files = nil
 		cats[i] = c
 	}
-	data, err := json.Marshal(auditData{Title: v.Title, Categories: cats, Blocking: v.Blocking, Failures: v.Failures, Ignored: v.Ignored, DiffDigest: v.DiffDigest})
+	data, err := json.Marshal(auditData{Title: v.Title, Categories: cats, Blocking: v.Blocking, Failures: v.Failures, Ignored: v.Ignored, DiffDigest: v.DiffDigest, BreakGlass: v.BreakGlass})
 	if err != nil {
 		return fmt.Errorf("encode audit data: %w", err)
 	}
