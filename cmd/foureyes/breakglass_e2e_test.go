@@ -168,6 +168,15 @@ func TestGitHubBreakGlass(t *testing.T) {
 	if !e.metric(`foureyes_overrides_total{forge="github"} 1`) {
 		t.Error("foureyes_overrides_total{forge=\"github\"} is not 1")
 	}
+	var judged bool
+	for _, r := range e.auditKinds(audit.KindEvaluation) {
+		if r.HeadSHA == pr.HeadSHA && r.Verdict == "success" && strings.Contains(string(r.Data), `"applied":true`) && strings.Contains(string(r.Data), `"agreed":["sam","sue"]`) {
+			judged = true
+		}
+	}
+	if !judged {
+		t.Error("no evaluation record carries the applied break-glass judgement")
+	}
 	issues := e.sb.Fake.Issues(e2eRepo)
 	if len(issues) != 1 {
 		t.Fatalf("%d issues, want 1 post-incident issue", len(issues))
