@@ -58,8 +58,8 @@ func (d *DB) Enqueue(ctx context.Context, del Delivery) (inserted bool, err erro
 
 // EnqueueAudited is Enqueue that, when the delivery is new, also appends
 // rec to the audit trail in the same transaction: the delivery and its
-// intake record are committed together or not at all, at the cost of one
-// commit instead of two.
+// intake record are committed together or not at all. Concurrent calls
+// share one transaction (group commit); each returns after its commit.
 func (d *DB) EnqueueAudited(ctx context.Context, del Delivery, rec *audit.Record) (inserted bool, err error) {
 	if del.ID == "" || del.Forge == "" || del.Key == "" || del.Kind == "" {
 		return false, fmt.Errorf("enqueue delivery %q: id, forge, key and kind are required", del.ID)
@@ -71,33 +71,16 @@ func (d *DB) EnqueueAudited(ctx context.Context, del Delivery, rec *audit.Record
 	if del.Payload == nil {
 		del.Payload = []byte{}
 	}
-	err = d.inTx(ctx, func(tx *sql.Tx) error {
-		// available_at is the receive time rather than now, so that a caller
-		// whose clock is behind the store's still sees the delivery as ready.
-		res, err := d.exec(ctx, tx, `INSERT INTO deliveries
-			(forge, delivery_id, order_key, kind, payload, received_at, enqueued_at, state, available_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)
-			ON CONFLICT (forge, delivery_id) DO NOTHING`,
-			del.Forge, del.ID, del.Key, del.Kind, del.Payload, d.t(del.ReceivedAt), d.t(now), d.t(del.ReceivedAt))
+	if rec != nil {
+		prepared, err := d.prepareAudit(*rec)
 		if err != nil {
-			return err
+			return false, fmt.Errorf("enqueue %s delivery %s: %w", del.Forge, del.ID, err)
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("rows affected: %w", err)
-		}
-		inserted = n == 1
-		if inserted && rec != nil {
-			if _, err := d.appendAuditTx(ctx, tx, *rec); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return false, fmt.Errorf("enqueue %s delivery %s: %w", del.Forge, del.ID, err)
+		rec = &prepared
 	}
-	return inserted, nil
+	// Committed by the group-commit goroutine together with whatever other
+	// deliveries are waiting (see intake.go); this returns after the commit.
+	return d.submitIntake(ctx, del, rec)
 }
 
 // leaseCandidates is how many ready deliveries one Lease considers. More

@@ -64,6 +64,7 @@ type DB struct {
 	r   *sql.DB
 	log *slog.Logger
 	now func() time.Time
+	in  *intake // group commit of EnqueueAudited (intake.go)
 }
 
 // Option configures Open.
@@ -106,6 +107,7 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger, opts ...Option) 
 		d.Close()
 		return nil, err
 	}
+	d.startIntake()
 	return d, nil
 }
 
@@ -159,6 +161,7 @@ func (d *DB) openPostgres(dsn string) error {
 
 // Close closes the database.
 func (d *DB) Close() error {
+	d.stopIntake()
 	var errs []error
 	if d.r != nil && d.r != d.w {
 		errs = append(errs, d.r.Close())
