@@ -486,3 +486,28 @@ func (d *DB) PurgeDone(ctx context.Context, before time.Time) (int64, error) {
 	}
 	return n, nil
 }
+
+// ReclaimLeases makes every leased delivery pending again, ready at now,
+// and returns how many. It is for SQLite at server start: one process owns
+// the SQLite file, so a lease still held when it starts belongs to a process
+// that died (kill -9, power loss) and waiting for it to expire (the lease
+// TTL) would only delay the work. The attempt stays counted, so a delivery
+// that keeps killing its process still ends up dead-lettered. On
+// PostgreSQL several replicas share the queue and a lease may belong to a
+// live one: nothing is reclaimed and leases run out as usual.
+func (d *DB) ReclaimLeases(ctx context.Context, now time.Time) (int64, error) {
+	if d.dialect != sqliteDialect {
+		return 0, nil
+	}
+	res, err := d.exec(ctx, d.w, `UPDATE deliveries SET state = 'pending', available_at = ?, leased_until = NULL,
+		last_error = 'reclaimed at start: the process holding the lease had died'
+		WHERE state IN ('pending', 'leased') AND state = 'leased'`, d.t(now))
+	if err != nil {
+		return 0, fmt.Errorf("reclaim leases: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("reclaim leases: rows affected: %w", err)
+	}
+	return n, nil
+}

@@ -331,3 +331,37 @@ func TestConcurrentLeasing(t *testing.T) {
 		}
 	}, store.WithClock(c.Now))
 }
+
+// At start on SQLite the leases of the dead process come back at once; on
+// PostgreSQL another replica may hold them, so they are left to expire.
+func TestReclaimLeases(t *testing.T) {
+	c := newClock()
+	storetest.ForEach(t, func(t *testing.T, env *storetest.Env) {
+		ctx := context.Background()
+		db := env.DB
+		d := del("r1", "github/acme/app#1")
+		d.ReceivedAt = c.Now()
+		enqueue(t, db, d, del("r2", "github/acme/app#2"))
+		ld := lease(t, db, "dead-owner", c.Now(), "r1")
+		n, err := db.ReclaimLeases(ctx, c.Now())
+		must(t, err)
+		if env.Backend == "postgres" {
+			if n != 0 {
+				t.Fatalf("PostgreSQL reclaimed %d leases", n)
+			}
+			lease(t, db, "o2", c.Now(), "r2")
+			return
+		}
+		if n != 1 {
+			t.Fatalf("reclaimed %d, want 1", n)
+		}
+		// Well before the lease TTL runs out, another owner gets it.
+		got := lease(t, db, "o2", c.Now(), "r1")
+		if got.Seq != ld.Seq || got.Attempts != 2 {
+			t.Fatalf("re-leased %+v, want seq %d on its second attempt", got, ld.Seq)
+		}
+		if err := db.Complete(ctx, ld.Seq, "dead-owner"); !errors.Is(err, store.ErrLeaseLost) {
+			t.Fatalf("the dead owner completed: %v", err)
+		}
+	}, store.WithClock(c.Now))
+}

@@ -282,8 +282,10 @@ func TestBinaryCrashLosesNothing(t *testing.T) {
 		t.Fatalf("%d deliveries stored, %d accepted", got, accepted)
 	}
 
+	restarted := time.Now()
 	be.start(t)
 	be.waitRuns(t, prs, "success")
+	t.Logf("all %d PRs final %s after the restart began", n, time.Since(restarted).Round(time.Millisecond))
 	for _, pr := range prs {
 		if runs := be.fake.CheckRuns(e2eRepo, pr.HeadSHA); len(runs) != 1 {
 			t.Errorf("PR %d: %d check runs on its head, want 1", pr.Number, len(runs))

@@ -204,6 +204,13 @@ func (s *server) run(ctx context.Context) error {
 		s.logger.Warn("no forge is configured: open the home page to register the GitHub App", "url", s.cfg.PublicURL+"/")
 	}
 
+	// One process owns a SQLite file: leases left in it are a dead
+	// process's, taken back now rather than after the lease TTL.
+	if n, err := s.db.ReclaimLeases(ctx, time.Now()); err != nil {
+		return err
+	} else if n > 0 {
+		s.logger.Info("took back deliveries leased by a process that died", "count", n)
+	}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	poolDone := make(chan error, 1)
 	go func() { poolDone <- s.pool.Run(workCtx) }()
