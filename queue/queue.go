@@ -42,6 +42,11 @@ type Delivery struct {
 	Payload    []byte
 	ReceivedAt time.Time
 	Attempt    int // 1 for the first try
+	// Folded are the deliveries of the same key that waited right behind
+	// each other and are handled together with this one, the newest
+	// (Pool.FoldKinds), oldest first; nil when nothing was folded. They
+	// complete, retry or fail together with it.
+	Folded []Delivery
 }
 
 // Handler processes one delivery. A nil error completes it; an error

@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/foureyes-dev/foureyes/audit"
+	"slices"
 	"time"
+
+	"github.com/foureyes-dev/foureyes/audit"
 )
 
 // Delivery states.
@@ -119,59 +121,130 @@ const readyCond = `c.state IN ('pending', 'leased')
 // locking only the row being claimed leaves the other candidates free for
 // other replicas.
 func (d *DB) Lease(ctx context.Context, owner string, now time.Time, ttl time.Duration) (*LeasedDelivery, error) {
+	ls, err := d.LeaseBatch(ctx, owner, now, ttl, 1, nil)
+	if err != nil || len(ls) == 0 {
+		return nil, err
+	}
+	return ls[0], nil
+}
+
+// LeaseBatch is Lease that, when the delivery it claims has a kind in
+// fold, also claims the deliveries of the same key queued right behind it
+// that are ready now and of a kind in fold, up to max in all, oldest first
+// (coalescing: the caller processes them as one). It stops at the first
+// delivery of the key that is not ready or not foldable, so order per key
+// holds. All are leased to owner until now+ttl. It returns nil, nil when
+// nothing is ready.
+func (d *DB) LeaseBatch(ctx context.Context, owner string, now time.Time, ttl time.Duration, max int, fold []string) ([]*LeasedDelivery, error) {
 	if owner == "" || ttl <= 0 {
 		return nil, errors.New("lease: owner and a positive ttl are required")
 	}
-	var leased *LeasedDelivery
+	var batch []*LeasedDelivery
 	err := d.inTx(ctx, func(tx *sql.Tx) error {
-		nowV := d.t(now)
-		limit := leaseCandidates
-		if d.dialect == sqliteDialect {
-			limit = 1
+		batch = nil
+		first, err := d.leaseOne(ctx, tx, owner, now, ttl)
+		if err != nil || first == nil {
+			return err
 		}
-		var after int64
-		for {
-			cands, err := d.readyCandidates(ctx, tx, after, nowV, limit)
-			if err != nil {
-				return err
-			}
-			for _, c := range cands {
-				if d.dialect == postgresDialect {
-					ok, err := d.lockCandidate(ctx, tx, c.seq, c.key, nowV)
-					if err != nil {
-						return err
-					}
-					if !ok {
-						continue
-					}
-				}
-				leased, err = d.claim(ctx, tx, c.seq, owner, nowV, now.Add(ttl))
-				if err != nil || leased != nil {
-					return err
-				}
-			}
-			if len(cands) > 0 {
-				return nil // all taken by other replicas just now: try again later
-			}
-			// Nothing ready among the oldest leaseWindow unfinished
-			// deliveries (e.g. a long backlog of one key): slide on.
-			var n int
-			var last sql.NullInt64
-			if err := d.queryRow(ctx, tx, `SELECT COUNT(*), MAX(seq) FROM (SELECT seq FROM deliveries
-				WHERE state IN ('pending', 'leased') AND seq > ? ORDER BY seq LIMIT ?) w`,
-				after, leaseWindow).Scan(&n, &last); err != nil {
-				return fmt.Errorf("find ready deliveries: %w", err)
-			}
-			if n < leaseWindow {
-				return nil
-			}
-			after = last.Int64
+		batch = append(batch, first)
+		if max <= 1 || !slices.Contains(fold, first.Kind) {
+			return nil
 		}
+		// Inside the same transaction (on PostgreSQL under the key's
+		// advisory lock), so no other worker can claim these meanwhile.
+		more, err := d.claimFollowers(ctx, tx, first, owner, d.t(now), now.Add(ttl), max-1, fold)
+		batch = append(batch, more...)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("lease for %s: %w", owner, err)
 	}
-	return leased, nil
+	return batch, nil
+}
+
+// claimFollowers leases, after first, the deliveries of its key that are
+// ready now and foldable, stopping at the first one that is not.
+func (d *DB) claimFollowers(ctx context.Context, tx *sql.Tx, first *LeasedDelivery, owner string, now any, until time.Time, max int, fold []string) ([]*LeasedDelivery, error) {
+	rows, err := d.query(ctx, tx, `SELECT seq, kind, state FROM deliveries
+		WHERE order_key = ? AND seq > ? AND state IN ('pending', 'leased') ORDER BY seq LIMIT ?`, first.Key, first.Seq, max)
+	if err != nil {
+		return nil, fmt.Errorf("find deliveries to fold: %w", err)
+	}
+	var seqs []int64
+	for rows.Next() {
+		var seq int64
+		var kind, state string
+		if err := rows.Scan(&seq, &kind, &state); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("find deliveries to fold: %w", err)
+		}
+		if state != StatePending || !slices.Contains(fold, kind) {
+			break
+		}
+		seqs = append(seqs, seq)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("find deliveries to fold: %w", err)
+	}
+	var out []*LeasedDelivery
+	for _, seq := range seqs {
+		ld, err := d.claim(ctx, tx, seq, owner, now, until)
+		if err != nil {
+			return nil, err
+		}
+		if ld == nil {
+			break // not due yet (a retry waiting for its backoff): order stops here
+		}
+		out = append(out, ld)
+	}
+	return out, nil
+}
+
+// leaseOne claims the oldest ready delivery within tx (see Lease).
+func (d *DB) leaseOne(ctx context.Context, tx *sql.Tx, owner string, now time.Time, ttl time.Duration) (*LeasedDelivery, error) {
+	nowV := d.t(now)
+	limit := leaseCandidates
+	if d.dialect == sqliteDialect {
+		limit = 1
+	}
+	var after int64
+	for {
+		cands, err := d.readyCandidates(ctx, tx, after, nowV, limit)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range cands {
+			if d.dialect == postgresDialect {
+				ok, err := d.lockCandidate(ctx, tx, c.seq, c.key, nowV)
+				if err != nil {
+					return nil, err
+				}
+				if !ok {
+					continue
+				}
+			}
+			leased, err := d.claim(ctx, tx, c.seq, owner, nowV, now.Add(ttl))
+			if err != nil || leased != nil {
+				return leased, err
+			}
+		}
+		if len(cands) > 0 {
+			return nil, nil // all taken by other replicas just now: try again later
+		}
+		// Nothing ready among the oldest leaseWindow unfinished
+		// deliveries (e.g. a long backlog of one key): slide on.
+		var n int
+		var last sql.NullInt64
+		if err := d.queryRow(ctx, tx, `SELECT COUNT(*), MAX(seq) FROM (SELECT seq FROM deliveries
+			WHERE state IN ('pending', 'leased') AND seq > ? ORDER BY seq LIMIT ?) w`,
+			after, leaseWindow).Scan(&n, &last); err != nil {
+			return nil, fmt.Errorf("find ready deliveries: %w", err)
+		}
+		if n < leaseWindow {
+			return nil, nil
+		}
+		after = last.Int64
+	}
 }
 
 // leaseWindow bounds how many unfinished deliveries one lease query looks

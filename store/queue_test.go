@@ -365,3 +365,52 @@ func TestReclaimLeases(t *testing.T) {
 		}
 	}, store.WithClock(c.Now))
 }
+
+// LeaseBatch folds the foldable deliveries queued right behind the first
+// one of its key, and stops at the first it may not take: order per key
+// still holds and other keys stay free for other workers.
+func TestLeaseBatchFoldsOneKey(t *testing.T) {
+	c := newClock()
+	storetest.ForEach(t, func(t *testing.T, env *storetest.Env) {
+		ctx := context.Background()
+		db := env.DB
+		k := "github/acme/app#1"
+		push := del("p", k)
+		push.Kind = "branch_push"
+		enqueue(t, db, del("a", k), del("b", k), del("other", "github/acme/app#2"), del("c", k), push, del("d", k))
+		fold := []string{"change"}
+		got, err := db.LeaseBatch(ctx, "o1", c.Now(), ttl, 10, fold)
+		must(t, err)
+		ids := func(ls []*store.LeasedDelivery) (s []string) {
+			for _, l := range ls {
+				s = append(s, l.ID)
+			}
+			return s
+		}
+		if fmt.Sprint(ids(got)) != "[a b c]" {
+			t.Fatalf("first batch = %v, want [a b c] (stopping before the push)", ids(got))
+		}
+		// The next lease takes the other key: k is busy.
+		next, err := db.LeaseBatch(ctx, "o2", c.Now(), ttl, 10, fold)
+		must(t, err)
+		if fmt.Sprint(ids(next)) != "[other]" {
+			t.Fatalf("second batch = %v", ids(next))
+		}
+		for _, l := range got {
+			must(t, db.Complete(ctx, l.Seq, "o1"))
+		}
+		// A kind that does not fold is leased alone.
+		one, err := db.LeaseBatch(ctx, "o3", c.Now(), ttl, 10, fold)
+		must(t, err)
+		if fmt.Sprint(ids(one)) != "[p]" {
+			t.Fatalf("third batch = %v", ids(one))
+		}
+		must(t, db.Retry(ctx, one[0].Seq, "o3", c.Now(), "boom"))
+		// max bounds the batch; a retry not yet due is not folded.
+		r, err := db.LeaseBatch(ctx, "o4", c.Now(), ttl, 10, fold)
+		must(t, err)
+		if fmt.Sprint(ids(r)) != "[p]" {
+			t.Fatalf("fourth batch = %v", ids(r))
+		}
+	}, store.WithClock(c.Now))
+}

@@ -168,6 +168,10 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger) (*server, 
 			s.metrics.DeliveriesProcessed.WithLabelValues(outcomeLabel(o)).Inc()
 		},
 		OnDeadLetter: s.deadLettered,
+		// Change events of one change waiting behind each other are judged
+		// once, at the newest head (bot.Service.HandleFolded); pushes to
+		// release branches have keys of their own and are never folded.
+		FoldKinds: []string{string(bot.EventChange)},
 	}
 	var pagesErr error
 	hcfg.Extra = func(r *mux.Router) { pagesErr = s.mountPages(r) }
@@ -295,11 +299,15 @@ func (s *server) ready(ctx context.Context) error {
 }
 
 func (s *server) handleDelivery(ctx context.Context, d queue.Delivery) error {
-	var ev bot.Event
-	if err := json.Unmarshal(d.Payload, &ev); err != nil {
-		return queue.Permanent(fmt.Errorf("decode stored event %s: %w", d.ID, err))
+	evs := make([]bot.Event, 0, len(d.Folded)+1)
+	for _, x := range append(d.Folded, d) {
+		var ev bot.Event
+		if err := json.Unmarshal(x.Payload, &ev); err != nil {
+			return queue.Permanent(fmt.Errorf("decode stored event %s: %w", x.ID, err))
+		}
+		evs = append(evs, ev)
 	}
-	return s.service.Handle(ctx, ev)
+	return s.service.HandleFolded(ctx, evs)
 }
 
 // detailsKey signs details-page tokens (and the setup flow's state).
