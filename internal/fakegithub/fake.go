@@ -140,6 +140,16 @@ func (f *Fake) Requests() []Request {
 	return append([]Request(nil), f.requests...)
 }
 
+// TakeRequests returns the requests answered so far and forgets them, in
+// one step (a long-running caller counting every request loses none).
+func (f *Fake) TakeRequests() []Request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := f.requests
+	f.requests = nil
+	return out
+}
+
 // ResetRequests forgets the request log.
 func (f *Fake) ResetRequests() {
 	f.mu.Lock()
