@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // HandleFolded processes events of one change that waited behind each other
@@ -14,9 +15,19 @@ import (
 // shows. Evaluating the older heads would only find that the change moved on,
 // which costs API requests and judges nothing.
 //
+// Before anything costs a request, the installation's rate-limit budget is
+// checked (see gate): work that would eat into the budget kept for more
+// urgent work waits for the reset instead (*DeferredError).
+//
 // Anything but change events of one change is handled one by one, in order.
 // Events are idempotent, so an error retries the whole batch.
 func (s *Service) HandleFolded(ctx context.Context, evs []Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	if err := s.gate(ctx, evs, time.Now()); err != nil {
+		return err
+	}
 	if len(evs) == 1 {
 		return s.Handle(ctx, evs[0])
 	}

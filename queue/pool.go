@@ -236,6 +236,11 @@ func toDelivery(ld *store.LeasedDelivery) Delivery {
 	}
 }
 
+func isDeferred(err error) bool {
+	_, ok := deferredUntil(err)
+	return ok
+}
+
 // BatchStore is a Store that can lease several deliveries of one key at
 // once (see Pool.FoldKinds).
 type BatchStore interface {
@@ -361,6 +366,17 @@ func (p *Pool) finish(sctx func() (context.Context, context.CancelFunc), cfg con
 		}
 		log.Info("delivery released at shutdown", "err", err)
 		cfg.onOutcome(d, OutcomeReleased, took)
+	case isDeferred(err):
+		at, _ := deferredUntil(err)
+		if now := cfg.clock.Now(); at.Before(now) {
+			at = now
+		}
+		if rerr := p.Store.Release(ctx, d.Seq, owner, at); rerr != nil {
+			log.Error("defer delivery", "err", rerr, "handler_err", err)
+			return
+		}
+		log.Info("delivery deferred", "err", err, "until", at)
+		cfg.onOutcome(d, OutcomeDeferred, took)
 	case IsPermanent(err) || d.Attempt >= cfg.maxAttempts:
 		p.deadLetter(sctx, cfg, log, d, owner, err, took)
 	default:

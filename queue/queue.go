@@ -70,6 +70,33 @@ func Permanent(err error) error {
 	return &permanentError{err: err}
 }
 
+type deferredError struct {
+	err error
+	at  time.Time
+}
+
+func (e *deferredError) Error() string { return "deferred: " + e.err.Error() }
+func (e *deferredError) Unwrap() error { return e.err }
+
+// Defer marks err as "not now, but at at": the delivery is put back,
+// ready at at, without counting the attempt (e.g. waiting for a forge's
+// rate limit to reset). An at in the past retries at once.
+func Defer(err error, at time.Time) error {
+	if err == nil {
+		return nil
+	}
+	return &deferredError{err: err, at: at}
+}
+
+// deferredUntil returns the time of a Defer error.
+func deferredUntil(err error) (time.Time, bool) {
+	var d *deferredError
+	if errors.As(err, &d) {
+		return d.at, true
+	}
+	return time.Time{}, false
+}
+
 // IsPermanent reports whether err (or an error it wraps) was made by
 // Permanent.
 func IsPermanent(err error) bool {
@@ -131,6 +158,7 @@ const (
 	OutcomeDead      Outcome = "dead"       // dead-lettered
 	OutcomeReleased  Outcome = "released"   // given back unfinished at shutdown
 	OutcomeLeaseLost Outcome = "lease_lost" // another worker took it over
+	OutcomeDeferred  Outcome = "deferred"   // put back until a given time (Defer), attempt not counted
 )
 
 // errText turns a handler error into what the store keeps: bounded in

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/foureyes-dev/foureyes/audit"
 	"github.com/foureyes-dev/foureyes/bot"
@@ -110,5 +112,48 @@ func TestFoldedDeliveriesKeepEveryFact(t *testing.T) {
 				t.Fatalf("pusher facts %v: the folded push was not recorded", pushers)
 			}
 		})
+	}
+}
+
+// When the installation's budget is nearly spent, a change that cannot be
+// evaluated shows pending with the reset time, never the success it had:
+// the attack is a "changes requested" arriving while the budget is low,
+// which must not leave the earlier success standing. The delivery waits
+// for the reset (no attempt counted) with its facts recorded.
+func TestRateLimitLowShowsPendingNeverSuccess(t *testing.T) {
+	e := newE2E(t, nil)
+	e.basePolicy("version: 1\n")
+	pr := e.openPR([]string{"app.go"})
+	e.review(pr, "carol", "approved")
+	if got := conclusion(e.check(pr)); got != "success" {
+		t.Fatalf("approved: %s", got)
+	}
+	// Leave 50 requests in the window: below the reserve of evaluations.
+	e.sb.Fake.SetRateLimit(e.sb.Fake.Used(sandboxInstallation) + 60)
+	e.review(pr, "dave", "approved") // its answers report the low budget
+	if err := e.sb.Drain(context.Background(), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	id := e.sb.Fake.AddReview(e2eRepo, pr.Number, fakegithub.Review{User: fakegithub.User{Login: "erin"}, State: "CHANGES_REQUESTED", CommitID: pr.HeadSHA})
+	e.send("pull_request_review", reviewFixture(t, pr, id, "erin", "changes_requested", pr.HeadSHA))
+	run, err := e.sb.WaitCheck(context.Background(), e2eRepo, pr.HeadSHA, 10*time.Second, func(r fakegithub.CheckRun) bool { return r.Status != "completed" })
+	if err != nil {
+		t.Fatalf("the head kept its old verdict while the budget was low: %v", err)
+	}
+	if !strings.Contains(run.Title, "Waiting for GitHub's rate limit, resets at") {
+		t.Fatalf("pending check title %q", run.Title)
+	}
+	// The delivery waits for the reset: pending, not dead, no attempt spent.
+	var ds []store.LeasedDelivery
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if ds, err = e.sb.srv.db.ListDeliveries(context.Background(), store.StatePending, 10); err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) > 0 {
+			break
+		}
+	}
+	if len(ds) != 1 || ds[0].Attempts != 0 || !ds[0].AvailableAt.After(time.Now().Add(30*time.Minute)) {
+		t.Fatalf("waiting deliveries %+v, want the review put back until the reset", ds)
 	}
 }

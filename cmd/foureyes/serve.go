@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -94,6 +95,9 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger) (*server, 
 			APIURL:     cfg.GitHubAPIURL,
 			Transport:  s.metrics.Transport(string(bot.GitHub), http.DefaultTransport),
 			Logger:     logger.With("forge", "github"),
+			OnRateLimit: func(inst int64, b bot.RateBudget) {
+				s.metrics.InstallationRateLimitRemaining.WithLabelValues(string(bot.GitHub), strconv.FormatInt(inst, 10)).Set(float64(b.Remaining))
+			},
 		})
 		if err != nil {
 			db.Close()
@@ -307,7 +311,12 @@ func (s *server) handleDelivery(ctx context.Context, d queue.Delivery) error {
 		}
 		evs = append(evs, ev)
 	}
-	return s.service.HandleFolded(ctx, evs)
+	err := s.service.HandleFolded(ctx, evs)
+	var deferred *bot.DeferredError
+	if errors.As(err, &deferred) {
+		return queue.Defer(err, deferred.Until)
+	}
+	return err
 }
 
 // detailsKey signs details-page tokens (and the setup flow's state).
