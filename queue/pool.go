@@ -327,8 +327,37 @@ func (p *Pool) process(handlerCtx, storeCtx, runCtx context.Context, cfg config,
 	shutdownCut := runCtx.Err() != nil && handlerCtx.Err() != nil
 	cancel()
 	<-renewDone
+	if bc, ok := p.Store.(BatchCompleter); ok && err == nil && len(ds) > 1 && !isClosed(lost) {
+		ctx, cancelStore := sctx()
+		cerr := bc.CompleteBatch(ctx, seqs, owner)
+		cancelStore()
+		if cerr == nil {
+			log.Debug("folded deliveries processed", "took", took)
+			for _, d := range ds {
+				cfg.onOutcome(d, OutcomeDone, took)
+			}
+			return
+		}
+		// A lease was lost meanwhile: complete one by one, which tells
+		// which (those the batch did complete report a lost lease too).
+		log.Warn("complete folded deliveries", "err", cerr)
+	}
 	for _, d := range ds {
 		p.finish(sctx, cfg, logOf(d), d, owner, err, took, shutdownCut, lost)
+	}
+}
+
+// BatchCompleter is a Store that completes a folded batch in one step.
+type BatchCompleter interface {
+	CompleteBatch(ctx context.Context, seqs []int64, owner string) error
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 

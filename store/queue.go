@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/foureyes-dev/foureyes/audit"
@@ -583,4 +584,32 @@ func (d *DB) ReclaimLeases(ctx context.Context, now time.Time) (int64, error) {
 		return 0, fmt.Errorf("reclaim leases: rows affected: %w", err)
 	}
 	return n, nil
+}
+
+// CompleteBatch is Complete for several deliveries leased together (a
+// folded batch), in one statement. If owner no longer holds some of them it
+// fails with ErrLeaseLost and completes the others.
+func (d *DB) CompleteBatch(ctx context.Context, seqs []int64, owner string) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	args := []any{d.t(d.now())}
+	q := "UPDATE deliveries SET state = 'done', finished_at = ?, leased_until = NULL, last_error = '' WHERE seq IN (?" +
+		strings.Repeat(", ?", len(seqs)-1) + ") AND state = 'leased' AND lease_owner = ?"
+	for _, s := range seqs {
+		args = append(args, s)
+	}
+	args = append(args, owner)
+	res, err := d.exec(ctx, d.w, q, args...)
+	if err != nil {
+		return fmt.Errorf("complete %d deliveries: %w", len(seqs), err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("complete %d deliveries: rows affected: %w", len(seqs), err)
+	}
+	if int(n) != len(seqs) {
+		return fmt.Errorf("complete %d deliveries by %s: %d no longer leased: %w", len(seqs), owner, len(seqs)-int(n), ErrLeaseLost)
+	}
+	return nil
 }

@@ -396,8 +396,16 @@ func TestLeaseBatchFoldsOneKey(t *testing.T) {
 		if fmt.Sprint(ids(next)) != "[other]" {
 			t.Fatalf("second batch = %v", ids(next))
 		}
+		var seqs []int64
 		for _, l := range got {
-			must(t, db.Complete(ctx, l.Seq, "o1"))
+			seqs = append(seqs, l.Seq)
+		}
+		must(t, db.CompleteBatch(ctx, seqs, "o1"))
+		if err := db.CompleteBatch(ctx, seqs, "o1"); !errors.Is(err, store.ErrLeaseLost) {
+			t.Fatalf("completing done deliveries again: %v", err)
+		}
+		if err := db.CompleteBatch(ctx, []int64{next[0].Seq}, "o1"); !errors.Is(err, store.ErrLeaseLost) {
+			t.Fatalf("completing another owner's delivery: %v", err)
 		}
 		// A kind that does not fold is leased alone.
 		one, err := db.LeaseBatch(ctx, "o3", c.Now(), ttl, 10, fold)
