@@ -148,3 +148,40 @@ func TestIntakeAfterClose(t *testing.T) {
 		t.Fatalf("Enqueue after Close = %v, want ErrClosed", err)
 	}
 }
+
+// Group commits chain with the store's key: the trail verifies with the
+// key and not without it, and a store opened without the key refuses to
+// add unkeyed records to the keyed trail, even inside a batch.
+func TestGroupCommitKeyedChain(t *testing.T) {
+	chain, err := audit.NewChain([]byte("0123456789abcdef0123456789abcdef"))
+	must(t, err)
+	env := storetest.Open(t, "sqlite", store.WithAuditChain(chain))
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := del(fmt.Sprintf("k%d", i), "github/acme/app#1")
+			rec := audit.Record{Kind: audit.KindDelivery, Forge: "github", DeliveryID: d.ID}
+			if _, err := env.DB.EnqueueAudited(ctx, d, &rec); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n, err := env.DB.VerifyAudit(ctx); err != nil || n != 40 {
+		t.Fatalf("keyed VerifyAudit = %d, %v", n, err)
+	}
+	var v audit.Verifier
+	if err := env.DB.EachAudit(ctx, v.Add); err == nil {
+		t.Fatal("a keyed trail verified without the key")
+	}
+	unkeyed, err := store.Open(ctx, env.DSN, nil)
+	must(t, err)
+	defer unkeyed.Close()
+	rec := audit.Record{Kind: audit.KindDelivery, Forge: "github", DeliveryID: "plain"}
+	if _, err := unkeyed.EnqueueAudited(ctx, del("plain", "github/acme/app#2"), &rec); !errors.Is(err, audit.ErrKeyRequired) {
+		t.Fatalf("unkeyed intake into a keyed trail: %v, want ErrKeyRequired", err)
+	}
+}
