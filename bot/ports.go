@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/foureyes-dev/foureyes/audit"
 )
@@ -61,8 +62,8 @@ type Store interface {
 	AppendAudit(ctx context.Context, rec audit.Record) (audit.Record, error)
 }
 
-// The optional capabilities below are checked by type assertion, so that
-// Forge stays small; forge/github and forge/gitlab implement them all.
+// The break-glass capabilities below are checked by type assertion, so
+// that Forge stays small; forge/github and forge/gitlab implement all three.
 
 // PeopleLookup looks up the standing of people who did not review (the
 // break-glass voters, with the login and forge ID their comment named):
@@ -83,4 +84,20 @@ type Commenter interface {
 type Issuer interface {
 	OpenIssue(ctx context.Context, repo Repo, title, body string, labels []string) (string, error)
 	FindIssue(ctx context.Context, repo Repo, marker string) (string, error)
+}
+
+// RateBudget is what is left of a forge's request budget.
+type RateBudget struct {
+	Remaining int
+	Limit     int       // 0 when not reported
+	Reset     time.Time // when the window resets
+}
+
+// RateLimited is implemented by forges that give a request budget per
+// installation (GitHub). The service asks it before work that costs
+// requests, so that urgent work goes first when the budget runs low.
+type RateLimited interface {
+	// RateBudget returns the last reported budget of the installation
+	// that serves repo; ok is false while it is unknown.
+	RateBudget(repo Repo) (b RateBudget, ok bool)
 }
