@@ -126,6 +126,13 @@ func (f *Forge) Change(ctx context.Context, ref bot.ChangeRef, teams []string) (
 	if err != nil {
 		return nil, err
 	}
+	if msg := diffIncomplete(mr.ChangesCount, len(hf.files)); msg != "" {
+		// Files past the limit are never classified: judging the rest
+		// could pass an infra change on one code approval, and a digest
+		// of a partial list would survive a push to a hidden file.
+		c.EvalError = msg
+		return c, nil
+	}
 	c.Files = append([]bot.File(nil), hf.files...)
 	c.Commits, c.Unverified, err = f.linkCommits(ctx, hf.commits)
 	if err != nil {

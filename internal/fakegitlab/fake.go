@@ -211,6 +211,7 @@ type Server struct {
 	strict       bool
 	failures     []failure
 	log          []Request
+	diffFiles    int // see SetDiffLimit
 }
 
 // failure makes matching requests fail (see SetFailure).

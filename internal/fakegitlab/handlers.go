@@ -275,7 +275,7 @@ func (s *Server) routeMR(r *request, p *projectState, m *mrState, rest []string)
 		return reply{body: s.mrJSON(p, m, true)}, nil
 	case len(rest) == 1 && rest[0] == "diffs" && get:
 		var items []any
-		for _, d := range m.Diffs {
+		for _, d := range s.limitedDiffs(m.Diffs) {
 			items = append(items, diffJSON(d))
 		}
 		return s.page(r, items), nil
@@ -783,7 +783,7 @@ func (s *Server) mrJSON(p *projectState, m *mrState, single bool) map[string]any
 		// object); go-gitlab decodes it as an int, so the fake sends null.
 		out["approvals_before_merge"] = nil
 		out["subscribed"] = true
-		out["changes_count"] = strconv.Itoa(len(m.Diffs))
+		out["changes_count"], _ = s.changesCount(m.Diffs)
 		out["first_contribution"] = false
 		out["merge_error"] = nil
 		out["diverged_commits_count"] = 0

@@ -1,0 +1,49 @@
+package fakegitlab
+
+import (
+	"strconv"
+)
+
+// DefaultDiffFiles is GitLab's default "Maximum diff files" (Admin >
+// Settings > General > Diff limits; maximum 3000): "These limits apply to
+// both the GitLab UI and API endpoints that return diff information"
+// (https://docs.gitlab.com/administration/diff_limits/).
+const DefaultDiffFiles = 1000
+
+// SetDiffLimit sets the instance's maximum diff files (0: the default).
+func (s *Server) SetDiffLimit(files int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.diffFiles = files
+}
+
+func (s *Server) diffLimit() int {
+	if s.diffFiles > 0 {
+		return s.diffFiles
+	}
+	return DefaultDiffFiles
+}
+
+// limitedDiffs is what GET /merge_requests/:iid/diffs lists: past the
+// instance's diff limit GitLab "returns limited results" — the first
+// files only, with nothing in the listing itself saying so
+// (https://docs.gitlab.com/api/merge_requests/#list-merge-request-diffs).
+func (s *Server) limitedDiffs(d []Diff) []Diff {
+	if n := s.diffLimit(); len(d) > n {
+		return d[:n]
+	}
+	return d
+}
+
+// changesCount is a merge request's changes_count: a string (GET single
+// MR, https://docs.gitlab.com/api/merge_requests/#get-single-mr), which
+// is "1000+" once the diff overflows the limit: the value is the diff's
+// real_size, "N+" when the diff collection overflowed (gitlab-org/gitlab
+// issue 36398: "Any MR with over 1000 changes will report "1000+""). The
+// deprecated GET .../changes says the same with overflow: true.
+func (s *Server) changesCount(d []Diff) (string, bool) {
+	if n := s.diffLimit(); len(d) > n {
+		return strconv.Itoa(n) + "+", true
+	}
+	return strconv.Itoa(len(d)), false
+}
