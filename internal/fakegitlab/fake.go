@@ -212,6 +212,8 @@ type Server struct {
 	failures     []failure
 	log          []Request
 	diffFiles    int // see SetDiffLimit
+	// compareTimeout: see SetCompareTimeout.
+	compareTimeout bool
 }
 
 // failure makes matching requests fail (see SetFailure).

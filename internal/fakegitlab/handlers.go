@@ -603,7 +603,7 @@ func (s *Server) compareJSON(r *request, p *projectState) (reply, *apiError) {
 		last = s.commitJSON(p, commits[len(commits)-1])
 	}
 	return reply{body: map[string]any{
-		"commit": last, "commits": list, "diffs": []any{}, "compare_timeout": false,
+		"commit": last, "commits": list, "diffs": []any{}, "compare_timeout": s.compareTimeout,
 		"compare_same_ref": from == to, "web_url": s.webURL(p) + "/-/compare/" + from + "..." + to,
 	}}, nil
 }

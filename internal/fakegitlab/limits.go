@@ -47,3 +47,15 @@ func (s *Server) changesCount(d []Diff) (string, bool) {
 	}
 	return strconv.Itoa(len(d)), false
 }
+
+// SetCompareTimeout makes GET /repository/compare answer as GitLab does
+// when its diff computation overflows: compare_timeout true and the diffs
+// cut, the commits still complete. The field is documented with the
+// compare endpoint (https://docs.gitlab.com/api/repositories/#compare-branches-tags-or-commits)
+// and GitLab's API::Entities::Compare (lib/api/entities/compare.rb)
+// computes it as compare.diffs(options).overflow?: it is about the diffs.
+func (s *Server) SetCompareTimeout(timeout bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.compareTimeout = timeout
+}
