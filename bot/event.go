@@ -77,6 +77,10 @@ type PushEvent struct {
 	// ChangedFiles lists paths added, modified or removed by the commits in
 	// the payload, used to notice a policy file change.
 	ChangedFiles []string `json:"changed_files,omitempty"`
+	// FilesIncomplete is set when ChangedFiles may miss paths (GitHub lists
+	// at most 3,000 files per commit and 2,048 commits per push): whether
+	// the policy changed must then be asked of the forge.
+	FilesIncomplete bool `json:"files_incomplete,omitempty"`
 }
 
 // PushCommit is a commit as a push payload lists it.

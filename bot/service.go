@@ -187,6 +187,15 @@ func (s *Service) handlePolicyPush(ctx context.Context, f Forge, ev Event) error
 		return fmt.Errorf("event %s: push without details", ev.DeliveryID)
 	}
 	branch := strings.TrimPrefix(p.Ref, "refs/heads/")
+	if p.FilesIncomplete {
+		same, err := policyUnchanged(ctx, f, ev.Repo, p)
+		if err != nil {
+			return fmt.Errorf("event %s: the push's file list is cut; compare the policy before and after it: %w", ev.DeliveryID, err)
+		}
+		if same {
+			return nil
+		}
+	}
 	refs, err := f.OpenChanges(ctx, ev.Repo, branch)
 	if err != nil {
 		return fmt.Errorf("list open changes on %s: %w", branch, err)

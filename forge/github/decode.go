@@ -130,6 +130,12 @@ type payload struct {
 // payload holding that many may have been cut.
 const maxPushCommits = 2048
 
+// maxPushCommitFiles is how many paths GitHub lists per commit in each of
+// a push payload's added/modified/removed: "A maximum of 3000 changed files
+// will be reported per commit" (push webhook schema, @octokit/openapi-webhooks
+// 12.1.0). A list that long may hide a policy file edit.
+const maxPushCommitFiles = 3000
+
 // Decode turns a webhook delivery into normalized events. Deliveries that
 // need no work give bot.ErrIgnored; a body that is not JSON gives another
 // error. The handler must have checked the signature first: Decode also
@@ -366,8 +372,12 @@ func decodePush(ev bot.Event, p *payload) ([]bot.Event, error) {
 			for _, path := range list {
 				changed[path] = true
 			}
+			if len(list) >= maxPushCommitFiles {
+				pe.FilesIncomplete = true
+			}
 		}
 	}
+	pe.FilesIncomplete = pe.FilesIncomplete || pe.Truncated
 	for path := range changed {
 		pe.ChangedFiles = append(pe.ChangedFiles, path)
 	}
@@ -379,7 +389,7 @@ func decodePush(ev bot.Event, p *payload) ([]bot.Event, error) {
 	}
 	ev.Kind = bot.EventBranchPush
 	out := []bot.Event{ev}
-	if !p.Deleted && slices.ContainsFunc(pe.ChangedFiles, IsPolicyPath) {
+	if !p.Deleted && (slices.ContainsFunc(pe.ChangedFiles, IsPolicyPath) || pe.FilesIncomplete) {
 		pol := ev
 		pol.Kind = bot.EventPolicyPush
 		pc := *pe
