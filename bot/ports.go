@@ -44,7 +44,8 @@ type Forge interface {
 	// Publish reports a verdict, idempotently (see Report.PriorID), and
 	// returns the ID of the forge object to remember for the next time.
 	Publish(ctx context.Context, r Report) (string, error)
-	// OpenChanges lists the open changes whose base is branch.
+	// OpenChanges lists the open changes whose base is branch ("" lists
+	// every open change of the repository).
 	OpenChanges(ctx context.Context, repo Repo, branch string) ([]ChangeRef, error)
 }
 

@@ -115,6 +115,9 @@ func (s *Service) handleChange(ctx context.Context, f Forge, ev Event) error {
 	if ce == nil {
 		return fmt.Errorf("event %s: change event without change", ev.DeliveryID)
 	}
+	if ce.Number == 0 {
+		return s.handleByHead(ctx, f, ev)
+	}
 	ref := ChangeRef{Forge: ev.Forge, Repo: ev.Repo, Number: ce.Number, HeadSHA: ce.HeadSHA}
 	if ce.Pushed && ev.Sender.Known() && ce.HeadSHA != "" {
 		if err := s.Store.PutFact(ctx, FactScope(ref, factPusher), ce.HeadSHA, ev.Sender.Login); err != nil {

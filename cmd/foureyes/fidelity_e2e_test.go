@@ -94,3 +94,43 @@ func TestGitHubCappedPushWithoutPolicyEditKeepsVerdict(t *testing.T) {
 		}
 	}
 }
+
+// A pull request from a fork: GitHub's check_run.rerequested and
+// check_suite.rerequested for its head carry an empty pull_requests. "Re-run"
+// on its foureyes check must still judge it (here: an approval whose
+// webhook was lost is picked up).
+func TestGitHubRerunOnForkPullRequestFindsItByHead(t *testing.T) {
+	for _, event := range []string{"check_run", "check_suite"} {
+		t.Run(event, func(t *testing.T) {
+			e := newE2E(t, nil)
+			e.n++
+			head := fakegithub.SHA(t.Name() + "-head")
+			pr := fakegithub.PR{Number: e.n, Title: "from a fork", Author: fakegithub.User{Login: "alice"}, HeadRef: "patch-1", HeadSHA: head,
+				HeadRepo: "alice/Hello-World", BaseRef: e2eBase, BaseSHA: fakegithub.SHA(e2eBase),
+				Commits: []fakegithub.Commit{{SHA: head, Message: "fix", Author: ident("alice"), Committer: ident("alice")}},
+				Files:   []fakegithub.File{{Filename: "app/main.go", Patch: "@@ -1 +1 @@\n-a\n+b"}}}
+			e.sb.Fake.AddPR(e2eRepo, pr)
+			// Another open pull request, not of this head: left alone.
+			other := e.openPR([]string{"app/other.go"})
+			e.send("pull_request", prFixture(t, "opened", pr, "alice"))
+			if got := conclusion(e.check(pr)); got != "in_progress" {
+				t.Fatalf("before: %s", got)
+			}
+			otherRun := e.check(other)
+			// bob approves; the review delivery never arrives.
+			e.sb.Fake.AddReview(e2eRepo, pr.Number, fakegithub.Review{User: fakegithub.User{Login: "bob"}, State: "APPROVED", CommitID: head})
+			m := fixture(t, event+".rerequested.json")
+			m["installation"] = map[string]any{"id": sandboxInstallation}
+			m["repository"] = fixture(t, "pull_request.opened.json")["repository"]
+			obj(m, event)["head_sha"] = head
+			obj(m, event)["pull_requests"] = []any{}
+			e.send(event, m)
+			if got := e.check(pr); conclusion(got) != "success" {
+				t.Fatalf("after Re-run: %s (%s)", conclusion(got), got.Title)
+			}
+			if got := e.check(other); got.ID != otherRun.ID || conclusion(got) != conclusion(otherRun) {
+				t.Fatalf("the other pull request changed: %+v", got)
+			}
+		})
+	}
+}

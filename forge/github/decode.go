@@ -197,6 +197,9 @@ func (f *Forge) Decode(eventName string, body []byte) ([]bot.Event, error) {
 		if p.CheckSuite == nil || (p.Action != "requested" && p.Action != "rerequested") {
 			return nil, bot.ErrIgnored
 		}
+		if p.Action == "rerequested" && len(p.CheckSuite.PullRequests) == 0 {
+			return byHead(base, p.CheckSuite.HeadSHA)
+		}
 		return perPull(base, bot.EventChange, p.CheckSuite.HeadSHA, p.CheckSuite.PullRequests, nil)
 	case "merge_group":
 		if p.MergeGroup == nil || p.Action != "checks_requested" {
@@ -292,6 +295,9 @@ func (f *Forge) decodeCheckRun(ev bot.Event, p *payload) ([]bot.Event, error) {
 	}
 	switch p.Action {
 	case "rerequested":
+		if len(cr.PullRequests) == 0 {
+			return byHead(ev, cr.HeadSHA)
+		}
 		return perPull(ev, bot.EventChange, cr.HeadSHA, cr.PullRequests, nil)
 	case "created", "completed":
 		if cr.Name != CheckName || cr.App == nil || cr.App.ID == f.appID {
@@ -333,6 +339,21 @@ func perPull(ev bot.Event, kind bot.EventKind, head string, prs []pPRRef, foreig
 		return nil, bot.ErrIgnored
 	}
 	return out, nil
+}
+
+// byHead is a re-run request that names no pull request: GitHub sends
+// check_run and check_suite payloads of a fork's pull request with an
+// empty pull_requests ("When the check suite's head_branch is in a forked
+// repository it will be null and the pull_requests array will be empty",
+// check_suite webhook schema, @octokit/openapi-webhooks 12.1.0). The
+// service finds the open pull requests of that head (Number 0).
+func byHead(ev bot.Event, head string) ([]bot.Event, error) {
+	if head == "" {
+		return nil, bot.ErrIgnored
+	}
+	ev.Kind = bot.EventChange
+	ev.Change = &bot.ChangeEvent{HeadSHA: head}
+	return []bot.Event{ev}, nil
 }
 
 // IsPolicyPath reports whether a repository path is a policy file location

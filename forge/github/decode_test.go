@@ -19,8 +19,8 @@ func TestDecodeEveryFixture(t *testing.T) {
 	want := map[string]string{ // file -> comma-separated kinds, or "ignored"
 		"check_run.created.json":                                        "ignored", // another app's run, not named foureyes
 		"check_run.requested_action.json":                               "ignored",
-		"check_run.rerequested.json":                                    "ignored", // no pull request on the run
-		"check_run.rerequested.with-organization.json":                  "ignored",
+		"check_run.rerequested.json":                                    "change", // no pull request on the run (a fork): found by head
+		"check_run.rerequested.with-organization.json":                  "change",
 		"check_suite.requested.json":                                    "ignored", // pull_requests: []
 		"check_suite.requested.with-email-with-special-characters.json": "ignored",
 		"check_suite.requested.with-organization.json":                  "ignored",

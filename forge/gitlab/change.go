@@ -71,11 +71,14 @@ func (f *Forge) Policy(ctx context.Context, repo bot.Repo, ref string) (bot.Poli
 // OpenChanges lists the opened merge requests that target branch.
 func (f *Forge) OpenChanges(ctx context.Context, repo bot.Repo, branch string) ([]bot.ChangeRef, error) {
 	mrs, err := paginate("open merge requests", func(page int) ([]*gl.MergeRequest, *gl.Response, error) {
-		return f.client.MergeRequests.ListProjectMergeRequests(pid(repo), &gl.ListProjectMergeRequestsOptions{
-			ListOptions:  gl.ListOptions{PerPage: perPage, Page: page},
-			State:        gl.Ptr("opened"),
-			TargetBranch: gl.Ptr(branch),
-		}, gl.WithContext(ctx))
+		opt := &gl.ListProjectMergeRequestsOptions{
+			ListOptions: gl.ListOptions{PerPage: perPage, Page: page},
+			State:       gl.Ptr("opened"),
+		}
+		if branch != "" {
+			opt.TargetBranch = gl.Ptr(branch)
+		}
+		return f.client.MergeRequests.ListProjectMergeRequests(pid(repo), opt, gl.WithContext(ctx))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gitlab: %s: %w", repo.FullName, err)

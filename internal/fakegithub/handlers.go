@@ -377,6 +377,9 @@ func (f *Fake) pullJSON(r *http.Request, rp *repo, p *pull, full bool) map[strin
 		"auto_merge":          nil,
 		"draft":               p.Draft,
 	}
+	if p.HeadRepo != "" {
+		out["head"] = f.forkHead(r, p)
+	}
 	if full {
 		commits := p.CommitsCount
 		if commits == 0 {
