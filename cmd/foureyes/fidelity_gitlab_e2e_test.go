@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/foureyes-dev/foureyes/internal/fakegitlab"
 )
@@ -67,5 +69,61 @@ func TestGitLabDiffAtLimitIsJudged(t *testing.T) {
 	e.approve(mr, glSam)
 	if st := e.status(mr.SHA); st.State != "success" {
 		t.Fatalf("status %s (%s); want success", st.State, st.Description)
+	}
+}
+
+// statusesIn returns foureyes' own latest status on sha in a project.
+func (e *glE2E) statusesIn(project int, sha string) []fakegitlab.Status {
+	var out []fakegitlab.Status
+	for _, s := range e.fake.Statuses(project, sha) {
+		if s.Name == "foureyes" && s.AuthorID == glBot && !s.Retried {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// A merge request from a fork: its status belongs on the commit of the
+// source branch, in the fork; when the token cannot write there, on the
+// target project's merge request ref, and the note says so.
+func TestGitLabForkMergeRequestStatus(t *testing.T) {
+	const fork = 77
+	for _, canWrite := range []bool{true, false} {
+		t.Run(fmt.Sprintf("token writes to fork: %v", canWrite), func(t *testing.T) {
+			e := newGLE2E(t)
+			e.fake.AddProject(fakegitlab.Project{ID: fork, PathWithNamespace: "alice/gitlab-test", DefaultBranch: glTarget})
+			if canWrite {
+				e.fake.SetMember(fork, glBot, fakegitlab.Developer)
+			}
+			mr := e.openMRWith(func(m *fakegitlab.MergeRequest) { m.SourceProjectID = fork }, "app/main.go")
+			e.approve(mr, glBob)
+			if err := e.sb.Drain(context.Background(), 30*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			inFork, inTarget := e.statusesIn(fork, mr.SHA), e.statusesIn(glProject, mr.SHA)
+			note := e.note(mr.IID)
+			if canWrite {
+				if len(inFork) == 0 || len(inTarget) != 0 {
+					t.Fatalf("statuses in fork %+v, in target %+v; want them in the fork only", inFork, inTarget)
+				}
+				if last := inFork[len(inFork)-1]; last.State != "success" || last.Ref != mr.SourceBranch {
+					t.Fatalf("fork status %+v; want success on %s", last, mr.SourceBranch)
+				}
+				if strings.Contains(note, "fork") {
+					t.Errorf("the note talks of a fallback that did not happen:\n%s", note)
+				}
+				return
+			}
+			if len(inTarget) == 0 || len(inFork) != 0 {
+				t.Fatalf("statuses in fork %+v, in target %+v; want the target fallback", inFork, inTarget)
+			}
+			want := fmt.Sprintf("refs/merge-requests/%d/head", mr.IID)
+			if last := inTarget[len(inTarget)-1]; last.State != "success" || last.Ref != want {
+				t.Fatalf("target status %+v; want success on %s", last, want)
+			}
+			if !strings.Contains(note, "fork that foureyes' token cannot write to") {
+				t.Errorf("the note does not say the status went to the target project:\n%s", note)
+			}
+		})
 	}
 }

@@ -33,6 +33,10 @@ type headFacts struct {
 type mrMemo struct {
 	sourceBranch string
 	noteID       int
+	// sourceProject is the fork a merge request comes from (0: its own
+	// project); statusFallback is set once the token could not post there.
+	sourceProject  int
+	statusFallback bool
 }
 
 // statusMemo is what Change last saw of the "foureyes" statuses on a head:
@@ -101,7 +105,7 @@ func (f *Forge) Change(ctx context.Context, ref bot.ChangeRef, teams []string) (
 	if err != nil {
 		return nil, fmt.Errorf("gitlab: get merge request %s!%d: %w", repo.FullName, ref.Number, err)
 	}
-	f.rememberMR(repo, ref.Number, func(m *mrMemo) { m.sourceBranch = statusRefOf(mr) })
+	f.rememberMR(repo, ref.Number, func(m *mrMemo) { m.sourceBranch, m.sourceProject = mr.SourceBranch, forkOf(mr) })
 
 	c := &bot.Change{
 		Ref:     bot.ChangeRef{Forge: bot.GitLab, Repo: repo, Number: ref.Number, HeadSHA: mr.SHA},
@@ -184,7 +188,13 @@ func (f *Forge) Change(ctx context.Context, ref bot.ChangeRef, teams []string) (
 	}
 	c.Reviews = reviews
 
-	foreign, err := f.readStatuses(ctx, repo, mr.SHA, self)
+	foreign, err := f.readStatuses(ctx, repo, f.statusProject(repo, ref.Number), mr.SHA, self)
+	if fp, ok := f.statusProject(repo, ref.Number).(int); ok && fp != int(repo.ID) && isNoAccess(err) {
+		// The fork cannot be read with this token: Publish falls back to
+		// this project, so read the statuses there.
+		f.rememberMR(repo, ref.Number, func(m *mrMemo) { m.statusFallback = true })
+		foreign, err = f.readStatuses(ctx, repo, pid(repo), mr.SHA, self)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -576,9 +586,9 @@ func (f *Forge) participants(ctx context.Context, repo bot.Repo, iid int) ([]*gl
 // readStatuses reads the latest "foureyes" statuses of the head: the ones
 // written by another user are returned as foreign checks, and what was
 // seen is remembered for Publish.
-func (f *Forge) readStatuses(ctx context.Context, repo bot.Repo, sha string, self bot.User) ([]bot.ForeignCheck, error) {
+func (f *Forge) readStatuses(ctx context.Context, repo bot.Repo, project any, sha string, self bot.User) ([]bot.ForeignCheck, error) {
 	statuses, err := paginate("commit statuses", func(page int) ([]*gl.CommitStatus, *gl.Response, error) {
-		return f.client.Commits.GetCommitStatuses(pid(repo), sha, &gl.GetCommitStatusesOptions{
+		return f.client.Commits.GetCommitStatuses(project, sha, &gl.GetCommitStatusesOptions{
 			ListOptions: gl.ListOptions{PerPage: perPage, Page: page},
 			Name:        gl.Ptr(StatusName),
 		}, gl.WithContext(ctx))

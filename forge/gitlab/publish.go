@@ -90,6 +90,9 @@ func (f *Forge) Publish(ctx context.Context, r bot.Report) (string, error) {
 	next := priorID{state: state}
 
 	body := NoteMarker + "\n" + r.Markdown
+	if memo, ok := f.mrs.get(mrKey(repo, iid)); ok && memo.statusFallback {
+		body += "\n\n" + forkFallbackNotice(iid)
+	}
 	sum := sha256.Sum256([]byte(body))
 	next.digest = hex.EncodeToString(sum[:8])
 	if prior.noteID != 0 && prior.digest == next.digest {
@@ -114,7 +117,7 @@ func (f *Forge) Publish(ctx context.Context, r bot.Report) (string, error) {
 }
 
 func (f *Forge) postStatus(ctx context.Context, repo bot.Repo, iid int, sha, state string, r bot.Report) error {
-	ref, err := f.statusRef(ctx, repo, iid)
+	ref, project, err := f.statusRef(ctx, repo, iid)
 	if err != nil {
 		return err
 	}
@@ -127,7 +130,16 @@ func (f *Forge) postStatus(ctx context.Context, repo bot.Repo, iid int, sha, sta
 	if r.DetailsURL != "" {
 		opt.TargetURL = gl.Ptr(r.DetailsURL)
 	}
-	_, _, err = f.client.Commits.SetCommitStatus(pid(repo), sha, opt, gl.WithContext(ctx))
+	_, _, err = f.client.Commits.SetCommitStatus(project, sha, opt, gl.WithContext(ctx))
+	if fp, ok := project.(int); ok && fp != int(repo.ID) && isNoAccess(err) {
+		// The token cannot write to the fork: post on this project, on the
+		// merge request's head ref, and say so in the note.
+		f.log.Warn("gitlab: cannot post the status on the fork; posting on the target project",
+			"repo", repo.FullName, "mr", iid, "fork", fp, "err", err)
+		f.rememberMR(repo, iid, func(m *mrMemo) { m.statusFallback = true })
+		opt.Ref = gl.Ptr(fmt.Sprintf("refs/merge-requests/%d/head", iid))
+		_, _, err = f.client.Commits.SetCommitStatus(pid(repo), sha, opt, gl.WithContext(ctx))
+	}
 	switch {
 	case isSameStateError(err):
 		// Our status already has this state (a retry after a crash, or a
@@ -148,28 +160,25 @@ func isSameStateError(err error) bool {
 		strings.Contains(er.Message, "Cannot transition status")
 }
 
-// statusRef is the ref the status is posted for: the source branch, so the
-// status joins the merge request's head pipeline ("Pipelines must
-// succeed"); for a merge request from a fork, whose branch the target
-// project does not have, the merge request's head ref.
-func (f *Forge) statusRef(ctx context.Context, repo bot.Repo, iid int) (string, error) {
-	if m, ok := f.mrs.get(mrKey(repo, iid)); ok && m.sourceBranch != "" {
-		return m.sourceBranch, nil
+// statusRef is the ref and project the status is posted for: the source
+// branch, so the status joins the merge request's head pipeline
+// ("Pipelines must succeed"), in the source project — a fork's, for a
+// merge request from a fork (see statusProject).
+func (f *Forge) statusRef(ctx context.Context, repo bot.Repo, iid int) (string, any, error) {
+	m, ok := f.mrs.get(mrKey(repo, iid))
+	if !ok || m.sourceBranch == "" {
+		mr, _, err := f.client.MergeRequests.GetMergeRequest(pid(repo), iid, nil, gl.WithContext(ctx))
+		if err != nil {
+			return "", nil, fmt.Errorf("gitlab: get merge request %s!%d for its source branch: %w", repo.FullName, iid, err)
+		}
+		f.rememberMR(repo, iid, func(m *mrMemo) { m.sourceBranch, m.sourceProject = mr.SourceBranch, forkOf(mr) })
+		m, _ = f.mrs.get(mrKey(repo, iid))
 	}
-	mr, _, err := f.client.MergeRequests.GetMergeRequest(pid(repo), iid, nil, gl.WithContext(ctx))
-	if err != nil {
-		return "", fmt.Errorf("gitlab: get merge request %s!%d for its source branch: %w", repo.FullName, iid, err)
+	if m.sourceProject != 0 && m.statusFallback {
+		// Fallen back to the target project, which has no such branch.
+		return fmt.Sprintf("refs/merge-requests/%d/head", iid), pid(repo), nil
 	}
-	ref := statusRefOf(mr)
-	f.rememberMR(repo, iid, func(m *mrMemo) { m.sourceBranch = ref })
-	return ref, nil
-}
-
-func statusRefOf(mr *gl.MergeRequest) string {
-	if mr.SourceProjectID != 0 && mr.TargetProjectID != 0 && mr.SourceProjectID != mr.TargetProjectID {
-		return fmt.Sprintf("refs/merge-requests/%d/head", mr.IID)
-	}
-	return mr.SourceBranch
+	return m.sourceBranch, f.statusProject(repo, iid), nil
 }
 
 func truncate(s string, n int) string {

@@ -761,7 +761,7 @@ func (s *Server) mrJSON(p *projectState, m *mrState, single bool) map[string]any
 		"target_branch": m.TargetBranch, "source_branch": m.SourceBranch,
 		"user_notes_count": len(m.notes), "upvotes": 0, "downvotes": 0,
 		"author": author, "assignees": []any{}, "assignee": nil, "reviewers": reviewers,
-		"source_project_id": p.ID, "target_project_id": p.ID, "labels": []any{},
+		"source_project_id": sourceProject(p, m), "target_project_id": p.ID, "labels": []any{},
 		"draft": m.Draft, "work_in_progress": m.Draft, "milestone": nil, "merge_when_pipeline_succeeds": false,
 		"merge_status": "can_be_merged", "detailed_merge_status": "mergeable",
 		"sha": m.SHA, "merge_commit_sha": mergeSHA, "squash_commit_sha": nil,

@@ -59,3 +59,12 @@ func (s *Server) SetCompareTimeout(timeout bool) {
 	defer s.mu.Unlock()
 	s.compareTimeout = timeout
 }
+
+// sourceProject is a merge request's source_project_id: the fork's, or the
+// project's own.
+func sourceProject(p *projectState, m *mrState) int {
+	if m.SourceProjectID != 0 {
+		return m.SourceProjectID
+	}
+	return p.ID
+}
