@@ -41,6 +41,10 @@ type Service struct {
 	// Release handles branch and tag pushes (the release-branch guard);
 	// nil leaves them alone.
 	Release PushHandler
+	// Enqueue stores follow-up work durably for the workers (the webhook
+	// intake); an installation's open changes are queued through it. Nil
+	// evaluates them in place.
+	Enqueue func(ctx context.Context, ev Event) (duplicate bool, err error)
 }
 
 // PushHandler takes the pushes that are not about one change.
@@ -101,6 +105,8 @@ func (s *Service) Handle(ctx context.Context, ev Event) error {
 		return s.handlePolicyPush(ctx, f, ev)
 	case EventMergeGroup:
 		return s.handleMergeGroup(ctx, f, ev)
+	case EventInstallation:
+		return s.handleInstallation(ctx, f, ev)
 	case EventBranchPush, EventTagPush:
 		if s.Release == nil {
 			return nil

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/foureyes-dev/foureyes/internal/fakegithub"
 )
@@ -130,6 +135,134 @@ func TestGitHubRerunOnForkPullRequestFindsItByHead(t *testing.T) {
 			}
 			if got := e.check(other); got.ID != otherRun.ID || conclusion(got) != conclusion(otherRun) {
 				t.Fatalf("the other pull request changed: %+v", got)
+			}
+		})
+	}
+}
+
+// A push GitHub never delivered (more than three tags at once, a lost
+// delivery): reconciliation compares the guarded branch's tip with the
+// last one judged and queues the push, which the guard flags as
+// "reconciled" — check, issue, audit record and metric.
+func TestGitHubReconcileFindsUndeliveredPush(t *testing.T) {
+	e := newE2E(t, nil)
+	ctx := context.Background()
+	a0, a1, a2 := fakegithub.SHA("a0"), fakegithub.SHA("a1"), fakegithub.SHA("a2")
+	// A delivered push to master, reviewed (no new commits to judge): its
+	// tip is the last one foureyes judged.
+	e.sb.Fake.SetCompare(e2eRepo, a0, a1, nil)
+	m := e.pushFixture(a0, a1, nil)
+	m["commits"], m["head_commit"] = []any{}, nil
+	e.send("push", m)
+	if err := e.sb.Drain(ctx, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	e.sb.Fake.SetBranch(e2eRepo, e2eBase, a1)
+	e.sb.Fake.SetBranch(e2eRepo, "feature", fakegithub.SHA("unguarded"))
+	if n, err := e.sb.srv.reconciler.Run(ctx); err != nil || n != 0 {
+		t.Fatalf("nothing moved, yet reconcile queued %d (%v)", n, err)
+	}
+
+	// mallory pushes a commit straight to master; GitHub sends nothing.
+	direct := fakegithub.Commit{SHA: a2, Message: "direct", Author: ident("mallory"), Committer: ident("mallory")}
+	e.sb.Fake.SetCompare(e2eRepo, a1, a2, []fakegithub.Commit{direct})
+	e.sb.Fake.SetBranch(e2eRepo, e2eBase, a2)
+	n, err := e.sb.srv.reconciler.Run(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("reconcile queued %d pushes (%v), want 1", n, err)
+	}
+	if err := e.sb.Drain(ctx, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var run fakegithub.CheckRun
+	for _, r := range e.sb.Fake.CheckRuns(e2eRepo, a2) {
+		if r.Name == "foureyes" {
+			run = r
+		}
+	}
+	if run.Conclusion != "failure" || !strings.Contains(run.Title, "reconciled") || !strings.Contains(run.Summary, "direct-push") {
+		t.Fatalf("check run on the undelivered push: %+v", run)
+	}
+	is := e.sb.Fake.Issues(e2eRepo)
+	if len(is) != 1 || !strings.Contains(is[0].Body, "reconciled") {
+		t.Fatalf("issues: %+v", is)
+	}
+	recs, err := e.sb.srv.db.AuditRecords(ctx, storeFilter(e2eRepo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flagged := false
+	for _, r := range recs {
+		if r.Kind == "flag" && r.HeadSHA == a2 && strings.Contains(string(r.Data), `"reconciled":true`) {
+			flagged = true
+		}
+	}
+	if !flagged {
+		t.Fatal("no flag audit record naming the push reconciled")
+	}
+	if body := scrape(t, e.sb.URL); !strings.Contains(body, `foureyes_reconciled_pushes_total{forge="github"} 1`) {
+		t.Fatalf("metrics do not count the reconciled push:\n%s", body)
+	}
+	// Judged now: the next run finds nothing.
+	if n, err := e.sb.srv.reconciler.Run(ctx); err != nil || n != 0 {
+		t.Fatalf("second run queued %d (%v)", n, err)
+	}
+}
+
+// scrape reads the server's /metrics page.
+func scrape(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// Installing foureyes on a repository judges its open pull requests at
+// once (queued, one delivery each), not after their next push.
+func TestGitHubInstallationJudgesOpenPullRequests(t *testing.T) {
+	for _, fx := range []string{"installation_repositories.added.json", "installation.created.json"} {
+		t.Run(fx, func(t *testing.T) {
+			e := newE2E(t, nil)
+			var open []fakegithub.PR
+			for i := 1; i <= 3; i++ {
+				head := fakegithub.SHA(fmt.Sprintf("%s-%d", t.Name(), i))
+				pr := fakegithub.PR{Number: i, Title: "before install", Author: fakegithub.User{Login: "alice"}, HeadRef: fmt.Sprintf("b%d", i), HeadSHA: head,
+					BaseRef: e2eBase, BaseSHA: fakegithub.SHA(e2eBase),
+					Commits: []fakegithub.Commit{{SHA: head, Message: "x", Author: ident("alice"), Committer: ident("alice")}},
+					Files:   []fakegithub.File{{Filename: "app/x.go", Patch: "@@ -1 +1 @@\n-a\n+b"}}}
+				if i == 3 {
+					pr.State = "closed"
+				}
+				e.sb.Fake.AddPR(e2eRepo, pr)
+				open = append(open, pr)
+			}
+			e.sb.Fake.AddReview(e2eRepo, 1, fakegithub.Review{User: fakegithub.User{Login: "bob"}, State: "APPROVED", CommitID: open[0].HeadSHA})
+			m := fixture(t, fx)
+			obj(m, "installation")["id"] = sandboxInstallation
+			list := []any{map[string]any{"id": 1296269, "node_id": "R_1", "name": "Hello-World", "full_name": e2eRepo, "private": false}}
+			if _, ok := m["repositories_added"]; ok {
+				m["repositories_added"] = list
+			} else {
+				m["repositories"] = list
+			}
+			e.send(strings.SplitN(fx, ".", 2)[0], m)
+			if err := e.sb.Drain(context.Background(), 30*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			for _, pr := range open[:2] {
+				if runs := e.sb.Fake.CheckRuns(e2eRepo, pr.HeadSHA); len(runs) == 0 {
+					t.Errorf("open pull request #%d has no foureyes check after the installation", pr.Number)
+				}
+			}
+			if runs := e.sb.Fake.CheckRuns(e2eRepo, open[2].HeadSHA); len(runs) != 0 {
+				t.Errorf("the closed pull request was judged: %+v", runs)
 			}
 		})
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/foureyes-dev/foureyes/metrics"
 	"github.com/foureyes-dev/foureyes/policies"
 	"github.com/foureyes-dev/foureyes/queue"
+	"github.com/foureyes-dev/foureyes/reconcile"
 	"github.com/foureyes-dev/foureyes/release"
 	"github.com/foureyes-dev/foureyes/store"
 )
@@ -68,6 +69,9 @@ type server struct {
 	forges  map[bot.ForgeName]bot.Forge
 	keyOnce sync.Once
 	key     []byte
+
+	// reconciler finds the pushes the forges never delivered (reconcile.go).
+	reconciler *reconcile.Reconciler
 }
 
 func newServer(ctx context.Context, cfg *Config, logger *slog.Logger) (*server, error) {
@@ -155,7 +159,11 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger) (*server, 
 		}
 		guard.Forges[name] = rf
 	}
-	s.service.Release = guard
+	s.service.Release = reconcile.Tracker{Next: guard, Store: db}
+	if err := s.wireReconcile(hcfg.Intake, defPolicy); err != nil {
+		db.Close()
+		return nil, err
+	}
 	s.pool = &queue.Pool{
 		Store:   db,
 		Handler: s.handleDelivery,
@@ -208,6 +216,7 @@ func (s *server) run(ctx context.Context) error {
 	poolDone := make(chan error, 1)
 	go func() { poolDone <- s.pool.Run(workCtx) }()
 	go s.watchQueue(workCtx)
+	go s.reconciler.Loop(workCtx, s.cfg.ReconcileInterval)
 
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- s.http.Serve(ln) }()

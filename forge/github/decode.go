@@ -157,6 +157,8 @@ const maxPushCommitFiles = 3000
 func (f *Forge) Decode(eventName string, body []byte) ([]bot.Event, error) {
 	switch eventName {
 	case "pull_request", "pull_request_review", "check_run", "check_suite", "merge_group", "push":
+	case "installation", "installation_repositories":
+		return f.decodeInstallation(eventName, body)
 	default:
 		if !json.Valid(body) {
 			return nil, fmt.Errorf("github: %s payload is not valid JSON", eventName)

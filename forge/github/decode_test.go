@@ -43,13 +43,16 @@ func TestDecodeEveryFixture(t *testing.T) {
 		"pull_request_review.dismissed.json":                            "change",
 		"pull_request_review.submitted.json":                            "change",
 		"pull_request_review.submitted.with-organization.json":          "change",
-		"push.1.json":                          "ignored", // tag deletion
-		"push.json":                            "ignored",
-		"push.with-installation.json":          "ignored",
-		"push.with-organization.json":          "ignored",
-		"push.ghes-35.tag-created.json":        "tag_push",
-		"push.with-new-branch.json":            "branch_push",
-		"push.with-no-username-committer.json": "branch_push",
+		"installation.created.json":                                     "installation",
+		"installation.created.with-requester.json":                      "installation",
+		"installation_repositories.added.json":                          "installation",
+		"push.1.json":                                                   "ignored", // tag deletion
+		"push.json":                                                     "ignored",
+		"push.with-installation.json":                                   "ignored",
+		"push.with-organization.json":                                   "ignored",
+		"push.ghes-35.tag-created.json":                                 "tag_push",
+		"push.with-new-branch.json":                                     "branch_push",
+		"push.with-no-username-committer.json":                          "branch_push",
 	}
 	seen := 0
 	for _, path := range fixtureFiles(t) {

@@ -44,6 +44,7 @@ func (f *Fake) routes() {
 	m.HandleFunc("GET /repos/{owner}/{repo}/commits/{sha}/pulls", f.withRepo(f.commitPulls))
 	m.HandleFunc("GET /repos/{owner}/{repo}/compare/{basehead...}", f.withRepo(f.compare))
 	m.HandleFunc("GET /repos/{owner}/{repo}/tags", f.withRepo(f.listTags))
+	m.HandleFunc("GET /repos/{owner}/{repo}/branches", f.withRepo(f.listBranches))
 	m.HandleFunc("GET /repos/{owner}/{repo}/commits", f.withRepo(f.listRepoCommits))
 	m.HandleFunc("POST /repos/{owner}/{repo}/issues", f.withRepo(f.createIssue))
 	m.HandleFunc("GET /repos/{owner}/{repo}/issues", f.withRepo(f.listIssues))

@@ -187,7 +187,8 @@ type projectState struct {
 	statuses  []*Status
 	issues    []*Issue
 	commits   map[string]Commit
-	tags      []tagState // in creation order
+	tags      []tagState        // in creation order
+	branches  map[string]string // name -> tip (see SetBranch)
 	createdAt time.Time
 }
 

@@ -248,6 +248,8 @@ func (s *Server) route(r *request, rec *Request) (reply, *apiError) {
 		return s.page(r, items), nil
 	case len(rest) == 2 && rest[0] == "repository" && rest[1] == "tags" && get:
 		return s.listTags(r, p), nil
+	case len(rest) == 2 && rest[0] == "repository" && rest[1] == "branches" && get:
+		return s.listBranches(r, p), nil
 	case len(rest) == 2 && rest[0] == "repository" && rest[1] == "commits" && get:
 		ref := r.URL.Query().Get("ref_name")
 		if ref == "" {

@@ -1,6 +1,7 @@
 package fakegitlab
 
 import (
+	"sort"
 	"strconv"
 )
 
@@ -67,4 +68,50 @@ func sourceProject(p *projectState, m *mrState) int {
 		return m.SourceProjectID
 	}
 	return p.ID
+}
+
+// SetBranch points a branch at sha without a push hook: GitLab fires no
+// push hook for a push that updates more than three branches, and no tag
+// hook for more than three tags (push events section of
+// https://docs.gitlab.com/user/project/integrations/webhook_events/;
+// introduced by gitlab-org/gitlab issue 31009, "Don't fire hooks/services
+// if there are more than 3 branches/tags in a single push"). An empty sha
+// deletes the branch.
+func (s *Server) SetBranch(projectID int, name, sha string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.project(projectID)
+	if p.branches == nil {
+		p.branches = map[string]string{}
+	}
+	if sha == "" {
+		delete(p.branches, name)
+		return
+	}
+	p.branches[name] = sha
+}
+
+// listBranches is GET /projects/:id/repository/branches (by name), each
+// {name, commit, merged, protected, default, ...}
+// (https://docs.gitlab.com/api/branches/#list-repository-branches).
+func (s *Server) listBranches(r *request, p *projectState) reply {
+	names := make([]string, 0, len(p.branches))
+	for n := range p.branches {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var items []any
+	for _, n := range names {
+		sha := p.branches[n]
+		commit := map[string]any{"id": sha, "short_id": sha[:min(len(sha), 8)]}
+		if c, ok := p.commits[sha]; ok {
+			commit = s.commitJSON(p, c)
+		}
+		items = append(items, map[string]any{
+			"name": n, "commit": commit, "merged": false, "protected": false, "default": n == p.DefaultBranch,
+			"developers_can_push": false, "developers_can_merge": false, "can_push": true,
+			"web_url": s.webURL(p) + "/-/tree/" + n,
+		})
+	}
+	return s.page(r, items)
 }
