@@ -11,6 +11,11 @@ import (
 // (the webhook answers 200/204 and nothing is stored).
 var ErrIgnored = errors.New("event needs no work")
 
+// ErrIssuesDisabled is wrapped by an adapter that cannot open an issue
+// because the repository has issues turned off (GitHub: 410 Gone). It is
+// permanent: retrying cannot help.
+var ErrIssuesDisabled = errors.New("issues are disabled in the repository")
+
 // PolicyFile is a policy file as found on a forge.
 type PolicyFile struct {
 	Source string // e.g. "acme/app@base:.github/foureyes.yml"

@@ -308,9 +308,20 @@ func (g *Guard) flag(ctx context.Context, f Forge, ev bot.Event, scope string, f
 					return u, err
 				}
 			}
-			return f.OpenIssue(ctx, repo, issueTitle(an), issueBody(an, marker), an.Labels)
+			u, err := f.OpenIssue(ctx, repo, issueTitle(an), issueBody(an, marker), an.Labels)
+			if errors.Is(err, bot.ErrIssuesDisabled) {
+				// Permanent: recorded as done, so no retry; the check says
+				// that no issue could be opened.
+				g.logger().Warn("cannot open the alert issue: issues are disabled", "repo", an.Repo, "branch", an.Branch, "error", err)
+				return issuesDisabled, nil
+			}
+			return u, err
 		})
 		errs = append(errs, err)
+		if issueURL == issuesDisabled {
+			issueURL = ""
+			an.Note = strings.TrimPrefix(an.Note+"; "+issuesDisabledNote, "; ")
+		}
 	}
 
 	_, err = g.effect(ctx, scope, keyCheck, facts, func(prior string) (string, error) {
@@ -339,6 +350,12 @@ func (g *Guard) flag(ctx context.Context, f Forge, ev bot.Event, scope string, f
 		"after", an.After, "flags", len(an.Flags), "issue", issueURL)
 	return nil
 }
+
+// issuesDisabled is the recorded result of the issue effect when the
+// repository has issues turned off.
+const issuesDisabled = "disabled"
+
+const issuesDisabledNote = "no issue could be opened: issues are disabled in this repository (enable them, or set release.alert.issue: false to stop asking)"
 
 // reconciledNote explains a push found by reconciliation.
 const reconciledNote = "reconciled: the forge sent no push event for this push (GitHub sends none for more than three tags pushed at once, GitLab none for more than three branches or tags); foureyes found it by comparing the branch with the last tip it judged, so the pusher is unknown"

@@ -267,3 +267,49 @@ func TestGitHubInstallationJudgesOpenPullRequests(t *testing.T) {
 		})
 	}
 }
+
+// Issues turned off (410 Gone on create): the flag is permanent work done,
+// not retried forever; the failing check says no issue could be opened,
+// and the audit record and metric are there all the same.
+func TestGitHubIssuesDisabledStillFlags(t *testing.T) {
+	e := newE2E(t, nil)
+	ctx := context.Background()
+	e.sb.Fake.SetIssuesDisabled(e2eRepo, true)
+	before, after := fakegithub.SHA("b0"), fakegithub.SHA("direct-1")
+	e.send("push", e.pushFixture(before, after, []string{"app/main.go"}))
+	if err := e.sb.Drain(ctx, 10*time.Second); err != nil {
+		t.Fatalf("the push is retried although issues are disabled for good: %v", err)
+	}
+	var run fakegithub.CheckRun
+	for _, r := range e.sb.Fake.CheckRuns(e2eRepo, after) {
+		if r.Name == "foureyes" {
+			run = r
+		}
+	}
+	if run.Conclusion != "failure" || !strings.Contains(run.Summary, "no issue could be opened") {
+		t.Fatalf("check run: %+v", run)
+	}
+	posts := 0
+	for _, r := range e.sb.Fake.Requests() {
+		if r.Method == http.MethodPost && r.Path == "/repos/"+e2eRepo+"/issues" {
+			posts++
+		}
+	}
+	if posts != 1 {
+		t.Fatalf("%d attempts to open the issue, want 1", posts)
+	}
+	recs, err := e.sb.srv.db.AuditRecords(ctx, storeFilter(e2eRepo))
+	if err != nil {
+		t.Fatal(err)
+	}
+	flagged := false
+	for _, r := range recs {
+		flagged = flagged || (r.Kind == "flag" && r.HeadSHA == after)
+	}
+	if !flagged {
+		t.Fatal("no flag audit record")
+	}
+	if body := scrape(t, e.sb.URL); !strings.Contains(body, `foureyes_unreviewed_commits_total{forge="github",reason="direct-push"} 1`) {
+		t.Fatalf("metric missing:\n%s", body)
+	}
+}

@@ -72,6 +72,8 @@ type repo struct {
 	tags          []tag               // in creation order
 	histories     map[string][]Commit // sha -> commits reachable from it, newest first
 	branches      map[string]string   // name -> tip (see SetBranch)
+	// issuesDisabled: see SetIssuesDisabled.
+	issuesDisabled bool
 }
 
 type tag struct{ name, sha string }

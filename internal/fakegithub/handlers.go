@@ -999,6 +999,10 @@ func (f *Fake) createIssue(w http.ResponseWriter, r *http.Request, rp *repo) {
 		writeError(w, http.StatusUnprocessableEntity, "Validation Failed: title")
 		return
 	}
+	if rp.issuesDisabled {
+		writeError(w, http.StatusGone, "Issues are disabled for this repo")
+		return
+	}
 	is := &Issue{Number: nextNumber(rp), Title: b.Title, Body: b.Body, State: "open", Labels: b.Labels,
 		Author: t.app.Slug + "[bot]", CreatedAt: f.now(), UpdatedAt: f.now()}
 	rp.issues = append(rp.issues, is)
