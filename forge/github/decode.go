@@ -276,7 +276,13 @@ func (f *Forge) decodeReview(ev bot.Event, p *payload) ([]bot.Event, error) {
 	if p.PullRequest == nil || p.Review == nil {
 		return nil, errors.New("github: pull_request_review payload has no pull_request or review")
 	}
-	f.rememberPull(ev.Repo.FullName, p.PullRequest)
+	if p.PullRequest.State == "open" {
+		// A review payload carries GitHub's simple pull request (no
+		// "merged", no counts: pull_request_review webhook schema,
+		// @octokit/openapi-webhooks 12.1.0): a closed one may be merged,
+		// which only the pull request itself says. Remember open ones only.
+		f.rememberPull(ev.Repo.FullName, p.PullRequest)
+	}
 	ev.Kind = bot.EventChange
 	ev.Change = changeOf(p.PullRequest)
 	r := p.Review

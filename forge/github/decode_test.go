@@ -8,8 +8,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/foureyes-dev/foureyes/bot"
+	"github.com/foureyes-dev/foureyes/internal/fakegithub"
 )
 
 // TestDecodeEveryFixture runs Decode over every GitHub payload example and
@@ -258,5 +260,27 @@ func TestDecodeErrors(t *testing.T) {
 	}
 	if _, err := e.forge.Decode("pull_request", []byte(`{"action":"opened"}`)); err == nil || errors.Is(err, bot.ErrIgnored) {
 		t.Errorf("no repository: %v", err)
+	}
+}
+
+// A review of a merged pull request: the payload's simple pull request
+// says "closed" and has no "merged"; the facts must still say merged.
+func TestReviewPayloadDoesNotMakeMergedPullRequestClosed(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	e.smallPR()
+	e.fake.UpdatePR(repo.FullName, 1, func(p *fakegithub.PR) {
+		p.State, p.Merged, p.MergeCommitSHA = "closed", true, fakegithub.SHA("merge")
+	})
+	m := fixture(t, "pull_request_review.submitted.json")
+	set(t, m, "repository.full_name", repo.FullName)
+	set(t, m, "pull_request.number", 1)
+	set(t, m, "pull_request.state", "closed")
+	set(t, m, "pull_request.head.sha", headSHA)
+	set(t, m, "pull_request.updated_at", time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	set(t, m, "review.state", "approved")
+	set(t, m, "review.commit_id", headSHA)
+	decodeOne(t, e, "pull_request_review", m)
+	if ch := mustChange(t, e, prRef(1, headSHA)); ch.State != "merged" {
+		t.Fatalf("state %q after a review payload of a merged pull request, want merged", ch.State)
 	}
 }
