@@ -127,3 +127,27 @@ func TestGitLabForkMergeRequestStatus(t *testing.T) {
 		})
 	}
 }
+
+// GitLab refuses a status whose target_url is over 255 characters: a long
+// project URL makes the signed details link that long. The status is still
+// posted (without the link), and the note carries the link.
+func TestGitLabLongDetailsLinkStillPostsStatus(t *testing.T) {
+	e := newGLE2E(t)
+	e.n++
+	head := glSHA(t.Name())
+	mr := fakegitlab.MergeRequest{IID: e.n, Title: "change", AuthorID: glAlice, SourceBranch: "f", TargetBranch: glTarget, SHA: head,
+		Commits: []fakegitlab.Commit{{ID: head, Message: "change", AuthorName: "Alice", AuthorEmail: "alice@example.com"}},
+		Diffs:   []fakegitlab.Diff{{OldPath: "app/a.go", NewPath: "app/a.go", Diff: "+x\n"}}}
+	e.fake.AddMergeRequest(glProject, mr)
+	hook := e.mrHook(mr, "open", glAlice, "")
+	obj(hook, "project")["web_url"] = "https://gitlab.example.com/" + strings.Repeat("very-long-group-name/", 8) + "gitlab-test"
+	e.deliver(hook)
+	e.approve(mr, glBob)
+	st := e.status(mr.SHA)
+	if st.State != "success" || st.TargetURL != "" {
+		t.Fatalf("status %+v; want success without a target_url", st)
+	}
+	if note := e.note(mr.IID); !strings.Contains(note, "[Details of this verdict](") || !strings.Contains(note, "/details/") {
+		t.Fatalf("the note does not link the details page:\n%s", note)
+	}
+}

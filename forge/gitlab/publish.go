@@ -20,6 +20,15 @@ import (
 // maxDescription is GitLab's limit on a commit status description.
 const maxDescription = 255
 
+// maxTargetURL is GitLab's limit on a commit status target_url: a longer
+// one is refused with a 400 (gitlab-org/gitlab issue 501079, "Gitlab API
+// request to create a commit status is failing if target_url field is
+// greater than 255 chars"). A signed details link cannot be cut, so it is
+// left out of the status and put in the note instead.
+const maxTargetURL = 255
+
+func targetURLFits(u string) bool { return u != "" && len(u) <= maxTargetURL }
+
 // priorID is what Publish returns and gets back as Report.PriorID:
 // "state|noteID|digest" — the status state foureyes last posted on the
 // head, its note, and a digest of the note body last written.
@@ -93,6 +102,10 @@ func (f *Forge) Publish(ctx context.Context, r bot.Report) (string, error) {
 	if memo, ok := f.mrs.get(mrKey(repo, iid)); ok && memo.statusFallback {
 		body += "\n\n" + forkFallbackNotice(iid)
 	}
+	if r.DetailsURL != "" && !targetURLFits(r.DetailsURL) {
+		// Too long for the status's target_url: the note links it.
+		body += "\n\n[Details of this verdict](" + r.DetailsURL + ")"
+	}
 	sum := sha256.Sum256([]byte(body))
 	next.digest = hex.EncodeToString(sum[:8])
 	if prior.noteID != 0 && prior.digest == next.digest {
@@ -127,7 +140,7 @@ func (f *Forge) postStatus(ctx context.Context, repo bot.Repo, iid int, sha, sta
 		Ref:         gl.Ptr(ref),
 		Description: gl.Ptr(truncate(r.Title, maxDescription)),
 	}
-	if r.DetailsURL != "" {
+	if targetURLFits(r.DetailsURL) {
 		opt.TargetURL = gl.Ptr(r.DetailsURL)
 	}
 	_, _, err = f.client.Commits.SetCommitStatus(project, sha, opt, gl.WithContext(ctx))
@@ -380,7 +393,7 @@ func (f *Forge) PublishCommit(ctx context.Context, repo bot.Repo, ref, sha, titl
 	if ref = strings.TrimPrefix(strings.TrimPrefix(ref, "refs/heads/"), "refs/tags/"); ref != "" {
 		opt.Ref = gl.Ptr(ref)
 	}
-	if detailsURL != "" {
+	if targetURLFits(detailsURL) {
 		opt.TargetURL = gl.Ptr(detailsURL)
 	}
 	_, _, err := f.client.Commits.SetCommitStatus(pid(repo), sha, opt, gl.WithContext(ctx))

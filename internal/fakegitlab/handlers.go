@@ -558,6 +558,9 @@ func (s *Server) createStatus(r *request, p *projectState, sha string) (reply, *
 		return reply{}, forbidden()
 	}
 	str := func(k string) string { v, _ := r.body[k].(string); return v }
+	if msg := targetURLTooLong(str("target_url")); msg != "" {
+		return reply{}, badRequest(msg)
+	}
 	name := str("name")
 	if name == "" {
 		name = str("context")

@@ -115,3 +115,14 @@ func (s *Server) listBranches(r *request, p *projectState) reply {
 	}
 	return s.page(r, items)
 }
+
+// targetURLTooLong is GitLab's 400 to a commit status whose target_url is
+// over 255 characters (the column's limit; gitlab-org/gitlab issue 501079:
+// "Gitlab API request to create a commit status is failing if target_url
+// field is greater than 255 chars").
+func targetURLTooLong(u string) string {
+	if len(u) > 255 {
+		return `400 Bad request - {"target_url":["is too long (maximum is 255 characters)"]}`
+	}
+	return ""
+}
