@@ -151,3 +151,26 @@ func TestGitLabLongDetailsLinkStillPostsStatus(t *testing.T) {
 		t.Fatalf("the note does not link the details page:\n%s", note)
 	}
 }
+
+// Older GitLab matches a user search against e-mails by substring: the
+// commit e-mail sam@example.com finds eve (public e-mail xsam@example.com).
+// Only an exact e-mail match links a commit to an account; otherwise the
+// identity is reported unverified rather than pinned on the wrong person.
+func TestGitLabPartialEmailMatchDoesNotLinkCommit(t *testing.T) {
+	e := newGLE2E(t)
+	e.fake.SetPartialEmailSearch(true)
+	e.fake.AddUser(fakegitlab.User{ID: 600, Username: "eve", PublicEmail: "xsam@example.com"})
+	e.fake.SetMember(glProject, 600, fakegitlab.Developer)
+	mr := e.openMRWith(func(m *fakegitlab.MergeRequest) {
+		m.Commits[0].CommitterName, m.Commits[0].CommitterEmail = "Sam", "sam@example.com"
+	}, "app/main.go")
+	e.approve(mr, glBob)
+	e.status(mr.SHA)
+	note := e.note(mr.IID)
+	if !strings.Contains(note, "Unverified identities") || !strings.Contains(note, "sam@example.com") {
+		t.Fatalf("the commit e-mail was linked to an account on a partial match:\n%s", note)
+	}
+	if strings.Contains(note, "@eve") {
+		t.Fatalf("eve is named although her e-mail is not the commit's:\n%s", note)
+	}
+}

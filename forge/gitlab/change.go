@@ -400,14 +400,10 @@ func (f *Forge) userByEmail(ctx context.Context, email string) (bot.User, error)
 		pub, priv := c.PublicEmail, c.Email
 		if pub == "" && priv == "" {
 			// Non-admin searches return short user objects without e-mails.
-			// GitLab matches a search against names and usernames by
-			// substring and against e-mails exactly, so a candidate whose
-			// name and username do not contain the address matched on it.
-			if !strings.Contains(strings.ToLower(c.Username), key) && !strings.Contains(strings.ToLower(c.Name), key) {
-				found = bot.User{Login: c.Username, ID: int64(c.ID), Name: c.Name, Bot: isTokenBot(c.Username)}
-				break
-			}
-			// Otherwise read the full user to see its public e-mail.
+			// Current GitLab matches e-mails exactly, but older versions
+			// matched them by substring too ("bob@x.io" finds the owner of
+			// "xbob@x.io"): only the full user's public e-mail, compared
+			// exactly, links a commit to an account.
 			full, err := f.user(ctx, c.ID)
 			if err != nil {
 				return bot.User{}, err

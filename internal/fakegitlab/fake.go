@@ -221,6 +221,8 @@ type Server struct {
 	diffFiles    int // see SetDiffLimit
 	// compareTimeout: see SetCompareTimeout.
 	compareTimeout bool
+	// partialEmails: see SetPartialEmailSearch.
+	partialEmails bool
 }
 
 // failure makes matching requests fail (see SetFailure).

@@ -469,8 +469,8 @@ func (s *Server) listUsers(r *request) (reply, *apiError) {
 			// against e-mails exactly: public ones, or any for an admin.
 			hit := strings.Contains(strings.ToLower(o.Username), search) ||
 				strings.Contains(strings.ToLower(o.Name), search) ||
-				(o.PublicEmail != "" && strings.EqualFold(o.PublicEmail, search)) ||
-				(r.user.Admin && strings.EqualFold(o.Email, search))
+				(o.PublicEmail != "" && s.emailMatch(o.PublicEmail, search)) ||
+				(r.user.Admin && s.emailMatch(o.Email, search))
 			if !hit {
 				continue
 			}

@@ -3,6 +3,7 @@ package fakegitlab
 import (
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // DefaultDiffFiles is GitLab's default "Maximum diff files" (Admin >
@@ -125,4 +126,21 @@ func targetURLTooLong(u string) string {
 		return `400 Bad request - {"target_url":["is too long (maximum is 255 characters)"]}`
 	}
 	return ""
+}
+
+// SetPartialEmailSearch makes GET /users?search= match e-mails by
+// substring, as older GitLab versions did; current ones match an e-mail
+// only exactly ("search: Search for users by name, username, or public
+// email", https://docs.gitlab.com/api/users/#list-users).
+func (s *Server) SetPartialEmailSearch(partial bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.partialEmails = partial
+}
+
+func (s *Server) emailMatch(email, search string) bool {
+	if s.partialEmails {
+		return strings.Contains(strings.ToLower(email), strings.ToLower(search))
+	}
+	return strings.EqualFold(email, search)
 }
