@@ -21,6 +21,9 @@ type PolicyFile struct {
 	Source string // e.g. "acme/app@base:.github/foureyes.yml"
 	Data   []byte
 	Found  bool // false: the repository (and its org) has none
+	// Note says where the lookup could not see (e.g. an org .github
+	// repository the installation cannot read); shown in the report.
+	Note string
 }
 
 // Report is a verdict to publish on the forge.

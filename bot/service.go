@@ -321,6 +321,9 @@ func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, baseSHA 
 	if err := CompleteFacts(ctx, s.Store, change); err != nil {
 		return Verdict{}, err
 	}
+	if pf.Note != "" {
+		change.Notices = append(change.Notices, pf.Note)
+	}
 	v := Decide(Input{Policy: pol, PolicyErr: perr, Change: change})
 	if l := s.logger(); l.Enabled(ctx, slog.LevelDebug) {
 		bound := make([]string, 0, len(change.Reviews))

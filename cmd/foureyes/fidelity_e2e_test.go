@@ -313,3 +313,20 @@ func TestGitHubIssuesDisabledStillFlags(t *testing.T) {
 		t.Fatalf("metric missing:\n%s", body)
 	}
 }
+
+// The org's .github repository holds a stricter policy, but it is not in
+// the App's installation: GitHub answers 404 as for a missing file. The
+// check must say where foureyes looked and that .github is out of reach.
+func TestGitHubOrgPolicyOutsideInstallationIsCalledOut(t *testing.T) {
+	e := newE2E(t, nil)
+	const org = "Codertocat/.github"
+	e.sb.Fake.AddRepo(org)
+	e.sb.Fake.PutFile(org, "main", "foureyes.yml", strictInfraPolicy)
+	e.sb.Fake.HideFromInstallation(org)
+	pr := e.openPR([]string{"app/main.go"})
+	e.review(pr, "bob", "approved")
+	run := e.check(pr)
+	if !strings.Contains(run.Summary, "the installation cannot read Codertocat/.github") || !strings.Contains(run.Summary, ".github/foureyes.yml") {
+		t.Fatalf("the check does not say the org policy repository is out of reach:\n%s", run.Summary)
+	}
+}

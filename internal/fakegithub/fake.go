@@ -74,6 +74,8 @@ type repo struct {
 	branches      map[string]string   // name -> tip (see SetBranch)
 	// issuesDisabled: see SetIssuesDisabled.
 	issuesDisabled bool
+	// hidden: see HideFromInstallation.
+	hidden bool
 }
 
 type tag struct{ name, sha string }

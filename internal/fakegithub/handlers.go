@@ -63,7 +63,7 @@ func (f *Fake) withRepo(h repoHandler) http.HandlerFunc {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		rp := f.lookup(r.PathValue("owner"), r.PathValue("repo"))
-		if rp == nil {
+		if rp == nil || f.hiddenFrom(r, rp) {
 			writeError(w, http.StatusNotFound, "Not Found")
 			return
 		}
