@@ -40,7 +40,7 @@ func TestGitLabDiffOverLimitFailsClosed(t *testing.T) {
 	if st.State != "failed" {
 		t.Fatalf("status %s (%s); want failed: the infra file past the diff limit was never judged", st.State, st.Description)
 	}
-	if note := e.note(mr.IID); !strings.Contains(note, "more than 1000 changed files") || !strings.Contains(note, "split the change") {
+	if note := e.note(mr.IID); !strings.Contains(note, "more than 1000 changed files") || !strings.Contains(note, "split the") {
 		t.Fatalf("the note does not say why:\n%s", note)
 	}
 	// A later push that edits only the hidden file: still judged incomplete,
@@ -144,8 +144,8 @@ func TestGitLabLongDetailsLinkStillPostsStatus(t *testing.T) {
 	e.deliver(hook)
 	e.approve(mr, glBob)
 	st := e.status(mr.SHA)
-	if st.State != "success" || st.TargetURL != "" {
-		t.Fatalf("status %+v; want success without a target_url", st)
+	if st.State != "success" || strings.Contains(st.TargetURL, "/details/") || !strings.Contains(st.TargetURL, "/-/merge_requests/") {
+		t.Fatalf("status %+v; want success linking the merge request", st)
 	}
 	if note := e.note(mr.IID); !strings.Contains(note, "[Details of this verdict](") || !strings.Contains(note, "/details/") {
 		t.Fatalf("the note does not link the details page:\n%s", note)

@@ -37,6 +37,9 @@ type mrMemo struct {
 	// project); statusFallback is set once the token could not post there.
 	sourceProject  int
 	statusFallback bool
+	// webURL is the merge request's page: the status links it when the
+	// details link is too long for GitLab's target_url.
+	webURL string
 }
 
 // statusMemo is what Change last saw of the "foureyes" statuses on a head:
@@ -105,7 +108,9 @@ func (f *Forge) Change(ctx context.Context, ref bot.ChangeRef, teams []string) (
 	if err != nil {
 		return nil, fmt.Errorf("gitlab: get merge request %s!%d: %w", repo.FullName, ref.Number, err)
 	}
-	f.rememberMR(repo, ref.Number, func(m *mrMemo) { m.sourceBranch, m.sourceProject = mr.SourceBranch, forkOf(mr) })
+	f.rememberMR(repo, ref.Number, func(m *mrMemo) {
+		m.sourceBranch, m.sourceProject, m.webURL = mr.SourceBranch, forkOf(mr), mr.WebURL
+	})
 
 	c := &bot.Change{
 		Ref:     bot.ChangeRef{Forge: bot.GitLab, Repo: repo, Number: ref.Number, HeadSHA: mr.SHA},

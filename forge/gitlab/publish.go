@@ -29,6 +29,19 @@ const maxTargetURL = 255
 
 func targetURLFits(u string) bool { return u != "" && len(u) <= maxTargetURL }
 
+// statusTargetURL is the link of a merge request's status: the details
+// page, or when that link is too long the merge request itself, whose
+// note links the details page.
+func (f *Forge) statusTargetURL(repo bot.Repo, iid int, details string) string {
+	if details == "" || targetURLFits(details) {
+		return details
+	}
+	if m, ok := f.mrs.get(mrKey(repo, iid)); ok && targetURLFits(m.webURL) {
+		return m.webURL
+	}
+	return ""
+}
+
 // priorID is what Publish returns and gets back as Report.PriorID:
 // "state|noteID|digest" — the status state foureyes last posted on the
 // head, its note, and a digest of the note body last written.
@@ -98,14 +111,15 @@ func (f *Forge) Publish(ctx context.Context, r bot.Report) (string, error) {
 	}
 	next := priorID{state: state}
 
-	body := NoteMarker + "\n" + r.Markdown
+	extra := ""
 	if memo, ok := f.mrs.get(mrKey(repo, iid)); ok && memo.statusFallback {
-		body += "\n\n" + forkFallbackNotice(iid)
+		extra += "\n\n" + forkFallbackNotice(iid)
 	}
 	if r.DetailsURL != "" && !targetURLFits(r.DetailsURL) {
 		// Too long for the status's target_url: the note links it.
-		body += "\n\n[Details of this verdict](" + r.DetailsURL + ")"
+		extra += "\n\n[Details of this verdict](" + r.DetailsURL + ")"
 	}
+	body := NoteMarker + "\n" + r.Markdown + extra
 	sum := sha256.Sum256([]byte(body))
 	next.digest = hex.EncodeToString(sum[:8])
 	if prior.noteID != 0 && prior.digest == next.digest {
@@ -121,7 +135,13 @@ func (f *Forge) Publish(ctx context.Context, r bot.Report) (string, error) {
 		// same, and remembering its ID saves listing the notes.
 		noteID = memo.noteID
 	}
-	next.noteID, err = f.upsertNote(ctx, repo, iid, self, noteID, body)
+	// Mentions notify, also when an edit adds them: only the note's first
+	// version mentions people and groups; every edit names them quietly.
+	quiet := body
+	if r.QuietMarkdown != "" {
+		quiet = NoteMarker + "\n" + r.QuietMarkdown + extra
+	}
+	next.noteID, err = f.upsertNote(ctx, repo, iid, self, noteID, body, quiet)
 	if err != nil {
 		return "", err
 	}
@@ -140,8 +160,8 @@ func (f *Forge) postStatus(ctx context.Context, repo bot.Repo, iid int, sha, sta
 		Ref:         gl.Ptr(ref),
 		Description: gl.Ptr(truncate(r.Title, maxDescription)),
 	}
-	if targetURLFits(r.DetailsURL) {
-		opt.TargetURL = gl.Ptr(r.DetailsURL)
+	if u := f.statusTargetURL(repo, iid, r.DetailsURL); u != "" {
+		opt.TargetURL = gl.Ptr(u)
 	}
 	_, _, err = f.client.Commits.SetCommitStatus(project, sha, opt, gl.WithContext(ctx))
 	if fp, ok := project.(int); ok && fp != int(repo.ID) && isNoAccess(err) {
@@ -203,11 +223,12 @@ func truncate(s string, n int) string {
 }
 
 // upsertNote edits foureyes' note (noteID, or the one found by its marker
-// and author) or, when there is none, creates it; it returns the note ID.
-func (f *Forge) upsertNote(ctx context.Context, repo bot.Repo, iid int, self bot.User, noteID int, body string) (int, error) {
+// and author) with quiet or, when there is none, creates it with body; it
+// returns the note ID.
+func (f *Forge) upsertNote(ctx context.Context, repo bot.Repo, iid int, self bot.User, noteID int, body, quiet string) (int, error) {
 	update := func(id int) error {
 		_, _, err := f.client.Notes.UpdateMergeRequestNote(pid(repo), iid, id,
-			&gl.UpdateMergeRequestNoteOptions{Body: gl.Ptr(body)}, gl.WithContext(ctx))
+			&gl.UpdateMergeRequestNoteOptions{Body: gl.Ptr(quiet)}, gl.WithContext(ctx))
 		return err
 	}
 	if noteID != 0 {

@@ -81,23 +81,20 @@ type Commit struct {
 
 // MergeRequest is a merge request of a project.
 type MergeRequest struct {
-	IID          int
-	Title        string
-	Description  string
-	AuthorID     int
-	SourceBranch string
-	// SourceProjectID is the fork the source branch lives in (0: the
-	// merge request's own project). GitLab's merge request API names it in
-	// source_project_id; the commits API wants statuses of its commits
-	// posted there ("the API call must target the commit in the merge
-	// request's source branch", https://docs.gitlab.com/api/commits/).
-	SourceProjectID int
-	TargetBranch    string
-	SHA             string // head
-	BaseSHA         string // diff_refs.base_sha
-	State           string // opened (default), closed, merged, locked
-	Draft           bool
-	MergeCommitSHA  string
+	IID            int
+	Title          string
+	Description    string
+	AuthorID       int
+	SourceBranch   string
+	TargetBranch   string
+	SHA            string // head
+	BaseSHA        string // diff_refs.base_sha
+	State          string // opened (default), closed, merged, locked
+	Draft          bool
+	MergeCommitSHA string
+	// SquashCommitSHA is the commit a squash merge created on the target
+	// branch (squash_commit_sha).
+	SquashCommitSHA string
 	// MergedAt is the merged_at of a merged merge request (default: its
 	// last update).
 	MergedAt    time.Time
@@ -105,6 +102,13 @@ type MergeRequest struct {
 	Diffs       []Diff
 	// Commits of the merge request, newest first (GitLab's order).
 	Commits []Commit
+
+	// SourceProjectID is the fork the source branch lives in (0: the
+	// merge request's own project). GitLab's merge request API names it in
+	// source_project_id; the commits API wants statuses of its commits
+	// posted there ("the API call must target the commit in the merge
+	// request's source branch", https://docs.gitlab.com/api/commits/).
+	SourceProjectID int
 }
 
 // Status is a commit status (GitLab's "generic commit status").
@@ -188,7 +192,7 @@ type projectState struct {
 	issues    []*Issue
 	commits   map[string]Commit
 	tags      []tagState        // in creation order
-	branches  map[string]string // name -> tip (see SetBranch)
+	branches  map[string]string // branch -> tip SHA (SetBranch)
 	createdAt time.Time
 }
 

@@ -71,26 +71,12 @@ func sourceProject(p *projectState, m *mrState) int {
 	return p.ID
 }
 
-// SetBranch points a branch at sha without a push hook: GitLab fires no
-// push hook for a push that updates more than three branches, and no tag
-// hook for more than three tags (push events section of
+// Branches move without a push hook with SetBranch (scan.go): GitLab
+// fires no push hook for a push that updates more than three branches, and
+// no tag hook for more than three tags (push events section of
 // https://docs.gitlab.com/user/project/integrations/webhook_events/;
 // introduced by gitlab-org/gitlab issue 31009, "Don't fire hooks/services
-// if there are more than 3 branches/tags in a single push"). An empty sha
-// deletes the branch.
-func (s *Server) SetBranch(projectID int, name, sha string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p := s.project(projectID)
-	if p.branches == nil {
-		p.branches = map[string]string{}
-	}
-	if sha == "" {
-		delete(p.branches, name)
-		return
-	}
-	p.branches[name] = sha
-}
+// if there are more than 3 branches/tags in a single push").
 
 // listBranches is GET /projects/:id/repository/branches (by name), each
 // {name, commit, merged, protected, default, ...}
