@@ -53,6 +53,30 @@ func refsScope(forge bot.ForgeName, repo string) string {
 
 const baselineKey = "\x00baseline"
 
+// cursorKey (in reposScope) is the repository the last run stopped at.
+const cursorKey = "\x00cursor"
+
+// window is the repositories one run visits: at most MaxRepos, starting
+// after the one the previous run stopped at, wrapping around.
+func (r *Reconciler) window(keys []string, after string) []string {
+	max := r.MaxRepos
+	if max <= 0 {
+		max = 200
+	}
+	if len(keys) <= max {
+		return keys
+	}
+	start := sort.SearchStrings(keys, after)
+	if start < len(keys) && keys[start] == after {
+		start++
+	}
+	out := make([]string, 0, max)
+	for i := 0; i < max; i++ {
+		out = append(out, keys[(start+i)%len(keys)])
+	}
+	return out
+}
+
 // Tracker wraps the release guard and records, for every push it handled
 // without error, the ref's new tip: the last one foureyes judged.
 type Tracker struct {
@@ -105,6 +129,10 @@ type Reconciler struct {
 	// MaxPushes bounds the pushes queued per run (default 100); the rest
 	// wait for the next run, so one run never spends the rate limit.
 	MaxPushes int
+	// MaxRepos bounds the repositories visited per forge and run (default
+	// 200: about four requests each); the next run goes on from where
+	// this one stopped.
+	MaxRepos int
 	// Observer is called once per push queued (metric
 	// foureyes_reconciled_pushes_total).
 	Observer func(forge string)
@@ -171,24 +199,39 @@ func (r *Reconciler) Run(ctx context.Context) (int, error) {
 		}
 		keys := make([]string, 0, len(repos))
 		for k := range repos {
-			keys = append(keys, k)
+			if k != cursorKey {
+				keys = append(keys, k)
+			}
 		}
 		sort.Strings(keys)
+		keys = r.window(keys, repos[cursorKey])
+		last := ""
 		for _, k := range keys {
 			if queued >= limit {
 				r.logger().Info("reconcile: per-run bound reached; the rest waits for the next run", "bound", limit)
-				return queued, errors.Join(errs...)
+				break
 			}
 			var repo bot.Repo
 			if err := json.Unmarshal([]byte(repos[k]), &repo); err != nil {
 				errs = append(errs, fmt.Errorf("reconcile: stored repository %s: %w", k, err))
+				last = k
 				continue
 			}
-			n, err := r.repo(ctx, forge, r.Forges[forge], repo, limit-queued)
+			budget := limit - queued
+			n, err := r.repo(ctx, forge, r.Forges[forge], repo, budget)
 			queued += n
 			if err != nil {
 				errs = append(errs, err)
-				break // this forge: the next run retries
+				break // this forge: the next run retries from this repository
+			}
+			if n < budget {
+				last = k // done with it; a repository cut short is visited again first
+			}
+		}
+		if last != "" {
+			// The next run starts after the last repository fully visited.
+			if err := r.Store.PutFact(ctx, reposScope(forge), cursorKey, last); err != nil {
+				return queued, fmt.Errorf("reconcile: record progress: %w", err)
 			}
 		}
 	}

@@ -179,3 +179,35 @@ func TestReconcileIsBoundedAndStopsOnForgeErrors(t *testing.T) {
 		t.Fatalf("after the forge recovered: %d, want 1", n)
 	}
 }
+
+// Many repositories: a run visits at most MaxRepos, the next goes on.
+func TestReconcileVisitsRepositoriesInTurns(t *testing.T) {
+	e := newEnv(t)
+	e.r.MaxRepos = 1
+	other := bot.Repo{FullName: "acme/lib", ID: 43, DefaultBranch: "main"}
+	e.fake.AddProject(fakegitlab.Project{ID: 43, PathWithNamespace: other.FullName, DefaultBranch: "main"})
+	for _, r := range []bot.Repo{repo, other} {
+		ev := bot.Event{Forge: bot.GitLab, Repo: r, Kind: bot.EventBranchPush, Push: &bot.PushEvent{Ref: "refs/heads/main", After: "a1"}}
+		if err := reconcile.Record(e.ctx, e.db, ev); err != nil {
+			t.Fatal(err)
+		}
+		e.fake.SetBranch(int(r.ID), "main", "a1")
+	}
+	e.run() // baselines: one repository per run
+	e.run()
+	e.fake.SetBranch(project, "main", "a2")
+	e.fake.SetBranch(43, "main", "b2")
+	seen := map[string]bool{}
+	for range 2 {
+		if n := e.run(); n != 1 {
+			t.Fatalf("a run visiting one repository queued %d", n)
+		}
+		for _, ev := range e.queued {
+			seen[ev.Repo.FullName] = true
+		}
+		e.queued = nil
+	}
+	if !seen[repo.FullName] || !seen[other.FullName] {
+		t.Fatalf("two runs did not visit both repositories: %v", seen)
+	}
+}
