@@ -226,8 +226,9 @@ func TestBinaryServeMetricsAndGracefulStop(t *testing.T) {
 	}
 	be.waitRuns(t, []fakegithub.PR{pr}, "success")
 
-	// The check run is published before the evaluation is counted: poll
-	// briefly rather than race the worker.
+	// The check run is published before the evaluation is counted (the
+	// count waits for the audit record), so the metric may lag the check
+	// run by a moment: read /metrics until it shows the evaluation.
 	var metrics []byte
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		resp, err := http.Get(base + "/metrics")
@@ -307,8 +308,10 @@ func TestBinaryCrashLosesNothing(t *testing.T) {
 		t.Fatalf("%d deliveries stored, %d accepted", got, accepted)
 	}
 
+	restarted := time.Now()
 	be.start(t)
 	be.waitRuns(t, prs, "success")
+	t.Logf("all %d PRs final %s after the restart began", n, time.Since(restarted).Round(time.Millisecond))
 	for _, pr := range prs {
 		if runs := be.fake.CheckRuns(e2eRepo, pr.HeadSHA); len(runs) != 1 {
 			t.Errorf("PR %d: %d check runs on its head, want 1", pr.Number, len(runs))
