@@ -122,6 +122,7 @@ func TestReconcileQueuesWhatMovedSinceLastJudged(t *testing.T) {
 	e.fake.SetBranch(project, "topic", "t2")
 	e.fake.AddTag(project, "v1.1", "a2")
 	e.fake.AddTag(project, "nightly", "a2") // not a release tag
+	e.fake.ResetRequests()
 	if n := e.run(); n != 4 {
 		t.Fatalf("queued %d pushes, want 4", n)
 	}
@@ -136,6 +137,11 @@ func TestReconcileQueuesWhatMovedSinceLastJudged(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("queued\n%q\nwant\n%q", got, want)
+	}
+	// Cost of one repository: the policy lookup (three paths, none here),
+	// one page of branches, one of tags.
+	if n := e.fake.RequestCount(); n > 5 {
+		t.Errorf("one repository cost %d requests, want <= 5: %v", n, e.fake.Requests())
 	}
 	if e.counted != 4 {
 		t.Errorf("metric counted %d pushes, want 4", e.counted)
