@@ -76,6 +76,11 @@ type repo struct {
 	tags          []tag               // in creation order
 	histories     map[string][]Commit // sha -> commits reachable from it, newest first
 	installation  int64               // the App installation on it (0: not installed)
+	branches      map[string]string   // name -> tip (see SetBranch)
+	// issuesDisabled: see SetIssuesDisabled.
+	issuesDisabled bool
+	// hidden: see HideFromInstallation.
+	hidden bool
 }
 
 type tag struct{ name, sha string }
