@@ -152,4 +152,23 @@ func TestGitLabOverrideMerge(t *testing.T) {
 	if len(sts) != 1 || sts[0].State != "success" || !strings.Contains(sts[0].Description, "break-glass override") {
 		t.Fatalf("statuses: %+v", sts)
 	}
+
+	// The release tag's report lists it as override with both names.
+	e.fake.AddTag(glProject, "v1.0.0", "r0")
+	e.fake.AddTag(glProject, "v1.1.0", head)
+	e.fake.SetFile(glProject, "v1.1.0", ".gitlab/foureyes.yml", []byte("version: 1\nbreak_glass:\n  approvers: { users: [\"bob\", \"dave\", \"alice\"] }\n"))
+	if err := e.guard.HandlePush(e.ctx, tagPush(bot.GitLab, glRepo, "v1.1.0", head, "dave")); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := release.Load(e.ctx, e.db, "gitlab", glRepo.FullName, "v1.1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Summary.Overridden != 1 || rep.Summary.Unreviewed != 0 || len(rep.Commits) != 1 || rep.Commits[0].Reason != release.Override ||
+		!slices.Equal(rep.Commits[0].OverriddenBy, []string{"bob", "dave"}) {
+		t.Fatalf("report: %+v", rep)
+	}
+	if is := e.fake.Issues(glProject); len(is) != 1 || !strings.Contains(is[0].Description, "**override** by @bob and @dave") {
+		t.Errorf("report issue: %+v", is)
+	}
 }
