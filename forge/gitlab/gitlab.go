@@ -74,6 +74,9 @@ const defaultCacheTTL = 10 * time.Minute
 type Forge struct {
 	client  *gl.Client
 	baseURL *url.URL
+	// transport also carries the requests made with a viewer's OAuth
+	// token (viewers.go).
+	transport http.RoundTripper
 	log     *slog.Logger
 	now     func() time.Time
 	ttl     time.Duration
@@ -109,7 +112,7 @@ func New(cfg Config) (*Forge, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gitlab: create client for %s: %w", base, err)
 	}
-	f := &Forge{client: client, baseURL: u, log: cfg.Logger, now: cfg.Now, ttl: cfg.CacheTTL}
+	f := &Forge{client: client, baseURL: u, transport: cfg.Transport, log: cfg.Logger, now: cfg.Now, ttl: cfg.CacheTTL}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
