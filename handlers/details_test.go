@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/foureyes-dev/foureyes/bot"
 	"github.com/foureyes-dev/foureyes/handlers"
 )

@@ -77,9 +77,9 @@ type Forge struct {
 	// transport also carries the requests made with a viewer's OAuth
 	// token (viewers.go).
 	transport http.RoundTripper
-	log     *slog.Logger
-	now     func() time.Time
-	ttl     time.Duration
+	log       *slog.Logger
+	now       func() time.Time
+	ttl       time.Duration
 
 	selfMu sync.Mutex
 	self   bot.User
