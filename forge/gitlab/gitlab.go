@@ -74,12 +74,13 @@ const defaultCacheTTL = 10 * time.Minute
 type Forge struct {
 	client  *gl.Client
 	baseURL *url.URL
+	log     *slog.Logger
+	now     func() time.Time
+	ttl     time.Duration
+
 	// transport also carries the requests made with a viewer's OAuth
 	// token (viewers.go).
 	transport http.RoundTripper
-	log       *slog.Logger
-	now       func() time.Time
-	ttl       time.Duration
 
 	selfMu sync.Mutex
 	self   bot.User
@@ -112,7 +113,7 @@ func New(cfg Config) (*Forge, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gitlab: create client for %s: %w", base, err)
 	}
-	f := &Forge{client: client, baseURL: u, transport: cfg.Transport, log: cfg.Logger, now: cfg.Now, ttl: cfg.CacheTTL}
+	f := &Forge{client: client, baseURL: u, log: cfg.Logger, now: cfg.Now, ttl: cfg.CacheTTL, transport: cfg.Transport}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
