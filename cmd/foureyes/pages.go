@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,6 +63,7 @@ func (s *server) mountPages(r *mux.Router) error {
 // configured and is link-only otherwise (docs/gitlab.md). GitHub without
 // its client shows verdicts of public repositories only.
 func (s *server) detailsAccess(webURL string) map[bot.ForgeName]handlers.DetailsAccess {
+	webURL = strings.TrimRight(webURL, "/")
 	out := map[bot.ForgeName]handlers.DetailsAccess{}
 	client := &http.Client{Timeout: 20 * time.Second}
 	for name, f := range s.forges {

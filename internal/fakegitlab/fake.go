@@ -211,6 +211,7 @@ type Server struct {
 	strict       bool
 	failures     []failure
 	log          []Request
+	oauthSt      *oauthState // the OAuth provider and its tokens (oauth.go)
 }
 
 // failure makes matching requests fail (see SetFailure).
