@@ -17,6 +17,7 @@ import (
 	"github.com/foureyes-dev/foureyes/bot"
 	"github.com/foureyes-dev/foureyes/handlers"
 	"github.com/foureyes-dev/foureyes/internal/fakegithub"
+	"github.com/foureyes-dev/foureyes/internal/fakegitlab"
 )
 
 // Who may read a details page, driven end to end: the real server and
@@ -312,4 +313,73 @@ func fakeAuthorize(t *testing.T, auth *url.URL, login string) string {
 		t.Fatalf("authorize as %s: %d %s", login, resp.StatusCode, resp.Header.Get("Location"))
 	}
 	return back.Query().Get("code")
+}
+
+// glSignIn signs in on the fake GitLab as login with a cookie-keeping
+// client, starting from the details page's sign-in link, and returns the
+// page it ends on.
+func glSignIn(t *testing.T, c *http.Client, base, token, login string) (int, string) {
+	t.Helper()
+	resp, err := c.Get(base + "/auth/gitlab/login?next=" + url.QueryEscape(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	authURL := resp.Request.URL // the forge's sign-in page, after the redirect
+	if resp.StatusCode != http.StatusOK || authURL.Path != "/oauth/authorize" || authURL.Query().Get("scope") != "read_user read_api" {
+		t.Fatalf("sign-in start: %d at %s", resp.StatusCode, authURL)
+	}
+	resp, err = c.PostForm(authURL.String(), url.Values{"login": {login}, "decision": {"authorize"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestDetailsGitLabSignIn(t *testing.T) {
+	e := newGLE2EWith(t, map[string]string{
+		"FOUREYES_GITLAB_CLIENT_ID":     "gitlab-app-id",
+		"FOUREYES_GITLAB_CLIENT_SECRET": "gitlab-app-secret",
+	})
+	e.fake.SetOAuthApplication("gitlab-app-id", "gitlab-app-secret", e.sb.URL+handlers.SignInCallbackPath(bot.GitLab))
+	e.fake.SetVisibility(glProject, "private")
+	e.fake.SetMember(glProject, glErin, fakegitlab.Guest) // a Guest cannot see merge requests
+	mr := e.openMR("main.go")
+	link := e.status(mr.SHA).TargetURL
+	token := strings.TrimPrefix(link, e.sb.URL+"/details/")
+	if token == link {
+		t.Fatalf("status target %q", link)
+	}
+	if resp, body := httpGet(t, nil, link); resp.StatusCode != http.StatusUnauthorized || strings.Contains(body, "main.go") || !strings.Contains(body, "Sign in with GitLab") {
+		t.Fatalf("anonymous: %d", resp.StatusCode)
+	}
+	jar, _ := cookiejar.New(nil)
+	guest := &http.Client{Jar: jar}
+	if status, body := glSignIn(t, guest, e.sb.URL, token, "erin"); status != http.StatusForbidden || !strings.Contains(body, "@erin") || strings.Contains(body, "main.go") {
+		t.Errorf("Guest erin: %d\n%s", status, body)
+	}
+	jar2, _ := cookiejar.New(nil)
+	reporter := &http.Client{Jar: jar2}
+	if status, body := glSignIn(t, reporter, e.sb.URL, token, "rita"); status != http.StatusOK || !strings.Contains(body, "main.go") || !strings.Contains(body, "merge request !") {
+		t.Errorf("Reporter rita: %d\n%s", status, body)
+	}
+}
+
+// Without a GitLab OAuth application, GitLab details links are link-only
+// (docs/gitlab.md), private project or not; they still expire.
+func TestDetailsGitLabLinkOnly(t *testing.T) {
+	e := newGLE2E(t)
+	e.fake.SetVisibility(glProject, "private")
+	mr := e.openMR("main.go")
+	link := e.status(mr.SHA).TargetURL
+	if resp, body := httpGet(t, nil, link); resp.StatusCode != http.StatusOK || !strings.Contains(body, "main.go") {
+		t.Errorf("link-only: %d", resp.StatusCode)
+	}
+	ref := bot.ChangeRef{Forge: bot.GitLab, Repo: bot.Repo{FullName: glPath}, Number: mr.IID, HeadSHA: mr.SHA}
+	old := e.sb.URL + "/details/" + handlers.SignDetails(e.sb.srv.detailsKey(), ref, time.Now().Add(-time.Second))
+	if resp, body := httpGet(t, nil, old); resp.StatusCode != http.StatusGone || !strings.Contains(body, "This link has expired") {
+		t.Errorf("expired: %d", resp.StatusCode)
+	}
 }

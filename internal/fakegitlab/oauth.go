@@ -74,15 +74,13 @@ func (s *Server) oauth() *oauthState {
 	return s.oauthSt
 }
 
-// AddOAuthApplication registers an OAuth application (Admin or User
-// settings > Applications) with its one redirect URI and returns its
-// client ID and secret.
-func (s *Server) AddOAuthApplication(redirectURI string) (clientID, clientSecret string) {
+// SetOAuthApplication registers (or updates) an OAuth application, as
+// Admin or User settings > Applications do: its application ID, secret and
+// redirect URI.
+func (s *Server) SetOAuthApplication(clientID, clientSecret, redirectURI string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a := &oauthApp{id: randomHex(32), secret: "gloas-" + randomHex(32), redirect: redirectURI}
-	s.oauth().apps[a.id] = a
-	return a.id, a.secret
+	s.oauth().apps[clientID] = &oauthApp{id: clientID, secret: clientSecret, redirect: redirectURI}
 }
 
 // SetVisibility sets a project's visibility: "public", "internal" (the
