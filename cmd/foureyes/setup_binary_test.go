@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -174,5 +175,64 @@ func TestBinarySetupThenRestart(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(home), "foureyes is running") || !regexp.MustCompile(`href="`+regexp.QuoteMeta(fake.WebURL())+`/apps/foureyes-\d+/installations/new"`).Match(home) {
 		t.Errorf("home page after setup does not link the install page:\n%s", home)
+	}
+	// Built without -ldflags, the build info's commit shows in the metric.
+	if rev := binaryRevision(t); rev != "" {
+		resp, err := noFollow.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !regexp.MustCompile(`foureyes_build_info\{[^}]*commit="` + rev + `"`).Match(metrics) {
+			t.Errorf("foureyes_build_info does not carry commit %s:\n%s", rev, regexp.MustCompile(`(?m)^foureyes_build_info.*$`).Find(metrics))
+		}
+	}
+}
+
+// binaryRevision is the vcs.revision `go build` recorded in the test's
+// binary, or "" when it recorded none (a git worktree, whose .git is a file,
+// or GOFLAGS=-buildvcs=false): then the commit cannot be checked.
+func binaryRevision(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "version", "-m", foureyesBinary(t)).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^\s*build\s+vcs\.revision=(\S+)$`).FindSubmatch(out)
+	if m == nil {
+		t.Log("the binary records no vcs.revision: the commit is not checked")
+		return ""
+	}
+	return string(m[1])
+}
+
+func TestBinaryVersionNamesTheCommit(t *testing.T) {
+	rev := binaryRevision(t)
+	out, err := exec.Command(foureyesBinary(t), "version").CombinedOutput()
+	want := "commit " + rev
+	if rev == "" {
+		want = "commit unknown"
+	}
+	if err != nil || !strings.Contains(string(out), want) {
+		t.Errorf("foureyes version = %q (%v), want %q", out, err, want)
+	}
+}
+
+func TestCommitFromBuildInfo(t *testing.T) {
+	bi := &debug.BuildInfo{Settings: []debug.BuildSetting{{Key: "vcs", Value: "git"}, {Key: "vcs.revision", Value: "3dd4263f"}}}
+	for _, c := range []struct {
+		ldflag string
+		bi     *debug.BuildInfo
+		want   string
+	}{
+		{"", bi, "3dd4263f"},
+		{"abc123", bi, "abc123"},
+		{"", &debug.BuildInfo{}, "unknown"},
+		{"", nil, "unknown"},
+	} {
+		if got := commitOf(c.ldflag, c.bi, c.bi != nil); got != c.want {
+			t.Errorf("commitOf(%q, %v) = %q, want %q", c.ldflag, c.bi, got, c.want)
+		}
 	}
 }
