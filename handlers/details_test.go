@@ -352,3 +352,41 @@ func TestDetailsHandlerWithoutMux(t *testing.T) {
 		t.Fatalf("POST: %d", rec.Code)
 	}
 }
+
+func TestDetailsLinksExpire(t *testing.T) {
+	ref := sampleRef()
+	now := time.Now()
+	tok := handlers.SignDetails(detailsKey, ref, now.Add(time.Hour))
+	if _, err := handlers.VerifyDetails(detailsKey, tok, now.Add(59*time.Minute)); err != nil {
+		t.Fatalf("before expiry: %v", err)
+	}
+	for _, at := range []time.Time{now.Add(time.Hour), now.Add(24 * time.Hour)} {
+		if _, err := handlers.VerifyDetails(detailsKey, tok, at); !errors.Is(err, handlers.ErrDetailsExpired) || !errors.Is(err, handlers.ErrDetailsToken) {
+			t.Errorf("at %s: %v, want expired", at.Sub(now), err)
+		}
+	}
+	// A forged token is not "expired" (that would confirm it names
+	// something): the MAC is checked first.
+	forged := handlers.SignDetails([]byte("attacker"), ref, now.Add(-time.Hour))
+	if _, err := handlers.VerifyDetails(detailsKey, forged, now); errors.Is(err, handlers.ErrDetailsExpired) {
+		t.Error("a forged expired token reads as expired")
+	}
+	// Moving the expiry breaks the MAC.
+	payload, mac, _ := strings.Cut(handlers.SignDetails(detailsKey, ref, now.Add(-time.Hour)), ".")
+	raw, _ := base64.RawURLEncoding.DecodeString(payload)
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	m["x"] = now.Add(1000 * time.Hour).Unix()
+	b, _ := json.Marshal(m)
+	if _, err := handlers.VerifyDetails(detailsKey, base64.RawURLEncoding.EncodeToString(b)+"."+mac, now); err == nil || errors.Is(err, handlers.ErrDetailsExpired) {
+		t.Errorf("extended expiry: %v", err)
+	}
+
+	src := &memVerdicts{}
+	src.put(ref, sampleVerdict(ref))
+	srv := detailsServer(t, src)
+	resp, body := get(t, srv.URL+"/details/"+handlers.SignDetails(detailsKey, ref, now.Add(-time.Minute)))
+	if resp.StatusCode != http.StatusGone || !strings.Contains(body, "This link has expired") || strings.Contains(body, "deploy/prod") {
+		t.Errorf("expired link: %d", resp.StatusCode)
+	}
+}

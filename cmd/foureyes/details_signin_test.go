@@ -383,3 +383,20 @@ func TestDetailsGitLabLinkOnly(t *testing.T) {
 		t.Errorf("expired: %d", resp.StatusCode)
 	}
 }
+
+// GitHub without the App's OAuth client cannot check who reads a private
+// repository's verdict: the page refuses everyone (fails closed) and says
+// what the operators must set.
+func TestDetailsPrivateWithoutSignInIsRefused(t *testing.T) {
+	e := newE2E(t, nil)
+	e.sb.Fake.SetPrivate(e2eRepo, true)
+	pr := e.openPR([]string{"main.go"})
+	run := e.check(pr)
+	resp, body := httpGet(t, nil, run.DetailsURL)
+	if resp.StatusCode != http.StatusForbidden || strings.Contains(body, "main.go") || !strings.Contains(body, "FOUREYES_GITHUB_CLIENT_ID") {
+		t.Errorf("private repository without sign-in: %d", resp.StatusCode)
+	}
+	if resp, _ := httpGet(t, nil, e.sb.URL+"/auth/github/login?next=x"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("sign-in route without a client: %d", resp.StatusCode)
+	}
+}
