@@ -20,6 +20,9 @@ import (
 // mountPages adds the pages for people: the details page of a verdict with
 // its forge sign-in, and the home page with the GitHub App manifest flow.
 func (s *server) mountPages(r *mux.Router) error {
+	if s.cfg.CredentialsLoaded {
+		s.logger.Info("read the settings the setup page wrote (the environment wins over them)", "file", s.cfg.CredentialsFile)
+	}
 	webURL := "https://github.com"
 	if s.cfg.GitHubAPIURL != "https://api.github.com/" {
 		// GitHub Enterprise Server: the web root is the API host.
