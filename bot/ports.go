@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/foureyes-dev/foureyes/audit"
 )
@@ -79,4 +80,20 @@ type Viewers interface {
 	// CanRead reports whether the person of token may read the change:
 	// asked with their token, so the forge applies their own access.
 	CanRead(ctx context.Context, token string, ref ChangeRef) (bool, error)
+}
+
+// RateBudget is what is left of a forge's request budget.
+type RateBudget struct {
+	Remaining int
+	Limit     int       // 0 when not reported
+	Reset     time.Time // when the window resets
+}
+
+// RateLimited is implemented by forges that give a request budget per
+// installation (GitHub). The service asks it before work that costs
+// requests, so that urgent work goes first when the budget runs low.
+type RateLimited interface {
+	// RateBudget returns the last reported budget of the installation
+	// that serves repo; ok is false while it is unknown.
+	RateBudget(repo Repo) (b RateBudget, ok bool)
 }
