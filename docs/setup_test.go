@@ -8,6 +8,9 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/foureyes-dev/foureyes/bot"
+	"github.com/foureyes-dev/foureyes/handlers"
 )
 
 // The README's set-up words, checked against the code that they describe:
@@ -198,5 +201,22 @@ func TestReadmeSettingsOfSetupAndDetails(t *testing.T) {
 		case s.def != "" && !strings.Contains(row, "`"+s.def+"`"):
 			t.Errorf("README: the row of %s does not give the default `%s`", name, s.def)
 		}
+	}
+}
+
+// The sign-in callback the README tells people to register is the one the
+// server serves and the setup page registers (app.yml's callback_urls).
+func TestReadmeSignInCallback(t *testing.T) {
+	path := handlers.SignInCallbackPath(bot.GitHub)
+	text := strings.Join(strings.Fields(readme(t)), " ")
+	if !strings.Contains(text, "`FOUREYES_PUBLIC_URL"+path+"`") {
+		t.Errorf("README does not give the callback URL FOUREYES_PUBLIC_URL%s", path)
+	}
+	if !strings.Contains(readRoot(t, "app.yml"), "https://foureyes.example.com"+path) {
+		t.Errorf("app.yml's callback_urls lacks %s", path)
+	}
+	gl := strings.Join(strings.Fields(strings.Join(readDoc(t, "gitlab.md").proseLines(), "\n")), " ")
+	if !strings.Contains(gl, "`FOUREYES_PUBLIC_URL"+handlers.SignInCallbackPath(bot.GitLab)+"`") {
+		t.Error("gitlab.md does not give the OAuth application's redirect URI")
 	}
 }
