@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -338,6 +339,20 @@ func glSignIn(t *testing.T, c *http.Client, base, token, login string) (int, str
 	return resp.StatusCode, string(b)
 }
 
+// detailsLink is the details page of mr's verdict: the status links it when
+// the link fits GitLab's 255-character target_url, else the note does.
+func (e *glE2E) detailsLink(mr fakegitlab.MergeRequest) string {
+	e.t.Helper()
+	if u := e.status(mr.SHA).TargetURL; strings.HasPrefix(u, e.sb.URL+"/details/") {
+		return u
+	}
+	m := regexp.MustCompile(`\]\((` + regexp.QuoteMeta(e.sb.URL) + `/details/[^)\s]+)\)`).FindStringSubmatch(e.note(mr.IID))
+	if m == nil {
+		e.t.Fatalf("neither the status nor the note links the details page:\n%s", e.note(mr.IID))
+	}
+	return m[1]
+}
+
 func TestDetailsGitLabSignIn(t *testing.T) {
 	e := newGLE2EWith(t, map[string]string{
 		"FOUREYES_GITLAB_CLIENT_ID":     "gitlab-app-id",
@@ -347,7 +362,7 @@ func TestDetailsGitLabSignIn(t *testing.T) {
 	e.fake.SetVisibility(glProject, "private")
 	e.fake.SetMember(glProject, glErin, fakegitlab.Guest) // a Guest cannot see merge requests
 	mr := e.openMR("main.go")
-	link := e.status(mr.SHA).TargetURL
+	link := e.detailsLink(mr)
 	token := strings.TrimPrefix(link, e.sb.URL+"/details/")
 	if token == link {
 		t.Fatalf("status target %q", link)
@@ -373,7 +388,7 @@ func TestDetailsGitLabLinkOnly(t *testing.T) {
 	e := newGLE2E(t)
 	e.fake.SetVisibility(glProject, "private")
 	mr := e.openMR("main.go")
-	link := e.status(mr.SHA).TargetURL
+	link := e.detailsLink(mr)
 	if resp, body := httpGet(t, nil, link); resp.StatusCode != http.StatusOK || !strings.Contains(body, "main.go") {
 		t.Errorf("link-only: %d", resp.StatusCode)
 	}
