@@ -71,10 +71,19 @@ func Decide(in Input) Verdict {
 	v.Categories, rules, v.Exempt = classify(p, c.Files)
 
 	head := c.Ref.HeadSHA
-	pusher, pusherKnown := c.PusherOf(head)
-	pusherKnown = pusherKnown && head != ""
+	headPushers := c.HeadPushers(head)
+	pusherKnown := len(headPushers) > 0 && head != ""
+	// A bot that pushed the head of someone else's change did so for
+	// somebody (a workflow, an "update branch" app): who is not recorded,
+	// so the head's real pusher is unknown.
+	var botPushers []string
+	for _, u := range headPushers {
+		if isBotUser(u) && !u.Same(c.Author) {
+			botPushers = append(botPushers, u.Display())
+		}
+	}
 	rs := gatherReviewers(c)
-	judgeIndependence(p, c, rs, pusher, v.DiffDigest)
+	judgeIndependence(p, c, rs, headPushers, v.DiffDigest)
 
 	for i := range rs {
 		r := &rs[i]
@@ -102,11 +111,19 @@ func Decide(in Input) Verdict {
 	}
 	v.Ignored = ignored(rs, v.Categories)
 
-	if !pusherKnown && c.EvalError == "" {
+	if c.EvalError == "" {
 		// (With an EvalError the facts are incomplete anyway and the verdict
 		// is a failure; the notice would only add noise.)
-		v.Notices = append(v.Notices, "the pusher of head "+short(head)+
-			" is not known yet; foureyes cannot tell whether an approver pushed it, so the check stays pending until the push is reported")
+		switch {
+		case !pusherKnown && c.PusherNote != "":
+			v.Notices = append(v.Notices, "the pusher of head "+short(head)+" is unknown: "+c.PusherNote)
+		case !pusherKnown:
+			v.Notices = append(v.Notices, "the pusher of head "+short(head)+
+				" is not known yet; foureyes cannot tell whether an approver pushed it, so the check stays pending until the forge reports the push")
+		case len(botPushers) > 0:
+			v.Notices = append(v.Notices, "head "+short(head)+" was pushed by "+strings.Join(botPushers, ", ")+
+				": foureyes cannot tell who triggered it, so it cannot tell whether an approver did; a push of a new head by a person resolves it")
+		}
 	}
 
 	missing := false
@@ -127,9 +144,15 @@ func Decide(in Input) Verdict {
 	case missing:
 		v.State = PendingState
 		v.Title = missingTitle(v.Categories)
+	case !pusherKnown && c.PusherNote != "":
+		v.State = PendingState
+		v.Title = clip("pusher of head "+short(head)+" unknown: "+c.PusherNote, maxTitle)
 	case !pusherKnown:
 		v.State = PendingState
 		v.Title = "waiting to learn who pushed head " + short(head)
+	case len(botPushers) > 0:
+		v.State = PendingState
+		v.Title = clip("pushed by "+strings.Join(botPushers, ", ")+": foureyes cannot tell who triggered it", maxTitle)
 	default:
 		v.State = Success
 		v.Title = successTitle(v.Categories)
@@ -372,7 +395,7 @@ type involvement [4]string
 
 // judgeIndependence fills each reviewer's category-independent reasons:
 // independence (SPEC §6), bot, permission and staleness.
-func judgeIndependence(p *policies.Policy, c *Change, rs []reviewer, headPusher User, digest string) {
+func judgeIndependence(p *policies.Policy, c *Change, rs []reviewer, headPushers []User, digest string) {
 	// Walk commits and pushes once, looking each identity up among the
 	// reviewers, rather than walking them once per reviewer.
 	idx := make(map[string]int, len(rs))
@@ -437,10 +460,10 @@ func judgeIndependence(p *policies.Policy, c *Change, rs []reviewer, headPusher 
 				add(ReasonCoAuthor, "co-authored "+short(x[viaCoAuthored]))
 			}
 		}
-		if !rv.AllowLastPusher && r.user.Same(headPusher) {
+		if !rv.AllowLastPusher && containsUser(headPushers, r.user) {
 			add(ReasonLastPusher, "pushed head "+short(head))
 		}
-		if !rv.CountBots && (r.user.Bot || r.facts.Bot || strings.HasSuffix(r.key, "[bot]")) {
+		if !rv.CountBots && (isBotUser(r.user) || r.facts.Bot) {
 			add(ReasonBot, "bot account")
 		}
 		if r.facts.Permission < minPerm {
@@ -617,6 +640,10 @@ func stateWords(s ReviewState) string {
 	}
 	return string(s)
 }
+
+// isBotUser reports whether an account is a bot by its flag or by GitHub's
+// "[bot]" login suffix.
+func isBotUser(u User) bool { return u.Bot || strings.HasSuffix(strings.ToLower(u.Login), "[bot]") }
 
 // short abbreviates a SHA the way git and the forges display it.
 func short(sha string) string {

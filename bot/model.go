@@ -108,12 +108,17 @@ type Commit struct {
 	Time      time.Time `json:"time,omitempty"`
 }
 
-// Push records who pushed a head of the change. A zero Pusher means the
-// pusher is not (yet) known.
+// Push records that Pusher pushed the commit HeadSHA of the change (as the
+// new tip of the head branch, or among the commits one push brought). A
+// zero Pusher means the pusher is not (yet) known. See pushers.go.
 type Push struct {
 	HeadSHA string    `json:"head_sha"`
 	Pusher  User      `json:"pusher"`
 	At      time.Time `json:"at,omitempty"`
+	// Before is the branch tip the push replaced, when known.
+	Before string `json:"before,omitempty"`
+	// Via says how the push became known (ViaPush, ViaActivity, ...).
+	Via string `json:"via,omitempty"`
 }
 
 // ReviewState is the state of one review.
@@ -172,12 +177,18 @@ type Change struct {
 	Author  User      `json:"author"`
 	BaseRef string    `json:"base_ref"`
 	BaseSHA string    `json:"base_sha,omitempty"`
-	State   string    `json:"state,omitempty"` // open, closed, merged
+	// HeadRepo is the repository the head branch lives in when it is not
+	// Ref.Repo (a fork); its pushes are recorded under it.
+	HeadRepo string `json:"head_repo,omitempty"`
+	State    string `json:"state,omitempty"` // open, closed, merged
 	Draft   bool      `json:"draft,omitempty"`
 
 	Files   []File   `json:"files"`
 	Commits []Commit `json:"commits"`
 	Pushes  []Push   `json:"pushes,omitempty"`
+	// PusherNote, set by an adapter that could not learn who pushed the
+	// head, says why and what would resolve it; it is shown in the check.
+	PusherNote string `json:"pusher_note,omitempty"`
 	Reviews []Review `json:"reviews,omitempty"`
 	// Reviewers holds facts per reviewer login (lower-cased).
 	Reviewers map[string]ReviewerFacts `json:"reviewers,omitempty"`
@@ -210,7 +221,8 @@ func (c *Change) Facts(login string) ReviewerFacts {
 	return c.Reviewers[strings.ToLower(login)]
 }
 
-// PusherOf returns the pusher of head, if known.
+// PusherOf returns a pusher of head (the first known), if any. A head may
+// have several: see HeadPushers.
 func (c *Change) PusherOf(head string) (User, bool) {
 	for _, p := range c.Pushes {
 		if p.HeadSHA == head && p.Pusher.Known() {

@@ -51,7 +51,7 @@ type PushHandler interface {
 // Fact scopes. Each is suffixed to the change key, e.g.
 // "github/acme/app#12/pusher"; the fact key is a head SHA or a login.
 const (
-	factPusher   = "pusher"   // head SHA -> login of whoever pushed it
+	factPusher   = "pusher"   // head SHA + "/" + login -> login: everyone who pushed a head (a history)
 	factDigest   = "digest"   // head SHA -> diff digest recorded at evaluation
 	factReport   = "report"   // head SHA -> forge object ID of the published verdict
 	factVerdict  = "verdict"  // head SHA -> verdict JSON (details page)
@@ -102,6 +102,9 @@ func (s *Service) Handle(ctx context.Context, ev Event) error {
 	case EventMergeGroup:
 		return s.handleMergeGroup(ctx, f, ev)
 	case EventBranchPush, EventTagPush:
+		if err := s.recordPushEvent(ctx, ev); err != nil {
+			return fmt.Errorf("event %s: %w", ev.DeliveryID, err)
+		}
 		if s.Release == nil {
 			return nil
 		}
@@ -117,8 +120,8 @@ func (s *Service) handleChange(ctx context.Context, f Forge, ev Event) error {
 	}
 	ref := ChangeRef{Forge: ev.Forge, Repo: ev.Repo, Number: ce.Number, HeadSHA: ce.HeadSHA}
 	if ce.Pushed && ev.Sender.Known() && ce.HeadSHA != "" {
-		if err := s.Store.PutFact(ctx, FactScope(ref, factPusher), ce.HeadSHA, ev.Sender.Login); err != nil {
-			return fmt.Errorf("record pusher of %s: %w", shortSHA(ce.HeadSHA), err)
+		if err := s.recordChangePush(ctx, ev, ref); err != nil {
+			return err
 		}
 	}
 	if r := ce.Review; r != nil && r.Reviewer.Known() && ev.Forge == GitLab {
@@ -395,19 +398,9 @@ type FactReader interface {
 // was given on. The service and the release guard judge a change on the
 // same facts through it.
 func CompleteFacts(ctx context.Context, st FactReader, c *Change) error {
-	pushers, err := st.Facts(ctx, FactScope(c.Ref, factPusher))
+	pushers, err := completePushers(ctx, st, c)
 	if err != nil {
-		return fmt.Errorf("read pushers: %w", err)
-	}
-	heads := make([]string, 0, len(pushers))
-	for h := range pushers {
-		heads = append(heads, h)
-	}
-	sort.Strings(heads)
-	for _, h := range heads {
-		if _, known := c.PusherOf(h); !known {
-			c.Pushes = append(c.Pushes, Push{HeadSHA: h, Pusher: User{Login: pushers[h]}})
-		}
+		return err
 	}
 	foreign, err := st.Facts(ctx, FactScope(c.Ref, factForeign))
 	if err != nil {

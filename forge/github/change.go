@@ -45,11 +45,14 @@ type permKey struct {
 // lists have no counts: -1 then.
 type prMeta struct {
 	head, baseRef, baseSHA string
-	title, url, state      string
-	draft                  bool
-	author                 bot.User
-	commits, changedFiles  int
-	updated                time.Time
+	// headRef is the head branch, headRepo the repository it is in (a
+	// fork's full name; "" when the payload did not say).
+	headRef, headRepo     string
+	title, url, state     string
+	draft                 bool
+	author                bot.User
+	commits, changedFiles int
+	updated               time.Time
 }
 
 // headFacts is what a head SHA fixes: the change's files and commits.
@@ -106,6 +109,11 @@ func (f *Forge) Change(ctx context.Context, ref bot.ChangeRef, teams []string) (
 	ch.Unverified = slices.Clone(hf.unverified)
 	ch.EvalError = hf.evalError
 
+	if ch.EvalError == "" {
+		if err := f.headPushes(ctx, c, ch, meta); err != nil {
+			return nil, err
+		}
+	}
 	if ch.Reviews, err = f.listReviews(ctx, c, owner, name, ref.Number); err != nil {
 		return nil, fmt.Errorf("github: listing reviews of %s#%d: %w", repo.FullName, ref.Number, err)
 	}
@@ -125,6 +133,8 @@ func (f *Forge) fetchPR(ctx context.Context, c *gh.Client, repo bot.Repo, number
 	}
 	m := prMeta{
 		head:         pr.GetHead().GetSHA(),
+		headRef:      pr.GetHead().GetRef(),
+		headRepo:     pr.GetHead().GetRepo().GetFullName(),
 		baseRef:      pr.GetBase().GetRef(),
 		baseSHA:      pr.GetBase().GetSHA(),
 		title:        pr.GetTitle(),

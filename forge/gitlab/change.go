@@ -132,6 +132,10 @@ func (f *Forge) Change(ctx context.Context, ref bot.ChangeRef, teams []string) (
 		return nil, err
 	}
 
+	if err := f.headPushes(ctx, c, mr); err != nil {
+		return nil, err
+	}
+
 	reviews, available, err := f.approvals(ctx, repo, ref.Number)
 	if err != nil {
 		return nil, err

@@ -177,10 +177,8 @@ func (f *Forge) decodeMR(eventName string, body []byte) ([]bot.Event, error) {
 	sender := h.User.user()
 	switch a.Action {
 	case "open":
-		// The head a merge request opens with has no push event of its
-		// own: whoever opened it is taken as its pusher (usually the author,
-		// who is never independent anyway), so the head can be judged.
-		ce.Pushed = true
+		// Whoever opens a merge request need not have pushed its head: the
+		// head's pushers come from push hooks and the project events API.
 	case "reopen":
 		// Not a push: the reopener did not necessarily push anything, and
 		// naming them would overwrite the real pusher of the head.

@@ -229,8 +229,10 @@ func TestRequestCounts(t *testing.T) {
 	for _, r := range pushed {
 		t.Logf("  %s", r)
 	}
-	if len(cold) > 15 || len(warm) > 6 || len(pushed) > 11 {
-		t.Errorf("cold %d (want <= 15), warm %d (want <= 6), new head %d (want <= 11) requests", len(cold), len(warm), len(pushed))
+	// Cold includes one read of the project's push events: who pushed the
+	// head is a fact of its own (issue 10), not the opener of the MR.
+	if len(cold) > 16 || len(warm) > 6 || len(pushed) > 11 {
+		t.Errorf("cold %d (want <= 16), warm %d (want <= 6), new head %d (want <= 11) requests", len(cold), len(warm), len(pushed))
 	}
 	e.noErrorsLogged()
 }

@@ -71,6 +71,7 @@ type repo struct {
 	compares      map[string][]Commit // "base...head"
 	tags          []tag               // in creation order
 	histories     map[string][]Commit // sha -> commits reachable from it, newest first
+	activities    []Activity          // oldest first
 }
 
 type tag struct{ name, sha string }

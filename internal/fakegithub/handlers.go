@@ -28,6 +28,7 @@ func (f *Fake) routes() {
 	m.HandleFunc("POST /app-manifests/{code}/conversions", f.convertManifest)
 	m.HandleFunc("GET /repos/{owner}/{repo}", f.withRepo(f.getRepo))
 	m.HandleFunc("GET /repos/{owner}/{repo}/contents/{path...}", f.withRepo(f.getContents))
+	m.HandleFunc("GET /repos/{owner}/{repo}/activity", f.withRepo(f.listActivities))
 	m.HandleFunc("GET /repos/{owner}/{repo}/pulls", f.withRepo(f.listPulls))
 	m.HandleFunc("GET /repos/{owner}/{repo}/pulls/{number}", f.withPull(f.getPull))
 	m.HandleFunc("GET /repos/{owner}/{repo}/pulls/{number}/files", f.withPull(f.listFiles))
@@ -330,6 +331,20 @@ func (f *Fake) pullJSON(r *http.Request, rp *repo, p *pull, full bool) map[strin
 			"repo":  f.repoJSON(r, rp),
 		}
 	}
+	head := branch(p.HeadRef, p.HeadSHA)
+	if p.HeadRepo != "" && !strings.EqualFold(p.HeadRepo, rp.fullName) {
+		// A pull request from a fork names the fork as head.repo.
+		forkOwner, _, _ := strings.Cut(p.HeadRepo, "/")
+		head["label"] = forkOwner + ":" + p.HeadRef
+		head["user"] = f.userJSON(User{Login: forkOwner})
+		fork := f.repos[strings.ToLower(p.HeadRepo)]
+		if fork == nil {
+			fork = &repo{id: userID(User{Login: p.HeadRepo}), fullName: p.HeadRepo, defaultBranch: "main"}
+		}
+		fj := f.repoJSON(r, fork)
+		fj["fork"] = true
+		head["repo"] = fj
+	}
 	var closedAt, mergedAt any
 	if p.State == "closed" {
 		closedAt = fmtTime(p.UpdatedAt)
@@ -371,7 +386,7 @@ func (f *Fake) pullJSON(r *http.Request, rp *repo, p *pull, full bool) map[strin
 		"assignees":           []any{},
 		"requested_reviewers": []any{},
 		"requested_teams":     []any{},
-		"head":                branch(p.HeadRef, p.HeadSHA),
+		"head":                head,
 		"base":                branch(p.BaseRef, p.BaseSHA),
 		"author_association":  "MEMBER",
 		"auto_merge":          nil,

@@ -96,7 +96,10 @@ type MergeRequest struct {
 	// last update).
 	MergedAt    time.Time
 	ReviewerIDs []int
-	Diffs       []Diff
+	// PushedByID is who pushed the head (default: the author). Adding the
+	// merge request or moving its head records a push event by them.
+	PushedByID int
+	Diffs      []Diff
 	// Commits of the merge request, newest first (GitLab's order).
 	Commits []Commit
 }
@@ -181,7 +184,8 @@ type projectState struct {
 	statuses  []*Status
 	issues    []*Issue
 	commits   map[string]Commit
-	tags      []tagState // in creation order
+	tags      []tagState  // in creation order
+	events    []PushEvent // oldest first
 	createdAt time.Time
 }
 
@@ -398,6 +402,7 @@ func (s *Server) AddMergeRequest(projectID int, mr MergeRequest) {
 	for _, c := range mr.Commits {
 		p.commits[c.ID] = c
 	}
+	s.notePush(p, "", &p.mrs[mr.IID].MergeRequest)
 }
 
 // UpdateMergeRequest changes a merge request in place (a push: new SHA,
@@ -406,7 +411,9 @@ func (s *Server) UpdateMergeRequest(projectID, iid int, change func(*MergeReques
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := s.mr(projectID, iid)
+	before := m.SHA
 	change(&m.MergeRequest)
+	s.notePush(s.project(projectID), before, &m.MergeRequest)
 	m.MergeRequest = cloneMR(m.MergeRequest)
 	m.updatedAt = s.now()
 	for _, c := range m.Commits {

@@ -205,6 +205,8 @@ func (s *Server) route(r *request, rec *Request) (reply, *apiError) {
 		return s.fileJSON(r, p, rest[2])
 	case len(rest) == 1 && rest[0] == "merge_requests" && get:
 		return s.listMRs(r, p)
+	case len(rest) == 1 && rest[0] == "events" && get:
+		return s.listEvents(r, p), nil
 	case len(rest) >= 2 && rest[0] == "merge_requests":
 		iid, _ := strconv.Atoi(rest[1])
 		m, found := p.mrs[iid]
