@@ -181,15 +181,15 @@ type Change struct {
 	// Ref.Repo (a fork); its pushes are recorded under it.
 	HeadRepo string `json:"head_repo,omitempty"`
 	State    string `json:"state,omitempty"` // open, closed, merged
-	Draft   bool      `json:"draft,omitempty"`
+	Draft    bool   `json:"draft,omitempty"`
 
 	Files   []File   `json:"files"`
 	Commits []Commit `json:"commits"`
 	Pushes  []Push   `json:"pushes,omitempty"`
 	// PusherNote, set by an adapter that could not learn who pushed the
 	// head, says why and what would resolve it; it is shown in the check.
-	PusherNote string `json:"pusher_note,omitempty"`
-	Reviews []Review `json:"reviews,omitempty"`
+	PusherNote string   `json:"pusher_note,omitempty"`
+	Reviews    []Review `json:"reviews,omitempty"`
 	// Reviewers holds facts per reviewer login (lower-cased).
 	Reviewers map[string]ReviewerFacts `json:"reviewers,omitempty"`
 

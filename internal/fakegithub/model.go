@@ -67,10 +67,10 @@ type PR struct {
 	// request or moving its head records the push in the activity API of
 	// the head repository, as GitHub records every push.
 	PushedBy User
-	BaseRef        string
-	BaseSHA        string
-	Files          []File
-	Commits        []Commit
+	BaseRef  string
+	BaseSHA  string
+	Files    []File
+	Commits  []Commit
 	// CommitsCount and ChangedFiles override the counts the PR object
 	// reports (0: len(Commits), len(Files)); GitHub lists at most 250
 	// commits and 3,000 files while the counts say the truth.
