@@ -196,9 +196,9 @@ func (s *Service) handlePolicyPush(ctx context.Context, f Forge, ev Event) error
 	}
 	var errs []error
 	for _, ref := range refs {
-		// The new policy is at the pushed SHA: read it there, not at the
-		// base SHA the change last saw.
-		if _, err := s.Evaluate(ctx, ref, branch, p.After); err != nil {
+		// The adapter reads the branch at its tip, which is this push or
+		// a later one: never the base SHA the change last saw.
+		if _, err := s.Evaluate(ctx, ref, branch, ""); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -242,8 +242,9 @@ func mergeGroupPR(headRef string) (int, bool) {
 
 // Evaluate judges one change at ref.HeadSHA (or, when that is empty, at its
 // current head), publishes the verdict and audits it. It returns the
-// verdict, or an error when the work should be retried.
-func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, baseSHA string) (Verdict, error) {
+// verdict, or an error when the work should be retried. The base SHA an
+// event names is deliberately not used: see the policy below.
+func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, _ string) (Verdict, error) {
 	f, ok := s.Forges[ref.Forge]
 	if !ok {
 		return Verdict{}, fmt.Errorf("%w: %s", ErrUnknownForge, ref.Forge)
@@ -252,10 +253,10 @@ func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, baseSHA 
 	if s.Observer != nil {
 		ctx, done = s.Observer.StartEvaluation(ctx, ref.Forge)
 	}
-	policyRef := baseSHA
-	if policyRef == "" {
-		policyRef = baseRef
-	}
+	// The policy is read on the base branch by name, at its current tip:
+	// baseSHA (a payload's pull_request.base.sha) is stale as soon as the
+	// branch moves, and a policy tightened since must apply (issue 10).
+	policyRef := baseRef
 	var (
 		change *Change
 		err    error
@@ -267,28 +268,37 @@ func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, baseSHA 
 		if err != nil {
 			return s.failClosed(ctx, f, ref, fmt.Errorf("read change: %w", err), done)
 		}
-		policyRef = change.BaseSHA
-		if policyRef == "" {
-			policyRef = change.BaseRef
+		policyRef = change.BaseRef
+	}
+	var (
+		pol  *policies.Policy
+		perr error
+	)
+	for attempt := 0; ; attempt++ {
+		pf, err := f.Policy(ctx, ref.Repo, policyRef)
+		if err != nil {
+			return s.failClosed(ctx, f, ref, fmt.Errorf("read policy file from the base branch: %w", err), done)
 		}
+		pol, perr = s.parsePolicy(pf)
+		var teams []string
+		if pol != nil {
+			teams = PolicyTeams(pol)
+		}
+		if change == nil || len(teams) > 0 {
+			change, err = f.Change(ctx, ref, teams)
+			if err != nil {
+				return s.failClosed(ctx, f, ref, fmt.Errorf("read change: %w", err), done)
+			}
+		}
+		// An event may name a base the change no longer has (delivered
+		// before a retarget): the policy is the current base's.
+		if attempt > 0 || change.BaseRef == "" || change.BaseRef == policyRef {
+			break
+		}
+		policyRef = change.BaseRef
 	}
-	pf, err := f.Policy(ctx, ref.Repo, policyRef)
-	if err != nil {
-		return s.failClosed(ctx, f, ref, fmt.Errorf("read policy file from the base branch: %w", err), done)
-	}
-	pol, perr := s.parsePolicy(pf)
 	if perr != nil && s.Observer != nil {
 		s.Observer.PolicyError(ref.Forge)
-	}
-	var teams []string
-	if pol != nil {
-		teams = PolicyTeams(pol)
-	}
-	if change == nil || len(teams) > 0 {
-		change, err = f.Change(ctx, ref, teams)
-		if err != nil {
-			return s.failClosed(ctx, f, ref, fmt.Errorf("read change: %w", err), done)
-		}
 	}
 	if ref.HeadSHA == "" {
 		ref.HeadSHA = change.Ref.HeadSHA
@@ -354,14 +364,7 @@ func (s *Service) failClosed(ctx context.Context, f Forge, ref ChangeRef, cause 
 }
 
 func (s *Service) parsePolicy(pf PolicyFile) (*policies.Policy, error) {
-	switch {
-	case pf.Found:
-		return policies.Parse(pf.Source, pf.Data)
-	case s.DefaultPolicy != nil:
-		return policies.Parse(s.DefaultPolicy.Source, s.DefaultPolicy.Data)
-	default:
-		return policies.Default(), nil
-	}
+	return ResolvePolicy(pf, s.DefaultPolicy)
 }
 
 // PolicyTeams lists the teams a policy names: the only memberships an

@@ -346,9 +346,7 @@ func perPull(ev bot.Event, kind bot.EventKind, head string, prs []pPRRef, foreig
 
 // IsPolicyPath reports whether a repository path is a policy file location
 // (any forge's spelling: a repository may carry either).
-func IsPolicyPath(path string) bool {
-	return slices.Contains(PolicyPaths, strings.TrimPrefix(path, "/"))
-}
+func IsPolicyPath(path string) bool { return bot.IsPolicyPath(path) }
 
 func decodePush(ev bot.Event, p *payload) ([]bot.Event, error) {
 	isTag := strings.HasPrefix(p.Ref, "refs/tags/")

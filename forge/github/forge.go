@@ -80,13 +80,16 @@ type Forge struct {
 	mu      sync.Mutex
 	clients map[int64]*gh.Client
 
-	etags       *etagCache
-	heads       *lru[headKey, *headFacts]
-	policies    *lru[policyKey, policyEntry]
-	orgPolicies *lru[string, expiring[policyEntry]]
-	perms       *lru[permKey, expiring[policies.Permission]]
-	teams       *lru[permKey, expiring[bool]]
-	hints       *lru[prKey, prMeta]
+	etags    *etagCache
+	heads    *lru[headKey, *headFacts]
+	policies *lru[policyKey, policyEntry]
+	// branchPolicies marks the branches whose first policy location is
+	// missing: their lookup runs at the resolved tip SHA.
+	branchPolicies *lru[string, bool]
+	orgPolicies    *lru[string, expiring[policyEntry]]
+	perms          *lru[permKey, expiring[policies.Permission]]
+	teams          *lru[permKey, expiring[bool]]
+	hints          *lru[prKey, prMeta]
 }
 
 // Cache sizes: bounded so a busy installation cannot grow memory without
@@ -121,21 +124,22 @@ func New(cfg Config) (*Forge, error) {
 		return nil, fmt.Errorf("github: API URL %q is not an absolute URL", cfg.APIURL)
 	}
 	f := &Forge{
-		appID:       cfg.AppID,
-		key:         key,
-		apiURL:      u,
-		tokenBase:   strings.TrimSuffix(u.String(), "/"),
-		log:         cfg.Logger,
-		now:         cfg.Now,
-		ttl:         cfg.PermissionTTL,
-		clients:     map[int64]*gh.Client{},
-		etags:       newETagCache(maxETags),
-		heads:       newLRU[headKey, *headFacts](maxHeads),
-		policies:    newLRU[policyKey, policyEntry](maxPolicies),
-		orgPolicies: newLRU[string, expiring[policyEntry]](maxPolicies),
-		perms:       newLRU[permKey, expiring[policies.Permission]](maxPerms),
-		teams:       newLRU[permKey, expiring[bool]](maxPerms),
-		hints:       newLRU[prKey, prMeta](maxHints),
+		appID:          cfg.AppID,
+		key:            key,
+		apiURL:         u,
+		tokenBase:      strings.TrimSuffix(u.String(), "/"),
+		log:            cfg.Logger,
+		now:            cfg.Now,
+		ttl:            cfg.PermissionTTL,
+		clients:        map[int64]*gh.Client{},
+		etags:          newETagCache(maxETags),
+		heads:          newLRU[headKey, *headFacts](maxHeads),
+		policies:       newLRU[policyKey, policyEntry](maxPolicies),
+		branchPolicies: newLRU[string, bool](maxPolicies),
+		orgPolicies:    newLRU[string, expiring[policyEntry]](maxPolicies),
+		perms:          newLRU[permKey, expiring[policies.Permission]](maxPerms),
+		teams:          newLRU[permKey, expiring[bool]](maxPerms),
+		hints:          newLRU[prKey, prMeta](maxHints),
 	}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)

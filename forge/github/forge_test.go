@@ -56,7 +56,8 @@ func TestPolicyThirdLocationThenOrgThenNone(t *testing.T) {
 		t.Fatalf("policy = %+v, %v", pf, err)
 	}
 
-	e.fake.DeleteFile(repo.FullName, "main", ".gitlab/foureyes.yml")
+	// Removing the file is a new commit on main: the branch moves.
+	e.fake.SetBranch(repo.FullName, "main", fakegithub.SHA("main without a policy"))
 	pf, err = e.forge.Policy(e.ctx, repo, "main")
 	if err != nil || pf.Found {
 		t.Fatalf("no org repo: policy = %+v, %v", pf, err)

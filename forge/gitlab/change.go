@@ -44,16 +44,27 @@ type statusMemo struct {
 	foreign bool
 }
 
+var fullSHA = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
 func mrKey(r bot.Repo, iid int) string { return projectKey(r) + "!" + strconv.Itoa(iid) }
 
 func shaKey(r bot.Repo, sha string) string { return projectKey(r) + "@" + sha }
 
-// Policy returns the first policy file found on ref (the target branch) in
-// GitLab's lookup order; a 404 moves on to the next path.
+// Policy returns the first policy file found on ref (the target branch,
+// or a SHA) in GitLab's lookup order; a 404 moves on to the next path. A
+// branch is read as refs/heads/NAME, at its tip: a tag with the branch's
+// name would otherwise win (git resolves refs/tags/NAME first).
 func (f *Forge) Policy(ctx context.Context, repo bot.Repo, ref string) (bot.PolicyFile, error) {
 	var opt gl.GetRawFileOptions
+	if ref == "" {
+		ref = repo.DefaultBranch
+	}
 	if ref != "" {
-		opt.Ref = gl.Ptr(ref)
+		at := ref
+		if !fullSHA.MatchString(ref) {
+			at = bot.BranchRef(ref)
+		}
+		opt.Ref = gl.Ptr(at)
 	}
 	for _, p := range PolicyPaths {
 		data, _, err := f.client.RepositoryFiles.GetRawFile(pid(repo), p, &opt, gl.WithContext(ctx))

@@ -266,16 +266,7 @@ func (f *Forge) decodePush(eventName string, body []byte, tag bool) ([]bot.Event
 	return events, nil
 }
 
-func touchesPolicy(paths []string) bool {
-	for _, p := range paths {
-		for _, q := range PolicyPaths {
-			if p == q {
-				return true
-			}
-		}
-	}
-	return false
-}
+func touchesPolicy(paths []string) bool { return bot.TouchesPolicy(paths) }
 
 func isZeroSHA(s string) bool { return s == "" || s == zeroSHA }
 

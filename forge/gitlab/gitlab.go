@@ -45,8 +45,9 @@ const StatusName = "foureyes"
 // can be found again (with its author) and edited instead of re-posted.
 const NoteMarker = "<!-- foureyes -->"
 
-// PolicyPaths are the policy file locations on GitLab, in lookup order.
-var PolicyPaths = []string{".gitlab/foureyes.yml", ".foureyes.yml", ".github/foureyes.yml"}
+// PolicyPaths are the policy file locations on GitLab, in lookup order,
+// as the domain decides them (bot.PolicyPaths).
+var PolicyPaths = bot.PolicyPaths(bot.GitLab)
 
 // Config configures a Forge.
 type Config struct {

@@ -88,6 +88,11 @@ func (f *Fake) UpdatePR(repo string, number int, change func(*PR)) {
 	before := p.HeadSHA
 	change(&p.PR)
 	p.UpdatedAt = f.now()
+	if tip := f.repoOf(repo).branches[p.BaseRef]; tip != "" && p.HeadSHA != before {
+		// A push to the head (synchronize) is when GitHub refreshes
+		// base.sha; nothing else moves it.
+		p.BaseSHA = tip
+	}
 	f.notePRPush(f.repoOf(repo), before, &p.PR)
 }
 

@@ -72,6 +72,7 @@ type repo struct {
 	tags          []tag               // in creation order
 	histories     map[string][]Commit // sha -> commits reachable from it, newest first
 	activities    []Activity          // oldest first
+	branches      map[string]string   // branch -> tip SHA (SetBranch)
 }
 
 type tag struct{ name, sha string }

@@ -46,6 +46,7 @@ func (f *Fake) routes() {
 	m.HandleFunc("GET /repos/{owner}/{repo}/compare/{basehead...}", f.withRepo(f.compare))
 	m.HandleFunc("GET /repos/{owner}/{repo}/tags", f.withRepo(f.listTags))
 	m.HandleFunc("GET /repos/{owner}/{repo}/commits", f.withRepo(f.listRepoCommits))
+	m.HandleFunc("GET /repos/{owner}/{repo}/commits/{ref...}", f.withRepo(f.getCommitRef))
 	m.HandleFunc("POST /repos/{owner}/{repo}/issues", f.withRepo(f.createIssue))
 	m.HandleFunc("GET /repos/{owner}/{repo}/issues", f.withRepo(f.listIssues))
 	m.HandleFunc("GET /repos/{owner}/{repo}/issues/{number}", f.withRepo(f.getIssue))
@@ -278,7 +279,7 @@ func (f *Fake) getContents(w http.ResponseWriter, r *http.Request, rp *repo) {
 		ref = rp.defaultBranch
 	}
 	path := strings.Trim(r.PathValue("path"), "/")
-	files := rp.files[ref]
+	files := rp.filesAt(ref)
 	content, ok := files[path]
 	if !ok {
 		// A directory lists its entries, as GitHub does.

@@ -89,3 +89,23 @@ func (s *Server) listEvents(r *request, p *projectState) reply {
 	}
 	return s.page(r, items)
 }
+
+// filesAt returns the files of a ref as GitLab resolves it: refs/heads/X is
+// the branch X, refs/tags/X the tag X, and a bare name is looked up the way
+// git does (gitrevisions(7): refs/tags/NAME before refs/heads/NAME), so a
+// tag named like a branch shadows the branch for a bare name.
+func (p *projectState) filesAt(ref string) map[string][]byte {
+	switch {
+	case strings.HasPrefix(ref, "refs/heads/"):
+		return p.files[strings.TrimPrefix(ref, "refs/heads/")]
+	case strings.HasPrefix(ref, "refs/tags/"):
+		if sha, ok := p.tagSHA(strings.TrimPrefix(ref, "refs/tags/")); ok {
+			return p.files[sha]
+		}
+		return nil
+	}
+	if sha, ok := p.tagSHA(ref); ok {
+		return p.files[sha]
+	}
+	return p.files[ref]
+}

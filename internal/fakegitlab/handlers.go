@@ -489,7 +489,7 @@ func (s *Server) rawFile(r *request, p *projectState, path string) (reply, *apiE
 	if ref == "" {
 		ref = p.DefaultBranch
 	}
-	data, ok := p.files[ref][path]
+	data, ok := p.filesAt(ref)[path]
 	if !ok {
 		return reply{}, notFound("File")
 	}
@@ -501,7 +501,7 @@ func (s *Server) fileJSON(r *request, p *projectState, path string) (reply, *api
 	if ref == "" {
 		return reply{}, badRequest("ref is missing")
 	}
-	data, ok := p.files[ref][path]
+	data, ok := p.filesAt(ref)[path]
 	if !ok {
 		return reply{}, notFound("File")
 	}
