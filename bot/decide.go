@@ -469,16 +469,34 @@ func judgeIndependence(p *policies.Policy, c *Change, rs []reviewer, headPushers
 		if r.facts.Permission < minPerm {
 			add(ReasonPermission, "permission "+r.facts.Permission.String()+", needs "+minPerm.String())
 		}
-		r.stale, r.staleText = staleness(rv, r.latest.CommitSHA, head, digest, c.DiffDigests)
+		r.stale, r.staleText = staleness(rv, r.latest, head, digest, c.DiffDigests)
 	}
 }
 
-// staleness applies the diff-digest rule: an approval of an earlier head
-// still counts when that head's recorded diff equals the current one (the
-// base branch was merged or rebased in), and is stale when it differs or
-// nobody recorded it.
-func staleness(rv policies.Review, approved, head, digest string, earlier map[string]string) (bool, string) {
-	if (approved != "" && approved == head) || !rv.DismissStale {
+// staleness applies the diff-digest rule: an approval counts while the
+// diff it was given on equals the current one. The diff it was given on is
+// the digest recorded when foureyes first saw the review (so a retarget
+// that keeps the head but grows the diff makes it stale); for a review
+// without one, that of the head it approved, recorded when that head was
+// evaluated (a merge or rebase of the base branch keeps it). An approval
+// whose diff is unknown, or differs, is stale.
+func staleness(rv policies.Review, r *Review, head, digest string, earlier map[string]string) (bool, string) {
+	if !rv.DismissStale {
+		return false, ""
+	}
+	approved := r.CommitSHA
+	if r.Digest != "" && approved != "" && (approved == head || rv.IgnoreBaseUpdates) {
+		switch {
+		case digest == "":
+			return true, "approved " + short(approved) + "; the current diff is not fully known, so it cannot be the one approved"
+		case r.Digest != digest && approved == head:
+			return true, "approved " + short(approved) + " with a different diff (the base branch changed what the change shows)"
+		case r.Digest != digest:
+			return true, "approved " + short(approved) + ", head is now " + short(head) + " with a different diff"
+		}
+		return false, ""
+	}
+	if approved != "" && approved == head {
 		return false, ""
 	}
 	if approved == "" {

@@ -146,6 +146,20 @@ type Review struct {
 	State     ReviewState `json:"state"`
 	CommitSHA string      `json:"commit_sha"` // head SHA the review was given on; "" = unknown = stale
 	At        time.Time   `json:"at,omitempty"`
+	// Digest is the diff digest of the change when foureyes first saw the
+	// review (its head against the base of that moment): what the reviewer
+	// approved. An approval counts only while the change's digest equals
+	// it. "" = not recorded (then CommitSHA and DiffDigests decide).
+	Digest string `json:"digest,omitempty"`
+}
+
+// Key identifies a review across evaluations: the forge's review ID, or
+// (GitLab approvals have none) the reviewer and the approved head.
+func (r Review) Key() string {
+	if r.ID != 0 {
+		return strconv.FormatInt(r.ID, 10)
+	}
+	return strings.ToLower(r.Reviewer.Login) + "@" + r.CommitSHA
 }
 
 // ReviewerFacts is what the forge says about a reviewer.

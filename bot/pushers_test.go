@@ -171,3 +171,46 @@ func TestPushedCommits(t *testing.T) {
 		}
 	}
 }
+
+// TestApprovalBindsToTheDiffItSaw: bob approved the head while the change
+// showed one file (stacked on another branch); retargeted to main with the
+// same head it shows two. Bound to its diff, the approval is stale; a
+// merge of the base that keeps the diff keeps it.
+func TestApprovalBindsToTheDiffItSaw(t *testing.T) {
+	ctx := context.Background()
+	st := &memStore{}
+	s := &Service{Store: st}
+	one := []File{{Path: "a.go", Status: "modified", PatchDigest: PatchDigest("+a")}}
+	two := append([]File{{Path: "b.go", Status: "modified", PatchDigest: PatchDigest("+b")}}, one...)
+
+	c := testChange()
+	c.Files = one
+	approvedBy(c, "bob")
+	if err := CompleteFacts(ctx, st, c); err != nil {
+		t.Fatal(err)
+	}
+	v := Decide(Input{Policy: testPolicy(), Change: c})
+	if v.State != Success {
+		t.Fatalf("before the retarget: %s", v.Title)
+	}
+	if err := s.recordDigests(ctx, c, v.DiffDigest); err != nil {
+		t.Fatal(err)
+	}
+
+	retarget := func(files []File) Verdict {
+		t.Helper()
+		c := testChange()
+		c.Files = files
+		approvedBy(c, "bob")
+		if err := CompleteFacts(ctx, st, c); err != nil {
+			t.Fatal(err)
+		}
+		return Decide(Input{Policy: testPolicy(), Change: c})
+	}
+	if v := retarget(two); v.State == Success || !strings.Contains(v.Ignored[0].Detail, "different diff") {
+		t.Fatalf("after the retarget bob's approval of the one-file diff counted: %s %+v", v.Title, v.Ignored)
+	}
+	if v := retarget(one); v.State != Success {
+		t.Fatalf("same diff (base merged in): %s", v.Title)
+	}
+}

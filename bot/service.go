@@ -52,7 +52,7 @@ type PushHandler interface {
 // "github/acme/app#12/pusher"; the fact key is a head SHA or a login.
 const (
 	factPusher   = "pusher"   // head SHA + "/" + login -> login: everyone who pushed a head (a history)
-	factDigest   = "digest"   // head SHA -> diff digest recorded at evaluation
+	factDigest   = "digest"   // head SHA -> diff digest recorded at evaluation ("" once it was seen with two)
 	factReport   = "report"   // head SHA -> forge object ID of the published verdict
 	factVerdict  = "verdict"  // head SHA -> verdict JSON (details page)
 	factApproval = "approval" // login -> head SHA approved (GitLab), "" when revoked
@@ -330,9 +330,9 @@ func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, _ string
 			return Verdict{}, err
 		}
 	}
-	if change.EvalError == "" && v.DiffDigest != "" {
-		if err := s.Store.PutFact(ctx, FactScope(ref, factDigest), ref.HeadSHA, v.DiffDigest); err != nil {
-			return Verdict{}, fmt.Errorf("record diff digest: %w", err)
+	if change.EvalError == "" {
+		if err := s.recordDigests(ctx, change, v.DiffDigest); err != nil {
+			return Verdict{}, err
 		}
 	}
 	if err := s.publish(ctx, f, ref, v); err != nil {
@@ -401,6 +401,15 @@ type FactReader interface {
 // was given on. The service and the release guard judge a change on the
 // same facts through it.
 func CompleteFacts(ctx context.Context, st FactReader, c *Change) error {
+	if err := completeFacts(ctx, st, c); err != nil {
+		return err
+	}
+	// Last: GitLab approvals have just been bound to their heads, which is
+	// part of their key.
+	return completeReviewDigests(ctx, st, c)
+}
+
+func completeFacts(ctx context.Context, st FactReader, c *Change) error {
 	pushers, err := completePushers(ctx, st, c)
 	if err != nil {
 		return err

@@ -246,14 +246,22 @@ func short(sha string) string {
 	return sha
 }
 
-// PatchDigest is bot.PatchDigest of a file's patch. Files GitHub shows no
-// patch for (binary, too large, pure renames) are digested from
-// "status:blob-sha" instead: the blob SHA changes with the content, so an
-// approval still goes stale when such a file changes. Without a blob SHA
-// either, the digest is "" (unknown), which makes the change's diff digest
-// unknown too and approvals of earlier heads stale: fail closed.
+// PatchDigest is the content identity of one changed file as the pull
+// request files API shows it (https://docs.github.com/rest/pulls/pulls#list-pull-requests-files:
+// filename, status, previous_filename, patch, and sha, the file's blob SHA
+// at the head). The patch alone is not enough: GitHub shows none for
+// binary files, very large diffs, mode-only changes (status "changed")
+// and pure renames, and a patch does not show a file's mode or whether it
+// is a symlink. So the digest covers the patch and the blob SHA, which
+// changes with every content change (binaries and symlink targets
+// included), and bot.DiffDigest adds path, previous path and status.
+// Without a patch and a blob SHA the digest is "" (unknown), which makes
+// the change's diff digest unknown and approvals of earlier diffs stale:
+// fail closed.
 func PatchDigest(patch, status, blobSHA string) string {
 	switch {
+	case patch != "" && blobSHA != "":
+		return bot.PatchDigest(patch + "\x00blob:" + blobSHA)
 	case patch != "":
 		return bot.PatchDigest(patch)
 	case blobSHA != "":

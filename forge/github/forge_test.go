@@ -103,7 +103,7 @@ func TestFilesPaginationAndDigests(t *testing.T) {
 	e := newEnv(t, envOpt{})
 	var files []fakegithub.File
 	for i := range 249 {
-		files = append(files, fakegithub.File{Filename: fmt.Sprintf("f%03d.go", i), Patch: fmt.Sprintf("@@ +%d @@", i)})
+		files = append(files, fakegithub.File{Filename: fmt.Sprintf("f%03d.go", i), Patch: fmt.Sprintf("@@ +%d @@", i), SHA: fmt.Sprintf("blob%03d", i)})
 	}
 	files = append(files, fakegithub.File{Filename: "logo.png", Status: "added", SHA: "abc123"})
 	e.fake.AddPR(repo.FullName, fakegithub.PR{Number: 1, Author: user("alice"), BaseSHA: baseSHA, Files: files,
@@ -115,7 +115,8 @@ func TestFilesPaginationAndDigests(t *testing.T) {
 	if n := e.countPath("GET", "/pulls/1/files"); n != 3 {
 		t.Fatalf("file pages = %d, want 3: %v", n, e.requests())
 	}
-	sum := sha256.Sum256([]byte("@@ +0 @@"))
+	// The patch and the blob: a patch shows neither binaries nor modes.
+	sum := sha256.Sum256([]byte("@@ +0 @@\x00blob:blob000"))
 	if ch.Files[0].PatchDigest != hex.EncodeToString(sum[:]) {
 		t.Fatalf("digest of f000.go = %s", ch.Files[0].PatchDigest)
 	}

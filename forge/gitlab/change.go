@@ -290,16 +290,27 @@ func fileOf(d mrDiff, head string) bot.File {
 		f.PreviousPath = d.OldPath
 	}
 	text := d.Diff
-	if text == "" && (d.TooLarge || d.Collapsed) {
-		// GitLab sends no text for this file, so its digest cannot tell two
-		// versions apart: tie it to the head, so an approval of an earlier
-		// head is never carried over on the strength of an empty patch.
-		text = "\x00foureyes:unrendered-diff:" + head + ":" + f.Path
+	switch {
+	case text == "" && (d.TooLarge || d.Collapsed), binaryDiff.MatchString(text):
+		// GitLab sends no content for this file ("Binary files a/x and b/x
+		// differ" is the same text for any two binaries), so its digest
+		// cannot tell two versions apart: tie it to the head, so an
+		// approval of an earlier head is never carried over on the
+		// strength of a text that does not show the content.
+		text = "\x00foureyes:no-content-identity:" + head + ":" + f.Path
 	}
+	// a_mode and b_mode (https://docs.gitlab.com/api/merge_requests/#list-merge-request-diffs)
+	// are part of what changed: chmod +x, a file turned into a symlink
+	// (120000) or a submodule (160000) must not keep an approval.
+	text = d.AMode + " " + d.BMode + "\n" + text
 	sum := sha256.Sum256([]byte(text))
 	f.PatchDigest = hex.EncodeToString(sum[:])
 	return f
 }
+
+// binaryDiff is the whole diff text git (and so GitLab) shows for a binary
+// file: it names the paths, not the content.
+var binaryDiff = regexp.MustCompile(`\A\s*Binary files .* differ\s*\z`)
 
 var coAuthorRE = regexp.MustCompile(`(?im)^[ \t]*co-authored-by:[ \t]*(.*?)[ \t]*<([^<>\s]+)>[ \t]*$`)
 

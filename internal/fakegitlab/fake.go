@@ -64,6 +64,10 @@ type Diff struct {
 	DeletedFile bool
 	// TooLarge marks a diff GitLab does not render: its text is empty.
 	TooLarge bool
+	// AMode and BMode are the file modes before and after (default 100644;
+	// "0" for the missing side of an added or deleted file), as GitLab's
+	// a_mode/b_mode: 100755 executable, 120000 symlink, 160000 submodule.
+	AMode, BMode string
 }
 
 // Commit is a git commit as GitLab lists it.

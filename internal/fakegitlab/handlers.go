@@ -807,6 +807,12 @@ func diffJSON(d Diff) map[string]any {
 	if d.DeletedFile {
 		b = "0"
 	}
+	if d.AMode != "" {
+		a = d.AMode
+	}
+	if d.BMode != "" {
+		b = d.BMode
+	}
 	text := d.Diff
 	if d.TooLarge {
 		text = ""
