@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/foureyes-dev/foureyes/audit"
 )
@@ -212,5 +213,44 @@ func TestApprovalBindsToTheDiffItSaw(t *testing.T) {
 	}
 	if v := retarget(one); v.State != Success {
 		t.Fatalf("same diff (base merged in): %s", v.Title)
+	}
+}
+
+// TestGitLabApprovalEventsInEventOrder: carol approves at t1 and revokes
+// at t2, but the revocation is delivered first. Taking deliveries in
+// arrival order would leave her approval standing.
+func TestGitLabApprovalEventsInEventOrder(t *testing.T) {
+	ctx := context.Background()
+	st := &memStore{}
+	s := &Service{Store: st}
+	ref := ChangeRef{Forge: GitLab, Repo: Repo{FullName: "acme/app"}, Number: 7, HeadSHA: headSHA}
+	t1 := time.Date(2026, 1, 2, 10, 0, 0, 0, time.UTC)
+	carol := User{Login: "carol"}
+	for _, r := range []Review{
+		{Reviewer: carol, State: Dismissed, CommitSHA: headSHA, At: t1.Add(time.Minute)},
+		{Reviewer: carol, State: Approved, CommitSHA: headSHA, At: t1},
+	} {
+		if err := s.recordApproval(ctx, Event{Forge: GitLab}, ref, &r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &Change{Ref: ref, ReviewsFromEvents: true}
+	if err := CompleteFacts(ctx, st, c); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Reviews) != 0 {
+		t.Fatalf("a revoked approval stands: %+v", c.Reviews)
+	}
+	// A later approval does count again.
+	again := Review{Reviewer: carol, State: Approved, CommitSHA: headSHA, At: t1.Add(2 * time.Minute)}
+	if err := s.recordApproval(ctx, Event{Forge: GitLab}, ref, &again); err != nil {
+		t.Fatal(err)
+	}
+	c = &Change{Ref: ref, ReviewsFromEvents: true}
+	if err := CompleteFacts(ctx, st, c); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Reviews) != 1 || c.Reviews[0].CommitSHA != headSHA {
+		t.Fatalf("reviews = %+v", c.Reviews)
 	}
 }

@@ -55,7 +55,7 @@ const (
 	factDigest   = "digest"   // head SHA -> diff digest recorded at evaluation ("" once it was seen with two)
 	factReport   = "report"   // head SHA -> forge object ID of the published verdict
 	factVerdict  = "verdict"  // head SHA -> verdict JSON (details page)
-	factApproval = "approval" // login -> head SHA approved (GitLab), "" when revoked
+	factApproval = "approval" // login -> "TIME|HEAD" of the latest approval event (GitLab), "TIME|" when revoked
 	factForeign  = "foreign"  // head SHA + "/" + check ID -> who wrote a "foureyes" check that is not ours
 )
 
@@ -126,13 +126,9 @@ func (s *Service) handleChange(ctx context.Context, f Forge, ev Event) error {
 	}
 	if r := ce.Review; r != nil && r.Reviewer.Known() && ev.Forge == GitLab {
 		// GitLab's approvals API does not say which head was approved: the
-		// approval event does, so remember it.
-		head := r.CommitSHA
-		if r.State != Approved {
-			head = ""
-		}
-		if err := s.Store.PutFact(ctx, FactScope(ref, factApproval), strings.ToLower(r.Reviewer.Login), head); err != nil {
-			return fmt.Errorf("record approval of %s: %w", r.Reviewer.Login, err)
+		// approval event does, so remember it (in event-time order).
+		if err := s.recordApproval(ctx, ev, ref, r); err != nil {
+			return err
 		}
 	}
 	_, err := s.Evaluate(ctx, ref, ce.BaseRef, ce.BaseSHA)
@@ -455,8 +451,8 @@ func completeFacts(ctx context.Context, st FactReader, c *Change) error {
 		}
 		sort.Strings(logins)
 		for _, l := range logins {
-			if approvals[l] != "" {
-				c.Reviews = append(c.Reviews, Review{Reviewer: User{Login: l}, State: Approved, CommitSHA: approvals[l]})
+			if at, head := decodeApproval(approvals[l]); head != "" {
+				c.Reviews = append(c.Reviews, Review{Reviewer: User{Login: l}, State: Approved, CommitSHA: head, At: at})
 			}
 		}
 		return nil
@@ -466,7 +462,8 @@ func completeFacts(ctx context.Context, st FactReader, c *Change) error {
 		if r.CommitSHA != "" {
 			continue
 		}
-		if head, ok := approvals[strings.ToLower(r.Reviewer.Login)]; ok && head != "" {
+		raw, ok := approvals[strings.ToLower(r.Reviewer.Login)]
+		if _, head := decodeApproval(raw); ok && head != "" {
 			r.CommitSHA = head
 		} else if len(pushers) <= 1 {
 			// Seen without its event: it can only be bound to the current
