@@ -29,10 +29,13 @@ type prKey struct {
 	number int
 }
 
+// headKey is what fixes a pull request's files and commits: its head and
+// its base branch (a retarget keeps the head and changes the diff).
 type headKey struct {
 	repo   string
 	number int
 	head   string
+	base   string
 }
 
 type permKey struct {
@@ -184,7 +187,7 @@ func userOf(u *gh.User) bot.User {
 // headFacts returns the files and commits of meta.head, from the cache or
 // the API, and the head the lists actually showed.
 func (f *Forge) headFacts(ctx context.Context, c *gh.Client, repo bot.Repo, number int, meta prMeta) (*headFacts, string, error) {
-	key := headKey{strings.ToLower(repo.FullName), number, meta.head}
+	key := headKey{strings.ToLower(repo.FullName), number, meta.head, meta.baseRef}
 	if hf, ok := f.heads.get(key); ok {
 		return hf, meta.head, nil
 	}

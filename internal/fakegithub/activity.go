@@ -61,14 +61,18 @@ func (f *Fake) Activities(repo string) []Activity {
 // notePRPush records the push that moved a pull request's head branch, as
 // GitHub does for every push: AddPR and UpdatePR call it when the head
 // changes. The actor is PR.PushedBy (default: the author); a PR from a fork
-// (HeadRepo set) records it in the fork.
+// (HeadRepo set) records it in the fork, when the fork was registered.
 func (f *Fake) notePRPush(base *repo, before string, p *PR) {
 	if p.HeadSHA == "" || p.HeadSHA == before {
 		return
 	}
 	rp := base
 	if p.HeadRepo != "" && !strings.EqualFold(p.HeadRepo, base.fullName) {
-		rp = f.repoOf(p.HeadRepo)
+		// Only a fork registered with AddRepo is readable; any other
+		// answers 404, as a repository the App is not installed on.
+		if rp = f.repos[strings.ToLower(p.HeadRepo)]; rp == nil {
+			return
+		}
 	}
 	actor := p.PushedBy
 	if actor.Login == "" {
