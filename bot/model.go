@@ -191,6 +191,8 @@ type Change struct {
 	Author  User      `json:"author"`
 	BaseRef string    `json:"base_ref"`
 	BaseSHA string    `json:"base_sha,omitempty"`
+	// HeadRef is the head (source) branch, without refs/heads/.
+	HeadRef string `json:"head_ref,omitempty"`
 	// HeadRepo is the repository the head branch lives in when it is not
 	// Ref.Repo (a fork); its pushes are recorded under it.
 	HeadRepo string `json:"head_repo,omitempty"`

@@ -218,3 +218,28 @@ func (s *Service) recordChangePush(ctx context.Context, ev Event, ref ChangeRef)
 	}
 	return nil
 }
+
+// LearnPushers asks the forge's own record who pushed the head when
+// neither the adapter nor the stored deliveries know (f need only
+// implement PushReader), and records what it learns, so that the history
+// survives the forge's retention and later evaluations need not ask again.
+func LearnPushers(ctx context.Context, f any, st Store, c *Change) error {
+	pr, ok := f.(PushReader)
+	if !ok || c.Ref.HeadSHA == "" || len(c.HeadPushers(c.Ref.HeadSHA)) > 0 || c.EvalError != "" {
+		return nil
+	}
+	before := len(c.Pushes)
+	if err := pr.HeadPushes(ctx, c); err != nil {
+		return fmt.Errorf("read who pushed %s: %w", shortSHA(c.Ref.HeadSHA), err)
+	}
+	repo := c.HeadRepo
+	if repo == "" {
+		repo = c.Ref.Repo.FullName
+	}
+	for _, p := range c.Pushes[before:] {
+		if err := RecordPush(ctx, st, c.Ref.Forge, repo, p.HeadSHA, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}

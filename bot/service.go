@@ -312,6 +312,9 @@ func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, _ string
 	if err := CompleteFacts(ctx, s.Store, change); err != nil {
 		return Verdict{}, err
 	}
+	if err := LearnPushers(ctx, f, s.Store, change); err != nil {
+		return s.failClosed(ctx, f, ref, err, done)
+	}
 	v := Decide(Input{Policy: pol, PolicyErr: perr, Change: change})
 	if l := s.logger(); l.Enabled(ctx, slog.LevelDebug) {
 		bound := make([]string, 0, len(change.Reviews))

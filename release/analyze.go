@@ -227,6 +227,9 @@ func (a *analyzer) evaluate(ctx context.Context, sum bot.Change, mergedAt time.T
 	if err := bot.CompleteFacts(ctx, a.g.Store, ch); err != nil {
 		return nil, fmt.Errorf("complete facts of %s: %w", ref.Key(), err)
 	}
+	if err := bot.LearnPushers(ctx, a.f, a.g.Store, ch); err != nil {
+		return nil, fmt.Errorf("complete facts of %s: %w", ref.Key(), err)
+	}
 	if !mergedAt.IsZero() {
 		// Reviews given after the merge did not let it in.
 		ch.Reviews = slices.DeleteFunc(ch.Reviews, func(r bot.Review) bool { return !r.At.IsZero() && r.At.After(mergedAt) })

@@ -112,10 +112,9 @@ func (f *Forge) Change(ctx context.Context, ref bot.ChangeRef, teams []string) (
 	ch.Unverified = slices.Clone(hf.unverified)
 	ch.EvalError = hf.evalError
 
-	if ch.EvalError == "" {
-		if err := f.headPushes(ctx, c, ch, meta); err != nil {
-			return nil, err
-		}
+	ch.HeadRef = meta.headRef
+	if meta.headRepo != "" && !strings.EqualFold(meta.headRepo, repo.FullName) {
+		ch.HeadRepo = meta.headRepo
 	}
 	if ch.Reviews, err = f.listReviews(ctx, c, owner, name, ref.Number); err != nil {
 		return nil, fmt.Errorf("github: listing reviews of %s#%d: %w", repo.FullName, ref.Number, err)

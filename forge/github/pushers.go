@@ -37,22 +37,26 @@ type activity struct {
 // read (100 entries a page, newest first).
 const maxActivityPages = 10
 
-// headPushes fills ch.Pushes with what GitHub recorded about the pushes to
+// HeadPushes fills ch.Pushes with what GitHub recorded about the pushes to
 // the head branch (repository activity API): who pushed each commit of the
 // change, including pushes foureyes never received a delivery for. The
 // request is conditional: when nothing was pushed since, GitHub answers 304,
 // which costs nothing against the rate limit. A head in a repository the
 // installation cannot read (a fork) leaves the pusher unknown, with
 // ch.PusherNote saying so and what would resolve it.
-func (f *Forge) headPushes(ctx context.Context, c *gh.Client, ch *bot.Change, meta prMeta) error {
+// It implements bot.PushReader: the service asks only for a head whose
+// pusher no push delivery named.
+func (f *Forge) HeadPushes(ctx context.Context, ch *bot.Change) error {
+	c, err := f.client(ch.Ref.Repo.Installation)
+	if err != nil {
+		return err
+	}
 	repo := ch.Ref.Repo
-	headRepo := meta.headRepo
+	headRepo := ch.HeadRepo
 	if headRepo == "" {
 		headRepo = repo.FullName
 	}
-	if !strings.EqualFold(headRepo, repo.FullName) {
-		ch.HeadRepo = headRepo
-	}
+	meta := prMeta{headRef: ch.HeadRef}
 	if meta.headRef == "" {
 		ch.PusherNote = "GitHub did not name the head branch, so foureyes cannot read who pushed it; re-run the check once the pull request is readable"
 		return nil

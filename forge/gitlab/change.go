@@ -33,6 +33,9 @@ type headFacts struct {
 type mrMemo struct {
 	sourceBranch string
 	noteID       int
+	// sourceProject is the fork the source branch is in (0: the project
+	// itself; -1: a fork the token cannot read).
+	sourceProject int
 }
 
 // statusMemo is what Change last saw of the "foureyes" statuses on a head:
@@ -143,7 +146,7 @@ func (f *Forge) Change(ctx context.Context, ref bot.ChangeRef, teams []string) (
 		return nil, err
 	}
 
-	if err := f.headPushes(ctx, c, mr); err != nil {
+	if err := f.headSource(ctx, c, mr); err != nil {
 		return nil, err
 	}
 

@@ -14,51 +14,72 @@ import (
 // (100 a page, newest first).
 const maxEventPages = 10
 
-// headPushes fills c.Pushes with the pushes GitLab recorded to the merge
-// request's source branch: the project events API
-// (GET /projects/:id/events?action=pushed, newest first; each event's
-// push_data names the ref, commit_from and commit_to, and author the
-// account that pushed; https://docs.gitlab.com/api/events/#list-a-projects-visible-events).
-// Push hooks foureyes received are added by the service. A source branch in
-// a fork the token cannot read leaves the pusher unknown, with
+// headSource records on c where its source branch is (HeadRef, and
+// HeadRepo for a fork, whose path costs one request) and remembers the
+// source project for HeadPushes. A fork the token cannot read leaves
 // c.PusherNote saying what would resolve it.
-func (f *Forge) headPushes(ctx context.Context, c *bot.Change, mr *gl.MergeRequest) error {
-	key := mrKey(c.Ref.Repo, c.Ref.Number) + "@" + c.Ref.HeadSHA
-	if m, ok := f.pushes.get(key); ok {
-		c.Pushes, c.HeadRepo = append(c.Pushes, m.pushes...), m.headRepo
-		return nil
-	}
-	before := len(c.Pushes)
-	if err := f.readPushes(ctx, c, mr); err != nil {
-		return err
-	}
-	if len(c.HeadPushers(c.Ref.HeadSHA)) > 0 {
-		f.pushes.put(key, pushMemo{pushes: append([]bot.Push(nil), c.Pushes[before:]...), headRepo: c.HeadRepo})
-	}
-	return nil
-}
-
-// pushMemo is what headPushes read for one head.
-type pushMemo struct {
-	pushes   []bot.Push
-	headRepo string
-}
-
-func (f *Forge) readPushes(ctx context.Context, c *bot.Change, mr *gl.MergeRequest) error {
-	source := pid(c.Ref.Repo)
+func (f *Forge) headSource(ctx context.Context, c *bot.Change, mr *gl.MergeRequest) error {
+	c.HeadRef = mr.SourceBranch
+	source := 0
 	if mr.SourceProjectID != 0 && mr.TargetProjectID != 0 && mr.SourceProjectID != mr.TargetProjectID {
 		source = mr.SourceProjectID
 		p, _, err := f.client.Projects.GetProject(mr.SourceProjectID, nil, gl.WithContext(ctx))
 		if st := httpStatus(err); st == http.StatusNotFound || st == http.StatusForbidden {
 			c.PusherNote = fmt.Sprintf("the source branch is in the fork project %d, which foureyes' token cannot read (HTTP %d); give the foureyes user Reporter access to the fork (or add foureyes' webhook to it), or push the branch to %s, so that foureyes learns who pushed it",
 				mr.SourceProjectID, st, c.Ref.Repo.FullName)
-			return nil
+			source = -1
 		} else if err != nil {
 			return fmt.Errorf("gitlab: read source project %d of %s!%d: %w", mr.SourceProjectID, c.Ref.Repo.FullName, c.Ref.Number, err)
+		} else {
+			c.HeadRepo = p.PathWithNamespace
 		}
-		c.HeadRepo = p.PathWithNamespace
 	}
-	ref := mr.SourceBranch
+	f.rememberMR(c.Ref.Repo, c.Ref.Number, func(m *mrMemo) { m.sourceProject = source })
+	return nil
+}
+
+// HeadPushes fills c.Pushes with the pushes GitLab recorded to the merge
+// request's source branch: the project events API
+// (GET /projects/:id/events?action=pushed, newest first; each event's
+// push_data names the ref, commit_from and commit_to, and author the
+// account that pushed; https://docs.gitlab.com/api/events/#list-a-projects-visible-events).
+// It implements bot.PushReader: the service asks only for a head whose
+// pusher no push hook (or update event) named.
+func (f *Forge) HeadPushes(ctx context.Context, c *bot.Change) error {
+	key := mrKey(c.Ref.Repo, c.Ref.Number) + "@" + c.Ref.HeadSHA
+	if m, ok := f.pushes.get(key); ok {
+		c.Pushes = append(c.Pushes, m.pushes...)
+		return nil
+	}
+	before := len(c.Pushes)
+	if err := f.readPushes(ctx, c); err != nil {
+		return err
+	}
+	if len(c.HeadPushers(c.Ref.HeadSHA)) > 0 {
+		f.pushes.put(key, pushMemo{pushes: append([]bot.Push(nil), c.Pushes[before:]...)})
+	}
+	return nil
+}
+
+// pushMemo is what HeadPushes read for one head.
+type pushMemo struct {
+	pushes []bot.Push
+}
+
+func (f *Forge) readPushes(ctx context.Context, c *bot.Change) error {
+	memo, _ := f.mrs.get(mrKey(c.Ref.Repo, c.Ref.Number))
+	var source any = pid(c.Ref.Repo)
+	switch {
+	case memo.sourceProject < 0:
+		return nil // an unreadable fork: headSource said so
+	case memo.sourceProject > 0:
+		source = memo.sourceProject
+	}
+	if c.HeadRef == "" {
+		c.PusherNote = "GitLab did not name the source branch, so foureyes cannot read who pushed it"
+		return nil
+	}
+	ref := c.HeadRef
 	commits := oldestFirst(c.Commits)
 	for page := 1; page <= maxEventPages; page++ {
 		evs, resp, err := f.client.Events.ListProjectVisibleEvents(source, &gl.ListProjectVisibleEventsOptions{
