@@ -236,3 +236,42 @@ func TestTrustGitLabTagCannotShadowTheBranchPolicy(t *testing.T) {
 		t.Fatalf("two approvals: %s %s", st.State, st.Description)
 	}
 }
+
+// GitLab: a merge request foureyes never saw opened is judged on its first
+// event, with its pusher read from the project's push events.
+func TestTrustGitLabNeverSawItOpened(t *testing.T) {
+	e := newGLE2E(t)
+	e.n++
+	head := glSHA(t.Name() + "-1")
+	mr := fakegitlab.MergeRequest{IID: e.n, Title: "change", AuthorID: glAlice, SourceBranch: "adopted", TargetBranch: glTarget, SHA: head,
+		Commits: []fakegitlab.Commit{{ID: head, Message: "change", AuthorName: "Alice", AuthorEmail: "alice@example.com"}},
+		Diffs:   []fakegitlab.Diff{{OldPath: "src/app.go", NewPath: "src/app.go", Diff: "@@ -1 +1 @@\n-a\n+b\n"}}}
+	e.fake.AddMergeRequest(glProject, mr)
+	e.approve(mr, glCarol)
+	if st := e.status(mr.SHA); st.State != "success" {
+		t.Fatalf("first event, carol approved alice's push: %s %s", st.State, st.Description)
+	}
+}
+
+// GitLab: approval events are ordered by their time. With the approvals
+// API unavailable, carol's unapproval delivered before the approval it
+// revokes leaves no approval standing.
+func TestTrustGitLabUnapprovalDeliveredFirstWins(t *testing.T) {
+	e := newGLE2E(t)
+	e.fake.SetApprovalsAPIStatus(404)
+	// carol is a requested reviewer, so foureyes looks up her facts.
+	mr := e.openMRWith(func(m *fakegitlab.MergeRequest) { m.ReviewerIDs = []int{glCarol} }, "src/app.go")
+	at := func(m map[string]any, ts string) map[string]any {
+		obj(m, "object_attributes")["updated_at"] = ts
+		return m
+	}
+	e.deliver(at(e.mrHook(mr, "unapproved", glCarol, ""), "2026-01-02T10:05:00Z"))
+	e.deliver(at(e.mrHook(mr, "approved", glCarol, ""), "2026-01-02T10:00:00Z"))
+	if st := e.status(mr.SHA); st.State == "success" {
+		t.Fatalf("a revoked approval counted: %s %s", st.State, st.Description)
+	}
+	e.deliver(at(e.mrHook(mr, "approved", glCarol, ""), "2026-01-02T10:10:00Z"))
+	if st := e.status(mr.SHA); st.State != "success" {
+		t.Fatalf("carol approved again: %s %s", st.State, st.Description)
+	}
+}
