@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -219,24 +220,30 @@ func (s *Service) recordChangePush(ctx context.Context, ev Event, ref ChangeRef)
 	return nil
 }
 
-// LearnPushers asks the forge's own record who pushed the head when
+// ReadPushers asks the forge's own record who pushed the head when
 // neither the adapter nor the stored deliveries know (f need only
-// implement PushReader), and records what it learns, so that the history
-// survives the forge's retention and later evaluations need not ask again.
-func LearnPushers(ctx context.Context, f any, st Store, c *Change) error {
+// implement PushReader). It appends what it learns to c.Pushes and returns
+// it, for RecordPushes. It reads only.
+func ReadPushers(ctx context.Context, f any, c *Change) ([]Push, error) {
 	pr, ok := f.(PushReader)
 	if !ok || c.Ref.HeadSHA == "" || len(c.HeadPushers(c.Ref.HeadSHA)) > 0 || c.EvalError != "" {
-		return nil
+		return nil, nil
 	}
 	before := len(c.Pushes)
 	if err := pr.HeadPushes(ctx, c); err != nil {
-		return fmt.Errorf("read who pushed %s: %w", shortSHA(c.Ref.HeadSHA), err)
+		return nil, fmt.Errorf("read who pushed %s: %w", shortSHA(c.Ref.HeadSHA), err)
 	}
+	return slices.Clone(c.Pushes[before:]), nil
+}
+
+// RecordPushes records pushes ReadPushers learned, so that the history
+// survives the forge's retention and later evaluations need not ask again.
+func RecordPushes(ctx context.Context, st Store, c *Change, pushes []Push) error {
 	repo := c.HeadRepo
 	if repo == "" {
 		repo = c.Ref.Repo.FullName
 	}
-	for _, p := range c.Pushes[before:] {
+	for _, p := range pushes {
 		if err := RecordPush(ctx, st, c.Ref.Forge, repo, p.HeadSHA, p); err != nil {
 			return err
 		}

@@ -249,73 +249,27 @@ func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, _ string
 	if s.Observer != nil {
 		ctx, done = s.Observer.StartEvaluation(ctx, ref.Forge)
 	}
-	// The policy is read on the base branch by name, at its current tip:
-	// baseSHA (a payload's pull_request.base.sha) is stale as soon as the
-	// branch moves, and a policy tightened since must apply (issue 10).
-	policyRef := baseRef
-	var (
-		change *Change
-		err    error
-	)
-	if policyRef == "" {
-		// Events such as check_suite may not name the base: learn it from
-		// the change first (the adapter caches what it fetched).
-		change, err = f.Change(ctx, ref, nil)
-		if err != nil {
-			return s.failClosed(ctx, f, ref, fmt.Errorf("read change: %w", err), done)
-		}
-		policyRef = change.BaseRef
+	j, err := s.judge(ctx, f, ref, baseRef, nil)
+	var ge *gatherError
+	if errors.As(err, &ge) {
+		return s.failClosed(ctx, f, ref, ge.cause, done)
 	}
-	var (
-		pol  *policies.Policy
-		perr error
-	)
-	for attempt := 0; ; attempt++ {
-		pf, err := f.Policy(ctx, ref.Repo, policyRef)
-		if err != nil {
-			return s.failClosed(ctx, f, ref, fmt.Errorf("read policy file from the base branch: %w", err), done)
-		}
-		pol, perr = s.parsePolicy(pf)
-		var teams []string
-		if pol != nil {
-			teams = PolicyTeams(pol)
-		}
-		if change == nil || len(teams) > 0 {
-			change, err = f.Change(ctx, ref, teams)
-			if err != nil {
-				return s.failClosed(ctx, f, ref, fmt.Errorf("read change: %w", err), done)
-			}
-		}
-		// An event may name a base the change no longer has (delivered
-		// before a retarget): the policy is the current base's.
-		if attempt > 0 || change.BaseRef == "" || change.BaseRef == policyRef {
-			break
-		}
-		policyRef = change.BaseRef
+	if err != nil {
+		return Verdict{}, err
 	}
-	if perr != nil && s.Observer != nil {
-		s.Observer.PolicyError(ref.Forge)
-	}
-	if ref.HeadSHA == "" {
-		ref.HeadSHA = change.Ref.HeadSHA
-	}
-	if change.Ref.HeadSHA != ref.HeadSHA {
+	if j.moved {
 		// The forge shows the present: its files and reviews belong to the
 		// newer head, which its own push event will judge once its pusher
 		// is known. Judging the old head with new facts would be wrong.
 		s.logger().Info("change moved on; leaving the newer head to its own event",
-			"change", ref.Key(), "event_head", ref.HeadSHA, "current_head", change.Ref.HeadSHA)
+			"change", ref.Key(), "event_head", j.ref.HeadSHA, "current_head", j.change.Ref.HeadSHA)
 		done(PendingState)
 		return Verdict{}, nil
 	}
-	change.Ref = ref
-	if err := CompleteFacts(ctx, s.Store, change); err != nil {
+	ref, change, v := j.ref, j.change, j.verdict
+	if err := RecordPushes(ctx, s.Store, change, j.learned); err != nil {
 		return Verdict{}, err
 	}
-	if err := LearnPushers(ctx, f, s.Store, change); err != nil {
-		return s.failClosed(ctx, f, ref, err, done)
-	}
-	v := Decide(Input{Policy: pol, PolicyErr: perr, Change: change})
 	if l := s.logger(); l.Enabled(ctx, slog.LevelDebug) {
 		bound := make([]string, 0, len(change.Reviews))
 		for _, r := range change.Reviews {
@@ -342,6 +296,99 @@ func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, _ string
 	}
 	done(v.State)
 	return v, nil
+}
+
+// judgement is a change's facts and verdict, gathered and decided as the
+// server does, before anything is published.
+type judgement struct {
+	ref     ChangeRef
+	change  *Change
+	verdict Verdict
+	// moved: the forge's head (change.Ref.HeadSHA) is newer than ref's.
+	moved bool
+	// learned are the pushes read from the forge's record (ReadPushers),
+	// for Evaluate to record.
+	learned []Push
+}
+
+// gatherError is a failure to gather the facts, which Evaluate publishes
+// as a failing verdict (fail closed) before retrying.
+type gatherError struct{ cause error }
+
+func (e *gatherError) Error() string { return e.cause.Error() }
+func (e *gatherError) Unwrap() error { return e.cause }
+
+// judge gathers the facts of a change at ref.HeadSHA (or its current head)
+// and decides. It reads only: Evaluate publishes and audits what it
+// returns, Explain prints it. candidate, when set, replaces the policy
+// file of the base branch.
+//
+// The policy is read on the base branch by name, at its current tip: the
+// base SHA a payload names (pull_request.base.sha) is stale as soon as the
+// branch moves, and a policy tightened since must apply (issue 10).
+func (s *Service) judge(ctx context.Context, f Forge, ref ChangeRef, baseRef string, candidate *PolicyFile) (judgement, error) {
+	policyRef := baseRef
+	var (
+		change *Change
+		err    error
+	)
+	if policyRef == "" {
+		// Events such as check_suite may not name the base: learn it from
+		// the change first (the adapter caches what it fetched).
+		change, err = f.Change(ctx, ref, nil)
+		if err != nil {
+			return judgement{}, &gatherError{fmt.Errorf("read change: %w", err)}
+		}
+		policyRef = change.BaseRef
+	}
+	var (
+		pol  *policies.Policy
+		perr error
+	)
+	for attempt := 0; ; attempt++ {
+		var pf PolicyFile
+		if candidate != nil {
+			pf = *candidate
+		} else if pf, err = f.Policy(ctx, ref.Repo, policyRef); err != nil {
+			return judgement{}, &gatherError{fmt.Errorf("read policy file from the base branch: %w", err)}
+		}
+		pol, perr = s.parsePolicy(pf)
+		var teams []string
+		if pol != nil {
+			teams = PolicyTeams(pol)
+		}
+		if change == nil || len(teams) > 0 {
+			change, err = f.Change(ctx, ref, teams)
+			if err != nil {
+				return judgement{}, &gatherError{fmt.Errorf("read change: %w", err)}
+			}
+		}
+		// An event may name a base the change no longer has (delivered
+		// before a retarget): the policy is the current base's.
+		if candidate != nil || attempt > 0 || change.BaseRef == "" || change.BaseRef == policyRef {
+			break
+		}
+		policyRef = change.BaseRef
+	}
+	if perr != nil && s.Observer != nil {
+		s.Observer.PolicyError(ref.Forge)
+	}
+	if ref.HeadSHA == "" {
+		ref.HeadSHA = change.Ref.HeadSHA
+	}
+	if change.Ref.HeadSHA != ref.HeadSHA {
+		return judgement{ref: ref, change: change, moved: true}, nil
+	}
+	change.Ref = ref
+	if err := CompleteFacts(ctx, s.Store, change); err != nil {
+		return judgement{}, err
+	}
+	learned, err := ReadPushers(ctx, f, change)
+	if err != nil {
+		return judgement{}, &gatherError{err}
+	}
+	v := Decide(Input{Policy: pol, PolicyErr: perr, Change: change})
+	return judgement{ref: ref, change: change, verdict: v, learned: learned}, nil
 }
 
 // failClosed publishes a failure when the facts cannot be gathered, and
@@ -506,7 +553,7 @@ func (s *Service) publish(ctx context.Context, f Forge, ref ChangeRef, v Verdict
 	if s.DetailsURL != nil {
 		details = s.DetailsURL(ref)
 	}
-	newID, err := f.Publish(ctx, Report{Ref: ref, Verdict: v, Title: v.Title, Markdown: Markdown(v), DetailsURL: details, PriorID: id})
+	newID, err := f.Publish(ctx, Report{Ref: ref, Verdict: v, Title: v.Title, Markdown: Markdown(v), QuietMarkdown: MarkdownQuiet(v), DetailsURL: details, PriorID: id})
 	if err != nil {
 		return fmt.Errorf("publish verdict on %s: %w", shortSHA(ref.HeadSHA), err)
 	}

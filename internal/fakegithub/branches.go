@@ -67,6 +67,9 @@ func (rp *repo) branchTip(name string) (string, bool) {
 	if sha, ok := rp.branches[name]; ok {
 		return sha, true
 	}
+	if h := rp.histories[name]; len(h) > 0 {
+		return h[0].SHA, true // SetHistory on a branch name: its newest commit
+	}
 	if _, ok := rp.files[name]; ok || name == rp.defaultBranch {
 		return SHA(name), true
 	}
@@ -87,8 +90,13 @@ func (rp *repo) filesAt(ref string) map[string]string {
 		return fs
 	}
 	if ok {
+		// Files put on the name of a branch never moved with SetBranch are
+		// the files of its tip.
 		for name, fs := range rp.files {
-			if _, moved := rp.branches[name]; !moved && SHA(name) == sha {
+			if _, moved := rp.branches[name]; moved {
+				continue
+			}
+			if tip, isBranch := rp.branchTip(name); isBranch && tip == sha {
 				return fs
 			}
 		}

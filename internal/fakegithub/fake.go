@@ -73,6 +73,7 @@ type repo struct {
 	histories     map[string][]Commit // sha -> commits reachable from it, newest first
 	activities    []Activity          // oldest first
 	branches      map[string]string   // branch -> tip SHA (SetBranch)
+	installation  int64               // the App installation on it (0: not installed)
 }
 
 type tag struct{ name, sha string }
@@ -276,7 +277,7 @@ func (f *Fake) handle(w *recorder, r *http.Request, path string) int64 {
 	switch {
 	case strings.HasPrefix(path, "/app-manifests/"):
 		// The manifest conversion is authenticated by the one-time code.
-	case strings.HasPrefix(path, "/app/") || path == "/app":
+	case strings.HasPrefix(path, "/app/") || path == "/app" || isInstallationLookup(path):
 		scheme, cred, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 		if !strings.EqualFold(scheme, "Bearer") {
 			writeError(w, http.StatusUnauthorized, "A JSON web token could not be decoded")

@@ -96,6 +96,9 @@ type MergeRequest struct {
 	State          string // opened (default), closed, merged, locked
 	Draft          bool
 	MergeCommitSHA string
+	// SquashCommitSHA is the commit a squash merge created on the target
+	// branch (squash_commit_sha).
+	SquashCommitSHA string
 	// MergedAt is the merged_at of a merged merge request (default: its
 	// last update).
 	MergedAt    time.Time
@@ -188,8 +191,9 @@ type projectState struct {
 	statuses  []*Status
 	issues    []*Issue
 	commits   map[string]Commit
-	tags      []tagState  // in creation order
-	events    []PushEvent // oldest first
+	tags      []tagState        // in creation order
+	branches  map[string]string // branch -> tip SHA (SetBranch)
+	events    []PushEvent       // oldest first
 	createdAt time.Time
 }
 
