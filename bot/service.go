@@ -114,6 +114,18 @@ func (s *Service) Handle(ctx context.Context, ev Event) error {
 }
 
 func (s *Service) handleChange(ctx context.Context, f Forge, ev Event) error {
+	if err := s.recordChangeFacts(ctx, ev); err != nil {
+		return err
+	}
+	ce := ev.Change
+	ref := ChangeRef{Forge: ev.Forge, Repo: ev.Repo, Number: ce.Number, HeadSHA: ce.HeadSHA}
+	_, err := s.Evaluate(ctx, ref, ce.BaseRef, ce.BaseSHA)
+	return err
+}
+
+// recordChangeFacts remembers what only the change event tells (see
+// HandleFolded: every folded event's facts are recorded).
+func (s *Service) recordChangeFacts(ctx context.Context, ev Event) error {
 	ce := ev.Change
 	if ce == nil {
 		return fmt.Errorf("event %s: change event without change", ev.DeliveryID)
@@ -131,8 +143,7 @@ func (s *Service) handleChange(ctx context.Context, f Forge, ev Event) error {
 			return err
 		}
 	}
-	_, err := s.Evaluate(ctx, ref, ce.BaseRef, ce.BaseSHA)
-	return err
+	return nil
 }
 
 func (s *Service) handleForeign(ctx context.Context, f Forge, ev Event) error {
