@@ -83,17 +83,18 @@ type Forge struct {
 	mu      sync.Mutex
 	clients map[int64]*gh.Client
 
-	etags    *etagCache
-	heads    *lru[headKey, *headFacts]
-	policies *lru[policyKey, policyEntry]
+	etags       *etagCache
+	heads       *lru[headKey, *headFacts]
+	policies    *lru[policyKey, policyEntry]
+	orgPolicies *lru[string, expiring[policyEntry]]
+	perms       *lru[permKey, expiring[policies.Permission]]
+	teams       *lru[permKey, expiring[bool]]
+	hints       *lru[prKey, prMeta]
+	budgets     *budgets
+
 	// branchPolicies marks the branches whose first policy location is
-	// missing: their lookup runs at the resolved tip SHA.
+	// missing: their lookup runs at the resolved tip SHA (policy.go).
 	branchPolicies *lru[string, bool]
-	orgPolicies    *lru[string, expiring[policyEntry]]
-	perms          *lru[permKey, expiring[policies.Permission]]
-	teams          *lru[permKey, expiring[bool]]
-	hints          *lru[prKey, prMeta]
-	budgets        *budgets
 }
 
 // Cache sizes: bounded so a busy installation cannot grow memory without
@@ -128,23 +129,24 @@ func New(cfg Config) (*Forge, error) {
 		return nil, fmt.Errorf("github: API URL %q is not an absolute URL", cfg.APIURL)
 	}
 	f := &Forge{
-		appID:          cfg.AppID,
-		key:            key,
-		apiURL:         u,
-		tokenBase:      strings.TrimSuffix(u.String(), "/"),
-		log:            cfg.Logger,
-		now:            cfg.Now,
-		ttl:            cfg.PermissionTTL,
-		clients:        map[int64]*gh.Client{},
-		etags:          newETagCache(maxETags),
-		heads:          newLRU[headKey, *headFacts](maxHeads),
-		policies:       newLRU[policyKey, policyEntry](maxPolicies),
+		appID:       cfg.AppID,
+		key:         key,
+		apiURL:      u,
+		tokenBase:   strings.TrimSuffix(u.String(), "/"),
+		log:         cfg.Logger,
+		now:         cfg.Now,
+		ttl:         cfg.PermissionTTL,
+		clients:     map[int64]*gh.Client{},
+		etags:       newETagCache(maxETags),
+		heads:       newLRU[headKey, *headFacts](maxHeads),
+		policies:    newLRU[policyKey, policyEntry](maxPolicies),
+		orgPolicies: newLRU[string, expiring[policyEntry]](maxPolicies),
+		perms:       newLRU[permKey, expiring[policies.Permission]](maxPerms),
+		teams:       newLRU[permKey, expiring[bool]](maxPerms),
+		hints:       newLRU[prKey, prMeta](maxHints),
+		budgets:     &budgets{report: cfg.OnRateLimit},
+
 		branchPolicies: newLRU[string, bool](maxPolicies),
-		orgPolicies:    newLRU[string, expiring[policyEntry]](maxPolicies),
-		perms:          newLRU[permKey, expiring[policies.Permission]](maxPerms),
-		teams:          newLRU[permKey, expiring[bool]](maxPerms),
-		hints:          newLRU[prKey, prMeta](maxHints),
-		budgets:        &budgets{report: cfg.OnRateLimit},
 	}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
