@@ -12,11 +12,19 @@ import (
 // (the webhook answers 200/204 and nothing is stored).
 var ErrIgnored = errors.New("event needs no work")
 
+// ErrIssuesDisabled is wrapped by an adapter that cannot open an issue
+// because the repository has issues turned off (GitHub: 410 Gone). It is
+// permanent: retrying cannot help.
+var ErrIssuesDisabled = errors.New("issues are disabled in the repository")
+
 // PolicyFile is a policy file as found on a forge.
 type PolicyFile struct {
 	Source string // e.g. "acme/app@base:.github/foureyes.yml"
 	Data   []byte
 	Found  bool // false: the repository (and its org) has none
+	// Note says where the lookup could not see (e.g. an org .github
+	// repository the installation cannot read); shown in the report.
+	Note string
 }
 
 // Report is a verdict to publish on the forge.
@@ -49,7 +57,8 @@ type Forge interface {
 	// Publish reports a verdict, idempotently (see Report.PriorID), and
 	// returns the ID of the forge object to remember for the next time.
 	Publish(ctx context.Context, r Report) (string, error)
-	// OpenChanges lists the open changes whose base is branch.
+	// OpenChanges lists the open changes whose base is branch ("" lists
+	// every open change of the repository).
 	OpenChanges(ctx context.Context, repo Repo, branch string) ([]ChangeRef, error)
 }
 

@@ -236,8 +236,10 @@ func TestGitHubUnguardedBranchIgnored(t *testing.T) {
 		t.Error("an unguarded branch was flagged")
 	}
 	for _, r := range e.fake.Requests() {
-		// Reading the policy: its files and the tip of the branch they are read at.
-		if !strings.Contains(r.Path, "/contents/") && !strings.Contains(r.Path, "access_tokens") && !strings.Contains(r.Path, "/commits/heads/") {
+		// Policy lookups only: the contents, the tip of the branch they are
+		// read at, and whether the org's .github repository is readable when
+		// it holds no policy.
+		if !strings.Contains(r.Path, "/contents/") && !strings.Contains(r.Path, "access_tokens") && !strings.Contains(r.Path, "/commits/heads/") && !strings.HasSuffix(r.Path, "/.github") {
 			t.Errorf("unexpected request %s %s", r.Method, r.Path)
 		}
 	}

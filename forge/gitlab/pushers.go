@@ -15,26 +15,25 @@ import (
 const maxEventPages = 10
 
 // headSource records on c where its source branch is (HeadRef, and
-// HeadRepo for a fork, whose path costs one request) and remembers the
-// source project for HeadPushes. A fork the token cannot read leaves
+// HeadRepo for a fork, whose path costs one request) and remembers whether
+// HeadPushes can read the source project. A fork the token cannot read leaves
 // c.PusherNote saying what would resolve it.
 func (f *Forge) headSource(ctx context.Context, c *bot.Change, mr *gl.MergeRequest) error {
 	c.HeadRef = mr.SourceBranch
-	source := 0
+	unreadable := false
 	if mr.SourceProjectID != 0 && mr.TargetProjectID != 0 && mr.SourceProjectID != mr.TargetProjectID {
-		source = mr.SourceProjectID
 		p, _, err := f.client.Projects.GetProject(mr.SourceProjectID, nil, gl.WithContext(ctx))
 		if st := httpStatus(err); st == http.StatusNotFound || st == http.StatusForbidden {
 			c.PusherNote = fmt.Sprintf("the source branch is in the fork project %d, which foureyes' token cannot read (HTTP %d); give the foureyes user Reporter access to the fork (or add foureyes' webhook to it), or push the branch to %s, so that foureyes learns who pushed it",
 				mr.SourceProjectID, st, c.Ref.Repo.FullName)
-			source = -1
+			unreadable = true
 		} else if err != nil {
 			return fmt.Errorf("gitlab: read source project %d of %s!%d: %w", mr.SourceProjectID, c.Ref.Repo.FullName, c.Ref.Number, err)
 		} else {
 			c.HeadRepo = p.PathWithNamespace
 		}
 	}
-	f.rememberMR(c.Ref.Repo, c.Ref.Number, func(m *mrMemo) { m.sourceProject = source })
+	f.rememberMR(c.Ref.Repo, c.Ref.Number, func(m *mrMemo) { m.sourceProject, m.forkUnreadable = forkOf(mr), unreadable })
 	return nil
 }
 
@@ -70,8 +69,8 @@ func (f *Forge) readPushes(ctx context.Context, c *bot.Change) error {
 	memo, _ := f.mrs.get(mrKey(c.Ref.Repo, c.Ref.Number))
 	var source any = pid(c.Ref.Repo)
 	switch {
-	case memo.sourceProject < 0:
-		return nil // an unreadable fork: headSource said so
+	case memo.forkUnreadable:
+		return nil // headSource said so in c.PusherNote
 	case memo.sourceProject > 0:
 		source = memo.sourceProject
 	}

@@ -2,25 +2,56 @@ package fakegithub
 
 import (
 	"net/http"
+	"sort"
 	"strings"
 )
 
-// SetBranch points a branch at a commit (creating it). The contents API
-// with ?ref=BRANCH then reads the files put on that SHA (falling back to
-// files put on the branch name), and GET /repos/{o}/{r}/commits/{ref}
-// resolves it. Pull requests keep the base.sha they were opened or last
-// synchronized with, as on GitHub: moving the base branch does not change
-// it (https://github.com/github/docs/issues/431; the pull request object's
-// base.sha is documented as the base commit of the pull request, and
-// GitHub only refreshes it on a push to the head).
-func (f *Fake) SetBranch(repo, branch, sha string) {
+// SetBranch points a branch at sha without any webhook: the fake's way to
+// model a push GitHub never delivers ("Events will not be created for tags
+// when more than three tags are pushed at once", push webhook schema,
+// @octokit/openapi-webhooks 12.1.0) or one that was lost. An empty sha
+// deletes the branch. The contents API with ?ref=BRANCH then reads the
+// files put on that SHA (falling back to files put on the branch name),
+// and GET /repos/{o}/{r}/commits/{ref} resolves it. Pull requests keep the
+// base.sha they were opened or last synchronized with, as on GitHub:
+// moving the base branch does not change it
+// (https://github.com/github/docs/issues/431; GitHub refreshes base.sha
+// only on a push to the head).
+func (f *Fake) SetBranch(repo, name, sha string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	r := f.repoOf(repo)
 	if r.branches == nil {
 		r.branches = map[string]string{}
 	}
-	r.branches[branch] = sha
+	if sha == "" {
+		delete(r.branches, name)
+		return
+	}
+	r.branches[name] = sha
+}
+
+// listBranches is GET /repos/{owner}/{repo}/branches: [{name, commit:
+// {sha, url}, protected}] ("List branches",
+// https://docs.github.com/rest/branches/branches#list-branches), by name.
+// Only branches set with SetBranch are listed.
+func (f *Fake) listBranches(w http.ResponseWriter, r *http.Request, rp *repo) {
+	names := make([]string, 0, len(rp.branches))
+	for n := range rp.branches {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	lo, hi := f.paginate(w, r, len(names))
+	out := []any{}
+	api := f.apiBase(r) + "/repos/" + rp.fullName
+	for _, n := range names[lo:hi] {
+		out = append(out, map[string]any{
+			"name":      n,
+			"commit":    map[string]any{"sha": rp.branches[n], "url": api + "/commits/" + rp.branches[n]},
+			"protected": false,
+		})
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // Branch returns the SHA a branch points at ("" if unknown).
@@ -80,6 +111,13 @@ func (rp *repo) branchTip(name string) (string, bool) {
 // tag points at, else those put on the name itself; for SHA(name) of a
 // branch never moved with SetBranch, those put on the name.
 func (rp *repo) filesAt(ref string) map[string]string {
+	if _, moved := rp.branches[ref]; !moved {
+		// Files put on a name (a branch never moved with SetBranch) are
+		// what that name shows.
+		if fs, ok := rp.files[ref]; ok {
+			return fs
+		}
+	}
 	sha, ok := rp.resolveRef(ref)
 	if ok {
 		if fs, ok := rp.files[sha]; ok {

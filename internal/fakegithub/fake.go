@@ -77,6 +77,10 @@ type repo struct {
 	activities    []Activity          // oldest first
 	branches      map[string]string   // branch -> tip SHA (SetBranch)
 	installation  int64               // the App installation on it (0: not installed)
+	// issuesDisabled: see SetIssuesDisabled.
+	issuesDisabled bool
+	// hidden: see HideFromInstallation.
+	hidden bool
 }
 
 type tag struct{ name, sha string }

@@ -46,6 +46,7 @@ func (f *Fake) routes() {
 	m.HandleFunc("GET /repos/{owner}/{repo}/commits/{sha}/pulls", f.withRepo(f.commitPulls))
 	m.HandleFunc("GET /repos/{owner}/{repo}/compare/{basehead...}", f.withRepo(f.compare))
 	m.HandleFunc("GET /repos/{owner}/{repo}/tags", f.withRepo(f.listTags))
+	m.HandleFunc("GET /repos/{owner}/{repo}/branches", f.withRepo(f.listBranches))
 	m.HandleFunc("GET /repos/{owner}/{repo}/commits", f.withRepo(f.listRepoCommits))
 	m.HandleFunc("GET /repos/{owner}/{repo}/commits/{ref...}", f.withRepo(f.getCommitRef))
 	m.HandleFunc("POST /repos/{owner}/{repo}/issues", f.withRepo(f.createIssue))
@@ -65,7 +66,7 @@ func (f *Fake) withRepo(h repoHandler) http.HandlerFunc {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		rp := f.lookup(r.PathValue("owner"), r.PathValue("repo"))
-		if rp == nil {
+		if rp == nil || f.hiddenFrom(r, rp) {
 			writeError(w, http.StatusNotFound, "Not Found")
 			return
 		}
@@ -393,6 +394,9 @@ func (f *Fake) pullJSON(r *http.Request, rp *repo, p *pull, full bool) map[strin
 		"author_association":  "MEMBER",
 		"auto_merge":          nil,
 		"draft":               p.Draft,
+	}
+	if p.HeadRepo != "" {
+		out["head"] = f.forkHead(r, p)
 	}
 	if full {
 		commits := p.CommitsCount
@@ -1015,6 +1019,10 @@ func (f *Fake) createIssue(w http.ResponseWriter, r *http.Request, rp *repo) {
 	}
 	if b.Title == "" {
 		writeError(w, http.StatusUnprocessableEntity, "Validation Failed: title")
+		return
+	}
+	if rp.issuesDisabled {
+		writeError(w, http.StatusGone, "Issues are disabled for this repo")
 		return
 	}
 	is := &Issue{Number: nextNumber(rp), Title: b.Title, Body: b.Body, State: "open", Labels: b.Labels,

@@ -43,7 +43,8 @@ func (s *Server) addPushEvent(p *projectState, e PushEvent) {
 
 // notePush records the push that moved a merge request's source branch to
 // its head, by PushedByID (default: the author), as GitLab does for every
-// push: AddMergeRequest and UpdateMergeRequest call it.
+// push: AddMergeRequest and UpdateMergeRequest call it (in the fork, for a
+// merge request from a fork the fake knows).
 func (s *Server) notePush(p *projectState, before string, m *MergeRequest) {
 	if m.SHA == "" || m.SHA == before {
 		return
@@ -51,6 +52,14 @@ func (s *Server) notePush(p *projectState, before string, m *MergeRequest) {
 	who := m.PushedByID
 	if who == 0 {
 		who = m.AuthorID
+	}
+	if m.SourceProjectID != 0 && m.SourceProjectID != p.ID {
+		// A fork's source branch is pushed to the fork: its events hold it.
+		fork, ok := s.projects[m.SourceProjectID]
+		if !ok {
+			return
+		}
+		p = fork
 	}
 	s.addPushEvent(p, PushEvent{AuthorID: who, Ref: m.SourceBranch, From: before, To: m.SHA})
 }

@@ -109,6 +109,13 @@ type MergeRequest struct {
 	Diffs      []Diff
 	// Commits of the merge request, newest first (GitLab's order).
 	Commits []Commit
+
+	// SourceProjectID is the fork the source branch lives in (0: the
+	// merge request's own project). GitLab's merge request API names it in
+	// source_project_id; the commits API wants statuses of its commits
+	// posted there ("the API call must target the commit in the merge
+	// request's source branch", https://docs.gitlab.com/api/commits/).
+	SourceProjectID int
 }
 
 // Status is a commit status (GitLab's "generic commit status").
@@ -223,6 +230,11 @@ type Server struct {
 	strict       bool
 	failures     []failure
 	log          []Request
+	diffFiles    int // see SetDiffLimit
+	// compareTimeout: see SetCompareTimeout.
+	compareTimeout bool
+	// partialEmails: see SetPartialEmailSearch.
+	partialEmails bool
 }
 
 // failure makes matching requests fail (see SetFailure).
