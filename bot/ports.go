@@ -81,6 +81,26 @@ type Store interface {
 	AppendAudit(ctx context.Context, rec audit.Record) (audit.Record, error)
 }
 
+// ErrViewerToken is returned (wrapped) by Viewers when the forge refuses a
+// viewer's OAuth token (revoked or expired): the viewer must sign in again.
+var ErrViewerToken = errors.New("the forge refused the viewer's token")
+
+// Viewers is optionally implemented by a Forge adapter (checked by type
+// assertion): it tells the details page who may read a verdict. The
+// answers come from the forge; when one is unknown the page treats the
+// repository as private.
+type Viewers interface {
+	// RepoPublic reports whether everyone, signed in or not, can read
+	// repo (GitHub: not private and not internal; GitLab: visibility
+	// public). It asks with the forge adapter's own credentials.
+	RepoPublic(ctx context.Context, repo Repo) (bool, error)
+	// Viewer returns the login of the person a user OAuth token belongs to.
+	Viewer(ctx context.Context, token string) (string, error)
+	// CanRead reports whether the person of token may read the change:
+	// asked with their token, so the forge applies their own access.
+	CanRead(ctx context.Context, token string, ref ChangeRef) (bool, error)
+}
+
 // RateBudget is what is left of a forge's request budget.
 type RateBudget struct {
 	Remaining int

@@ -92,7 +92,7 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger) (*server, 
 	s.checkpoints = newCheckpointer(db, chain, cfg.AuditCheckpointDir, logger)
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = metrics.New(s.reg)
-	s.metrics.SetBuildInfo(version, commit)
+	s.metrics.SetBuildInfo(version, buildCommit())
 
 	hcfg := handlers.Config{
 		Intake:   &intake{db: db, notify: func() { s.pool.Notify() }},
@@ -370,7 +370,7 @@ func (s *server) detailsKey() []byte {
 }
 
 func (s *server) detailsURL(ref bot.ChangeRef) string {
-	return s.cfg.PublicURL + "/details/" + handlers.SignDetails(s.detailsKey(), ref)
+	return s.cfg.PublicURL + "/details/" + handlers.SignDetails(s.detailsKey(), ref, time.Now().Add(s.cfg.DetailsTTL))
 }
 
 // intake stores accepted events durably, then wakes a worker.

@@ -51,6 +51,7 @@ type Fake struct {
 	nextID    int64
 
 	manifests []ManifestSubmission // posted to the web UI (web.go)
+	oauthSt   *oauthState          // the OAuth web flow and user tokens (oauth.go)
 }
 
 type token struct {
@@ -276,6 +277,9 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		path = strings.TrimPrefix(path, f.prefix)
+	}
+	if f.serveUserAPI(w, r, path) {
+		return
 	}
 	rec := &recorder{header: http.Header{}}
 	inst := f.handle(rec, r, path)

@@ -148,18 +148,19 @@ func (f *Fake) userJSON(u User) map[string]any {
 
 func (f *Fake) repoJSON(r *http.Request, rp *repo) map[string]any {
 	owner, name, _ := strings.Cut(rp.fullName, "/")
+	private, visibility := f.repoVisibility(rp)
 	return map[string]any{
 		"id":             rp.id,
 		"node_id":        fmt.Sprintf("R_%d", rp.id),
 		"name":           name,
 		"full_name":      rp.fullName,
-		"private":        false,
+		"private":        private,
 		"owner":          f.userJSON(User{Login: owner, Type: "Organization"}),
 		"html_url":       f.htmlBase() + "/" + rp.fullName,
 		"url":            f.apiBase(r) + "/repos/" + rp.fullName,
 		"fork":           false,
 		"default_branch": rp.defaultBranch,
-		"visibility":     "public",
+		"visibility":     visibility,
 	}
 }
 

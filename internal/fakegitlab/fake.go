@@ -235,6 +235,7 @@ type Server struct {
 	compareTimeout bool
 	// partialEmails: see SetPartialEmailSearch.
 	partialEmails bool
+	oauthSt       *oauthState // the OAuth provider and its tokens (oauth.go)
 }
 
 // failure makes matching requests fail (see SetFailure).

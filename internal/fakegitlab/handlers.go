@@ -44,6 +44,9 @@ type request struct {
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.serveOAuth(w, r) {
+		return
+	}
 	path := r.URL.EscapedPath()
 	rec := Request{Method: r.Method, Query: r.URL.RawQuery}
 	if !strings.HasPrefix(path, apiPrefix) {
@@ -736,7 +739,7 @@ func (s *Server) projectJSON(p *projectState) map[string]any {
 	return map[string]any{
 		"id": p.ID, "name": lastSegment(p.PathWithNamespace), "path": lastSegment(p.PathWithNamespace),
 		"path_with_namespace": p.PathWithNamespace, "name_with_namespace": strings.ReplaceAll(p.PathWithNamespace, "/", " / "),
-		"default_branch": p.DefaultBranch, "web_url": s.webURL(p), "visibility": "internal",
+		"default_branch": p.DefaultBranch, "web_url": s.webURL(p), "visibility": s.visibilityOf(p),
 		"http_url_to_repo": s.webURL(p) + ".git", "created_at": ts(p.createdAt),
 		"namespace": map[string]any{"full_path": ns, "path": lastSegment(ns), "name": lastSegment(ns), "kind": "group"},
 	}
