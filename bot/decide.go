@@ -78,8 +78,10 @@ func Decide(in Input) Verdict {
 	// somebody (a workflow, an "update branch" app): who is not recorded,
 	// so the head's real pusher is unknown.
 	var botPushers []string
-	for _, u := range headPushers {
-		if isBotUser(u) && !u.Same(c.Author) {
+	for _, p := range c.Pushes {
+		// Any record of the push may carry the bot flag (a push hook does,
+		// a merge request event may not): scan them all.
+		if u := p.Pusher; p.HeadSHA == head && isBotUser(u) && !u.Same(c.Author) && !slices.Contains(botPushers, u.Display()) {
 			botPushers = append(botPushers, u.Display())
 		}
 	}

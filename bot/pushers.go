@@ -202,6 +202,14 @@ func completePushers(ctx context.Context, st FactReader, c *Change) (map[string]
 			u := User{Login: r.Login, ID: r.ID, Bot: r.Bot}
 			if !c.hasPush(sha, u) {
 				c.Pushes = append(c.Pushes, Push{HeadSHA: sha, Pusher: u, Via: r.Via, Before: r.Before})
+			} else if u.Bot {
+				// Another record of this push (a merge request event) may not
+				// have said the pusher is a bot; this one does.
+				for i := range c.Pushes {
+					if c.Pushes[i].HeadSHA == sha && c.Pushes[i].Pusher.Same(u) {
+						c.Pushes[i].Pusher.Bot = true
+					}
+				}
 			}
 		}
 	}

@@ -254,3 +254,30 @@ func TestGitLabApprovalEventsInEventOrder(t *testing.T) {
 		t.Fatalf("reviews = %+v", c.Reviews)
 	}
 }
+
+// TestBotFlagFromAnyRecord: a GitLab project access token's bot pushed the
+// head; the merge request event names only its username, the push hook
+// says it is a bot. Either record is enough to name it.
+func TestBotFlagFromAnyRecord(t *testing.T) {
+	ctx := context.Background()
+	st := &memStore{}
+	s := &Service{Store: st}
+	ref := ChangeRef{Forge: GitLab, Repo: Repo{FullName: "acme/app"}, Number: 7, HeadSHA: headSHA}
+	if err := s.recordChangePush(ctx, Event{Forge: GitLab, Repo: ref.Repo, Sender: User{Login: "project_42_bot_1a2b"}}, ref); err != nil {
+		t.Fatal(err)
+	}
+	if err := RecordPush(ctx, st, GitLab, "acme/app", headSHA, Push{Pusher: User{Login: "project_42_bot_1a2b", Bot: true}, Via: ViaPush}); err != nil {
+		t.Fatal(err)
+	}
+	c := testChange()
+	c.Ref = ref
+	c.Pushes = nil
+	approvedBy(c, "erin")
+	if err := CompleteFacts(ctx, st, c); err != nil {
+		t.Fatal(err)
+	}
+	v := Decide(Input{Policy: testPolicy(), Change: c})
+	if v.State != PendingState || !strings.Contains(v.Title, "pushed by project_42_bot_1a2b") {
+		t.Fatalf("%s: %s", v.State, v.Title)
+	}
+}

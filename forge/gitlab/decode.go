@@ -142,7 +142,7 @@ func (p hookProject) repo(eventName string) (bot.Repo, error) {
 }
 
 func (u hookUser) user() bot.User {
-	return bot.User{Login: u.Username, ID: u.ID, Name: u.Name, Email: email(u.Email)}
+	return bot.User{Login: u.Username, ID: u.ID, Name: u.Name, Email: email(u.Email), Bot: isTokenBot(u.Username)}
 }
 
 // email drops the placeholder GitLab sends where it hides an address.
@@ -222,7 +222,7 @@ func (f *Forge) decodePush(eventName string, body []byte, tag bool) ([]bot.Event
 	if h.Ref == "" {
 		return nil, fmt.Errorf("gitlab: %s payload has no ref", eventName)
 	}
-	pusher := bot.User{Login: h.UserUsername, ID: h.UserID, Name: h.UserName, Email: email(h.UserEmail)}
+	pusher := bot.User{Login: h.UserUsername, ID: h.UserID, Name: h.UserName, Email: email(h.UserEmail), Bot: isTokenBot(h.UserUsername)}
 	p := &bot.PushEvent{
 		Ref: h.Ref, Before: h.Before, After: h.After,
 		Created: isZeroSHA(h.Before), Deleted: isZeroSHA(h.After),
