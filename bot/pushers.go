@@ -70,6 +70,10 @@ func RecordPush(ctx context.Context, st Store, forge ForgeName, repo, sha string
 	return nil
 }
 
+// maxRecordedPushCommits bounds the per-commit records one push delivery
+// writes (GitHub's push payload lists up to 2,048 commits).
+const maxRecordedPushCommits = 250
+
 // recordPushEvent records the pusher of every commit a push delivery brought.
 func (s *Service) recordPushEvent(ctx context.Context, ev Event) error {
 	p := ev.Push
@@ -78,7 +82,14 @@ func (s *Service) recordPushEvent(ctx context.Context, ev Event) error {
 	}
 	push := Push{Pusher: User{Login: p.Pusher.Login, ID: p.Pusher.ID, Bot: p.Pusher.Bot}, Via: ViaPush, Before: p.Before}
 	shas := []string{p.After}
-	for _, c := range p.Commits {
+	commits := p.Commits
+	if len(commits) > maxRecordedPushCommits {
+		// A change of more commits cannot be judged anyway (GitHub lists
+		// at most 250 of a pull request, and foureyes fails closed past
+		// that); the newest are the ones a change can contain.
+		commits = commits[len(commits)-maxRecordedPushCommits:]
+	}
+	for _, c := range commits {
 		if c.SHA != p.After {
 			shas = append(shas, c.SHA)
 		}
