@@ -135,7 +135,7 @@ func strictReview(rv policies.Review) policies.Review {
 // missing approvals, turns it into a success titled as an override.
 // It never covers anything else: a failure, a change request, or a head
 // whose pusher is unknown (independence cannot be judged) stay as they are.
-func judgeBreakGlass(v *Verdict, p *policies.Policy, c *Change, votes []BreakGlassVote, pusher User, pusherKnown bool) {
+func judgeBreakGlass(v *Verdict, p *policies.Policy, c *Change, votes []BreakGlassVote, headPushers []User, pusherKnown bool) {
 	head := c.Ref.HeadSHA
 	var mine []BreakGlassVote
 	for _, bv := range votes {
@@ -191,7 +191,7 @@ func judgeBreakGlass(v *Verdict, p *policies.Policy, c *Change, votes []BreakGla
 	}
 	strict := *p
 	strict.Review = strictReview(p.Review)
-	judgeIndependence(&strict, c, rs, pusher, v.DiffDigest)
+	judgeIndependence(&strict, c, rs, headPushers, v.DiffDigest)
 	notIn := "not in break_glass.approvers (" + who(bg.Approvers.Teams, bg.Approvers.Users) + ")"
 
 	byKey := map[string]*reviewer{}
