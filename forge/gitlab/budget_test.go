@@ -302,5 +302,3 @@ func TestBudgetForgedStatusInFreshProcess(t *testing.T) {
 		t.Errorf("latest statuses: %v", latest)
 	}
 }
-
-
