@@ -45,8 +45,9 @@ const StatusName = "foureyes"
 // can be found again (with its author) and edited instead of re-posted.
 const NoteMarker = "<!-- foureyes -->"
 
-// PolicyPaths are the policy file locations on GitLab, in lookup order.
-var PolicyPaths = []string{".gitlab/foureyes.yml", ".foureyes.yml", ".github/foureyes.yml"}
+// PolicyPaths are the policy file locations on GitLab, in lookup order,
+// as the domain decides them (bot.PolicyPaths).
+var PolicyPaths = bot.PolicyPaths(bot.GitLab)
 
 // Config configures a Forge.
 type Config struct {
@@ -95,6 +96,7 @@ type Forge struct {
 	mrs      *ttlCache[string, mrMemo]
 	statuses *ttlCache[string, statusMemo]
 	members  *ttlCache[string, membership]
+	pushes   *ttlCache[string, pushMemo]
 }
 
 var _ bot.Forge = (*Forge)(nil)
@@ -142,6 +144,9 @@ func New(cfg Config) (*Forge, error) {
 		memberTTL = defaultMembershipTTL
 	}
 	f.members = newTTLCache[string, membership](f.now, memberTTL, 20000)
+	// Who pushed a head is re-read after a minute: a later push back to the
+	// same head adds a pusher (push hooks add it at once).
+	f.pushes = newTTLCache[string, pushMemo](f.now, time.Minute, 20000)
 	return f, nil
 }
 
