@@ -32,10 +32,13 @@ import (
 // Never cached across evaluations: the merge request (head, diff refs,
 // target branch), its approvals, the head's statuses and the policy of the
 // target branch. Each can change without an event foureyes is sure to
-// receive, and GitLab's REST API does not answer If-None-Match with 304
-// (gitlab-org/gitlab#14357, "Support caching for API requests": "GitLab
-// ignores If-None-Match headers on API calls"); a 304 would be counted by
-// GitLab's rate limits like any other request anyway.
+// receive. Conditional requests do not help here: GitLab's REST answers
+// carry weak ETags, but If-None-Match is not answered with 304 on API calls
+// (https://gitlab.com/gitlab-org/gitlab/-/issues/14357, "Support caching
+// for API requests": "GitLab ignores If-None-Match headers on API calls"),
+// and GitLab's rate limits count authenticated API requests per user
+// (https://docs.gitlab.com/administration/settings/user_and_ip_rate_limits),
+// so a 304 would cost the same budget. The fake therefore answers none.
 
 // defaultMembershipTTL bounds how long a member removed on GitLab can still
 // count: GitLab sends project hooks no member event.
