@@ -32,6 +32,8 @@ func newBudgetEnv(t *testing.T, teams ...string) *budgetEnv {
 	})
 	e.fake.SetFile(projectID, "main", ".gitlab/foureyes.yml", []byte("version: 1\n"))
 	b := &budgetEnv{env: e, clock: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC), teams: teams}
+	// GitLab stamps approvals (approved_at) with its own clock: the same one.
+	e.fake.SetClock(func() time.Time { return b.clock })
 	b.restart()
 	return b
 }
@@ -300,5 +302,29 @@ func TestBudgetForgedStatusInFreshProcess(t *testing.T) {
 	}
 	if strings.Join(latest, ",") != fmt.Sprintf("pending by %d", idFoureyes) {
 		t.Errorf("latest statuses: %v", latest)
+	}
+}
+
+// TestBudgetApprovalSeesItsOwnMembership: an approval given after the
+// approver's membership was cached is judged on a membership read again, so
+// the evaluation an approval event starts sees the facts of that approval,
+// not of an older one. Here bob approves again after a demotion to
+// Reporter (GitLab itself would refuse a Reporter's approval; the order of
+// the demotion and the cached lookup is what matters).
+func TestBudgetApprovalSeesItsOwnMembership(t *testing.T) {
+	b := newBudgetEnv(t, "acme/sre")
+	b.fake.Approve(projectID, mrIID, idBob)
+	if c, _ := b.evaluate(); c.Reviewers["bob"].Permission != policies.PermissionWrite || len(c.Reviewers["bob"].Teams) != 1 {
+		t.Fatalf("bob: %+v", c.Reviewers["bob"])
+	}
+	b.clock = b.clock.Add(5 * time.Second)
+	b.fake.Unapprove(projectID, mrIID, idBob)
+	b.fake.SetMember(projectID, idBob, fakegitlab.Reporter)
+	b.fake.SetGroupMember("acme/sre", idBob, fakegitlab.MinimalAccess)
+	b.clock = b.clock.Add(5 * time.Second)
+	b.fake.Approve(projectID, mrIID, idBob)
+	c, _ := b.evaluate()
+	if f := c.Reviewers["bob"]; f.Permission != policies.PermissionRead || len(f.Teams) != 0 {
+		t.Fatalf("bob's approval after his demotion was judged on the cached membership: %+v", f)
 	}
 }

@@ -177,6 +177,7 @@ func (f *Forge) Change(ctx context.Context, ref bot.ChangeRef, teams []string) (
 	// stored webhook events) everyone who took part in the merge request,
 	// since any of them may have approved.
 	people := map[int]*gl.BasicUser{}
+	approvedAt := map[int]time.Time{} // memberships cached before it are read again
 	if available != 0 {
 		c.ReviewsFromEvents = true
 		c.Notices = append(c.Notices, fmt.Sprintf(
@@ -195,12 +196,13 @@ func (f *Forge) Change(ctx context.Context, ref bot.ChangeRef, teams []string) (
 	} else {
 		for _, r := range reviews {
 			people[int(r.Reviewer.ID)] = &gl.BasicUser{ID: int(r.Reviewer.ID), Username: r.Reviewer.Login, Name: r.Reviewer.Name}
+			approvedAt[int(r.Reviewer.ID)] = r.At
 		}
 	}
 	c.Reviewers = map[string]bot.ReviewerFacts{}
 	for _, id := range sortedKeys(people) {
 		u := people[id]
-		facts, err := f.reviewerFacts(ctx, repo, u.ID, u.Username, teams)
+		facts, err := f.reviewerFacts(ctx, repo, u.ID, u.Username, teams, approvedAt[id])
 		if err != nil {
 			return nil, err
 		}
@@ -520,7 +522,7 @@ func permissionOf(level gl.AccessLevelValue) policies.Permission {
 // included) and membership of the policy's groups. Found memberships are
 // reused for MembershipTTL (floor.go): GitLab tells project hooks nothing
 // of a removed member, so that bound is how long one can still count.
-func (f *Forge) reviewerFacts(ctx context.Context, repo bot.Repo, id int, username string, teams []string) (bot.ReviewerFacts, error) {
+func (f *Forge) reviewerFacts(ctx context.Context, repo bot.Repo, id int, username string, teams []string, approvedAt time.Time) (bot.ReviewerFacts, error) {
 	var facts bot.ReviewerFacts
 	u, err := f.user(ctx, id)
 	if err != nil {
@@ -528,7 +530,7 @@ func (f *Forge) reviewerFacts(ctx context.Context, repo bot.Repo, id int, userna
 	}
 	facts.Bot = isTokenBot(username) || (u != nil && u.Bot)
 
-	m, found, err := f.projectMember(ctx, repo, id)
+	m, found, err := f.projectMember(ctx, repo, id, approvedAt)
 	switch {
 	case err != nil:
 		return facts, fmt.Errorf("gitlab: access level of %s on %s: %w", username, repo.FullName, err)
@@ -545,7 +547,7 @@ func (f *Forge) reviewerFacts(ctx context.Context, repo bot.Repo, id int, userna
 		if group == "" {
 			continue
 		}
-		gm, found, err := f.groupMember(ctx, group, id)
+		gm, found, err := f.groupMember(ctx, group, id, approvedAt)
 		if err != nil {
 			return facts, fmt.Errorf("gitlab: membership of %s in group %s: %w", username, group, err)
 		}

@@ -17,9 +17,10 @@ import (
 //   - memberships (project access level, group membership) are reused for
 //     MembershipTTL, one minute by default. GitLab sends project webhooks no
 //     event when a member is removed or demoted, so a removed member's
-//     approval can count for at most that long. Only found memberships are
-//     kept: a "not a member" answer is asked again, so a newly added member
-//     is never held back by the cache.
+//     approval can count for at most that long. An approval given after the
+//     lookup (approved_at) is judged on a fresh one. Only found memberships
+//     are kept: a "not a member" answer is asked again, so a newly added
+//     member is never held back by the cache.
 //   - a commit e-mail is first compared with the merge request author's
 //     full user (cached by ID, Config.CacheTTL): the same exact match on the
 //     full user's e-mail that the search path makes, one request instead of
@@ -55,9 +56,13 @@ func memberKey(scope string, id int) string { return scope + "#" + strconv.Itoa(
 // projectMember returns the user's access level on the project (inherited
 // and invited memberships included); found is false when GitLab says the
 // user is not a member.
-func (f *Forge) projectMember(ctx context.Context, repo bot.Repo, id int) (membership, bool, error) {
+//
+// A membership stored before notBefore (the time of the approval being
+// judged) is read again: an approval given after the lookup is judged on
+// the membership of its own time, so the approval event sees its own facts.
+func (f *Forge) projectMember(ctx context.Context, repo bot.Repo, id int, notBefore time.Time) (membership, bool, error) {
 	key := memberKey("p:"+projectKey(repo), id)
-	if m, ok := f.members.get(key); ok {
+	if m, ok := f.members.getSince(key, notBefore); ok {
 		return m, true, nil
 	}
 	m, _, err := f.client.ProjectMembers.GetInheritedProjectMember(pid(repo), id, gl.WithContext(ctx))
@@ -73,9 +78,9 @@ func (f *Forge) projectMember(ctx context.Context, repo bot.Repo, id int) (membe
 }
 
 // groupMember is projectMember for a group of the policy.
-func (f *Forge) groupMember(ctx context.Context, group string, id int) (membership, bool, error) {
+func (f *Forge) groupMember(ctx context.Context, group string, id int, notBefore time.Time) (membership, bool, error) {
 	key := memberKey("g:"+strings.ToLower(group), id)
-	if m, ok := f.members.get(key); ok {
+	if m, ok := f.members.getSince(key, notBefore); ok {
 		return m, true, nil
 	}
 	gm, _, err := f.client.GroupMembers.GetInheritedGroupMember(group, id, gl.WithContext(ctx))
@@ -142,4 +147,16 @@ func (f *Forge) learnSelf(id int, username, name string) {
 	if f.self.ID == 0 {
 		f.self = bot.User{Login: username, ID: int64(id), Name: name}
 	}
+}
+
+// getSince is get for an entry stored at or after notBefore (zero: any).
+func (c *ttlCache[K, V]) getSince(k K, notBefore time.Time) (V, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[k]
+	if !ok || !c.now().Before(e.expires) || e.stored.Before(notBefore) {
+		var zero V
+		return zero, false
+	}
+	return e.v, true
 }
