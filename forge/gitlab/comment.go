@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	gl "github.com/xanzy/go-gitlab"
 
@@ -74,7 +75,9 @@ func (f *Forge) People(ctx context.Context, repo bot.Repo, users []bot.User, tea
 		if u.ID <= 0 || u.Login == "" {
 			continue
 		}
-		facts, err := f.reviewerFacts(ctx, repo, int(u.ID), u.Login, teams)
+		// Memberships found in the last MembershipTTL are reused, as for
+		// approvals whose event is older than the lookup.
+		facts, err := f.reviewerFacts(ctx, repo, int(u.ID), u.Login, teams, time.Time{})
 		if err != nil {
 			return nil, err
 		}
