@@ -295,17 +295,6 @@ func (a *analyzer) evaluate(ctx context.Context, sum bot.Change, mergedAt time.T
 	if ev.reason == Override {
 		ev.proof.OverriddenBy, ev.proof.OverrideReason = v.BreakGlass.Agreed, v.BreakGlass.Reason
 	}
-	if ev.reason != "" && ev.reason != Override && a.g.Overrides != nil {
-		// A change let in by break glass is no review, but neither is it
-		// a bypass nobody agreed to: it has its own category.
-		detail, ok, err := a.g.Overrides.Override(ctx, ref)
-		if err != nil {
-			return nil, fmt.Errorf("read override of %s: %w", ref.Key(), err)
-		}
-		if ok {
-			ev.reason, ev.detail = Override, detail
-		}
-	}
 	if ev.proof.BaseRef == a.branch {
 		// Every commit of a change merged into this branch came in with
 		// it: they need no lookup of their own. (A change merged elsewhere
