@@ -57,6 +57,10 @@ func Decide(in Input) Verdict {
 		if c.EvalError != "" {
 			v.Failures = append(v.Failures, c.EvalError)
 		}
+		if len(v.Failures) == 0 {
+			// An error that names no diagnostic still fails closed.
+			v.Failures = []string{in.PolicyErr.Error()}
+		}
 		t := "invalid policy file: " + v.Failures[0]
 		if in.PolicyErr == nil {
 			t = "cannot evaluate: " + v.Failures[0]

@@ -137,3 +137,10 @@ func TestMarkdownQuietMentionsNobody(t *testing.T) {
 		t.Errorf("mdText = %q", got)
 	}
 }
+
+func TestDecideFailsClosedOnAnEmptyPolicyError(t *testing.T) {
+	v := Decide(Input{Policy: nil, PolicyErr: &policies.ParseError{}, Change: testChange()})
+	if v.State != Failure || v.Title == "" || len(v.Failures) == 0 {
+		t.Errorf("verdict %+v", v)
+	}
+}
