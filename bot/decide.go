@@ -59,7 +59,11 @@ func Decide(in Input) Verdict {
 		}
 		if len(v.Failures) == 0 {
 			// An error that names no diagnostic still fails closed.
-			v.Failures = []string{in.PolicyErr.Error()}
+			msg := in.PolicyErr.Error()
+			if msg == "" {
+				msg = "the policy file could not be read"
+			}
+			v.Failures = []string{msg}
 		}
 		t := "invalid policy file: " + v.Failures[0]
 		if in.PolicyErr == nil {
