@@ -55,7 +55,6 @@ type burst struct {
 	heads  map[int]string // current head per pull request
 	pushes map[int]int    // heads pushed so far
 	want   map[int]string // expected final verdict: success or in_progress
-	nextID int64
 }
 
 func newBurst(changes, n int, runID string, fake *fakegithub.Fake) (*burst, error) {

@@ -3,6 +3,7 @@ package github
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	gh "github.com/google/go-github/v60/github"
@@ -34,10 +35,7 @@ func orgPolicyNote(repo bot.Repo, at string, hidden bool) string {
 	if !hidden {
 		return ""
 	}
-	looked := make([]string, 0, len(PolicyPaths))
-	for _, p := range PolicyPaths {
-		looked = append(looked, p)
-	}
+	looked := slices.Clone(PolicyPaths)
 	owner := repo.Owner()
 	// Plain text: the report escapes Markdown in notices.
 	return fmt.Sprintf("No policy file: foureyes looked for %s in %s@%s and for %s in %s/%s, but the installation cannot read %s/%s "+

@@ -1,5 +1,7 @@
 package gitlab
 
+//lint:file-ignore SA1019 the required github.com/xanzy/go-gitlab v0.115.0 marks itself deprecated in favour of gitlab.com/gitlab-org/api/client-go (see gitlab.go).
+
 import (
 	"context"
 	"fmt"
