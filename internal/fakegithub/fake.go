@@ -71,6 +71,7 @@ type repo struct {
 	compares      map[string][]Commit // "base...head"
 	tags          []tag               // in creation order
 	histories     map[string][]Commit // sha -> commits reachable from it, newest first
+	created       time.Time           // created_at/updated_at/pushed_at of the repository JSON
 }
 
 type tag struct{ name, sha string }
@@ -418,6 +419,7 @@ func (f *Fake) repoOf(full string) *repo {
 			commitPulls:   map[string][]int{},
 			compares:      map[string][]Commit{},
 			histories:     map[string][]Commit{},
+			created:       f.now().UTC().Truncate(time.Second),
 		}
 		f.repos[strings.ToLower(full)] = r
 	}

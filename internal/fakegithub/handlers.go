@@ -129,34 +129,101 @@ func (f *Fake) userJSON(u User) map[string]any {
 		typ = "User"
 	}
 	id := userID(u)
+	// Every field the OpenAPI component "simple-user" requires.
+	self := f.htmlBase() + "/users/" + u.Login
 	return map[string]any{
-		"login":       u.Login,
-		"id":          id,
-		"node_id":     base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("04:User%d", id))),
-		"avatar_url":  f.htmlBase() + "/avatars/" + u.Login,
-		"gravatar_id": "",
-		"url":         f.htmlBase() + "/users/" + u.Login,
-		"html_url":    f.htmlBase() + "/" + u.Login,
-		"type":        typ,
-		"site_admin":  false,
+		"login":               u.Login,
+		"id":                  id,
+		"node_id":             base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("04:User%d", id))),
+		"avatar_url":          f.htmlBase() + "/avatars/" + u.Login,
+		"gravatar_id":         "",
+		"url":                 self,
+		"html_url":            f.htmlBase() + "/" + u.Login,
+		"followers_url":       self + "/followers",
+		"following_url":       self + "/following{/other_user}",
+		"gists_url":           self + "/gists{/gist_id}",
+		"starred_url":         self + "/starred{/owner}{/repo}",
+		"subscriptions_url":   self + "/subscriptions",
+		"organizations_url":   self + "/orgs",
+		"repos_url":           self + "/repos",
+		"events_url":          self + "/events{/privacy}",
+		"received_events_url": self + "/received_events",
+		"type":                typ,
+		"site_admin":          false,
 	}
 }
 
 func (f *Fake) repoJSON(r *http.Request, rp *repo) map[string]any {
 	owner, name, _ := strings.Cut(rp.fullName, "/")
-	return map[string]any{
+	api := f.apiBase(r) + "/repos/" + rp.fullName
+	html := f.htmlBase() + "/" + rp.fullName
+	host := strings.TrimPrefix(strings.TrimPrefix(f.htmlBase(), "http://"), "https://")
+	created := fmtTime(rp.created)
+	out := map[string]any{
 		"id":             rp.id,
 		"node_id":        fmt.Sprintf("R_%d", rp.id),
 		"name":           name,
 		"full_name":      rp.fullName,
 		"private":        false,
 		"owner":          f.userJSON(User{Login: owner, Type: "Organization"}),
-		"html_url":       f.htmlBase() + "/" + rp.fullName,
-		"url":            f.apiBase(r) + "/repos/" + rp.fullName,
+		"html_url":       html,
+		"url":            api,
 		"fork":           false,
 		"default_branch": rp.defaultBranch,
 		"visibility":     "public",
+		// The rest of what the OpenAPI component "repository" requires
+		// (it is the head/base repo of a pull request); "full-repository"
+		// (repos/get) adds has_discussions, network_count and
+		// subscribers_count.
+		"description":       nil,
+		"homepage":          nil,
+		"language":          nil,
+		"license":           nil,
+		"mirror_url":        nil,
+		"archived":          false,
+		"disabled":          false,
+		"has_issues":        true,
+		"has_projects":      true,
+		"has_wiki":          true,
+		"has_pages":         false,
+		"has_downloads":     true,
+		"has_discussions":   false,
+		"forks":             0,
+		"forks_count":       0,
+		"stargazers_count":  0,
+		"watchers":          0,
+		"watchers_count":    0,
+		"open_issues":       0,
+		"open_issues_count": 0,
+		"network_count":     0,
+		"subscribers_count": 0,
+		"size":              0,
+		"created_at":        created,
+		"updated_at":        created,
+		"pushed_at":         created,
+		"clone_url":         html + ".git",
+		"git_url":           "git://" + host + "/" + rp.fullName + ".git",
+		"ssh_url":           "git@" + host + ":" + rp.fullName + ".git",
+		"svn_url":           html,
 	}
+	for k, v := range map[string]string{
+		"archive_url": "/{archive_format}{/ref}", "assignees_url": "/assignees{/user}", "blobs_url": "/git/blobs{/sha}",
+		"branches_url": "/branches{/branch}", "collaborators_url": "/collaborators{/collaborator}",
+		"comments_url": "/comments{/number}", "commits_url": "/commits{/sha}", "compare_url": "/compare/{base}...{head}",
+		"contents_url": "/contents/{+path}", "contributors_url": "/contributors", "deployments_url": "/deployments",
+		"downloads_url": "/downloads", "events_url": "/events", "forks_url": "/forks", "git_commits_url": "/git/commits{/sha}",
+		"git_refs_url": "/git/refs{/sha}", "git_tags_url": "/git/tags{/sha}", "hooks_url": "/hooks",
+		"issue_comment_url": "/issues/comments{/number}", "issue_events_url": "/issues/events{/number}",
+		"issues_url": "/issues{/number}", "keys_url": "/keys{/key_id}", "labels_url": "/labels{/name}",
+		"languages_url": "/languages", "merges_url": "/merges", "milestones_url": "/milestones{/number}",
+		"notifications_url": "/notifications{?since,all,participating}", "pulls_url": "/pulls{/number}",
+		"releases_url": "/releases{/id}", "stargazers_url": "/stargazers", "statuses_url": "/statuses/{sha}",
+		"subscribers_url": "/subscribers", "subscription_url": "/subscription", "tags_url": "/tags",
+		"teams_url": "/teams", "trees_url": "/git/trees{/sha}",
+	} {
+		out[k] = api + v
+	}
+	return out
 }
 
 func (f *Fake) getRepo(w http.ResponseWriter, r *http.Request, rp *repo) {
@@ -186,8 +253,15 @@ func (f *Fake) createToken(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// appCreated is the created_at/updated_at of the fake's Apps: the OpenAPI
+// component "integration" requires both; a constant keeps ETags stable.
+const appCreated = "2024-01-02T03:04:05Z"
+
 func (f *Fake) appJSON(a *App) map[string]any {
 	return map[string]any{
+		"owner":        f.userJSON(User{Login: "octocat"}),
+		"created_at":   appCreated,
+		"updated_at":   appCreated,
 		"id":           a.ID,
 		"slug":         a.Slug,
 		"node_id":      fmt.Sprintf("A_%d", a.ID),
@@ -286,7 +360,13 @@ func (f *Fake) getContents(w http.ResponseWriter, r *http.Request, rp *repo) {
 			if strings.HasPrefix(p, path+"/") && path != "" {
 				name := strings.TrimPrefix(p, path+"/")
 				if !strings.Contains(name, "/") {
-					entries = append(entries, map[string]any{"type": "file", "name": name, "path": p, "sha": blobSHA(files[p]), "size": len(files[p])})
+					// The fields the OpenAPI component "content-directory" requires.
+					self := f.apiBase(r) + "/repos/" + rp.fullName + "/contents/" + p + "?ref=" + url.QueryEscape(ref)
+					git := f.apiBase(r) + "/repos/" + rp.fullName + "/git/blobs/" + blobSHA(files[p])
+					html := f.htmlBase() + "/" + rp.fullName + "/blob/" + ref + "/" + p
+					entries = append(entries, map[string]any{"type": "file", "name": name, "path": p, "sha": blobSHA(files[p]), "size": len(files[p]),
+						"url": self, "git_url": git, "html_url": html, "download_url": f.htmlBase() + "/raw/" + rp.fullName + "/" + ref + "/" + p,
+						"_links": map[string]any{"self": self, "git": git, "html": html}})
 				}
 			}
 		}
@@ -311,7 +391,7 @@ func (f *Fake) getContents(w http.ResponseWriter, r *http.Request, rp *repo) {
 		"git_url":      f.apiBase(r) + "/repos/" + rp.fullName + "/git/blobs/" + sha,
 		"html_url":     f.htmlBase() + "/" + rp.fullName + "/blob/" + ref + "/" + path,
 		"download_url": f.htmlBase() + "/raw/" + rp.fullName + "/" + ref + "/" + path,
-		"_links":       map[string]any{"self": self, "html": f.htmlBase() + "/" + rp.fullName + "/blob/" + ref + "/" + path},
+		"_links":       map[string]any{"self": self, "git": f.apiBase(r) + "/repos/" + rp.fullName + "/git/blobs/" + sha, "html": f.htmlBase() + "/" + rp.fullName + "/blob/" + ref + "/" + path},
 	})
 }
 
@@ -376,6 +456,21 @@ func (f *Fake) pullJSON(r *http.Request, rp *repo, p *pull, full bool) map[strin
 		"author_association":  "MEMBER",
 		"auto_merge":          nil,
 		"draft":               p.Draft,
+		// Required by the OpenAPI components "pull-request-simple" and
+		// "pull-request" (pulls/list, pulls/get).
+		"comments_url":        fmt.Sprintf("%s/issues/%d/comments", api, p.Number),
+		"review_comments_url": fmt.Sprintf("%s/pulls/%d/comments", api, p.Number),
+		"review_comment_url":  api + "/pulls/comments{/number}",
+		"_links": map[string]any{
+			"self":            map[string]any{"href": fmt.Sprintf("%s/pulls/%d", api, p.Number)},
+			"html":            map[string]any{"href": fmt.Sprintf("%s/pull/%d", html, p.Number)},
+			"issue":           map[string]any{"href": fmt.Sprintf("%s/issues/%d", api, p.Number)},
+			"comments":        map[string]any{"href": fmt.Sprintf("%s/issues/%d/comments", api, p.Number)},
+			"review_comments": map[string]any{"href": fmt.Sprintf("%s/pulls/%d/comments", api, p.Number)},
+			"review_comment":  map[string]any{"href": api + "/pulls/comments{/number}"},
+			"commits":         map[string]any{"href": fmt.Sprintf("%s/pulls/%d/commits", api, p.Number)},
+			"statuses":        map[string]any{"href": fmt.Sprintf("%s/statuses/%s", api, p.HeadSHA)},
+		},
 	}
 	if full {
 		commits := p.CommitsCount
@@ -476,7 +571,13 @@ func (f *Fake) listFiles(w http.ResponseWriter, r *http.Request, rp *repo, p *pu
 func (f *Fake) commitJSON(r *http.Request, rp *repo, c Commit) map[string]any {
 	api := f.apiBase(r) + "/repos/" + rp.fullName
 	ident := func(i Identity) map[string]any {
-		return map[string]any{"name": i.Name, "email": i.Email, "date": fmtTime(i.Date)}
+		m := map[string]any{"name": i.Name, "email": i.Email}
+		// "date" is a non-nullable date-time in the OpenAPI component
+		// "nullable-git-user" (not required): leave it out rather than null.
+		if !i.Date.IsZero() {
+			m["date"] = fmtTime(i.Date)
+		}
+		return m
 	}
 	account := func(i Identity) any {
 		if i.Login == "" {
@@ -501,7 +602,8 @@ func (f *Fake) commitJSON(r *http.Request, rp *repo, c Commit) map[string]any {
 			"message":       c.Message,
 			"tree":          map[string]any{"url": api + "/git/trees/" + c.SHA, "sha": c.SHA},
 			"comment_count": 0,
-			"verification":  map[string]any{"verified": false, "reason": "unsigned", "signature": nil, "payload": nil},
+			// The OpenAPI component "verification" requires verified_at (null when unsigned).
+			"verification": map[string]any{"verified": false, "reason": "unsigned", "signature": nil, "payload": nil, "verified_at": nil},
 		},
 		"author":    account(c.Author),
 		"committer": account(c.Committer),
@@ -524,19 +626,25 @@ func (f *Fake) listReviews(w http.ResponseWriter, r *http.Request, rp *repo, p *
 	out := []any{}
 	for _, rv := range p.reviews[lo:hi] {
 		html := fmt.Sprintf("%s/%s/pull/%d#pullrequestreview-%d", f.htmlBase(), rp.fullName, p.Number, rv.ID)
-		out = append(out, map[string]any{
+		pullURL := fmt.Sprintf("%s/repos/%s/pulls/%d", f.apiBase(r), rp.fullName, p.Number)
+		m := map[string]any{
 			"id":                 rv.ID,
 			"node_id":            fmt.Sprintf("PRR_%d", rv.ID),
 			"user":               f.userJSON(rv.User),
 			"body":               rv.Body,
 			"state":              rv.State,
 			"html_url":           html,
-			"pull_request_url":   fmt.Sprintf("%s/repos/%s/pulls/%d", f.apiBase(r), rp.fullName, p.Number),
-			"_links":             map[string]any{"html": map[string]any{"href": html}},
-			"submitted_at":       fmtTime(rv.SubmittedAt),
+			"pull_request_url":   pullURL,
+			"_links":             map[string]any{"html": map[string]any{"href": html}, "pull_request": map[string]any{"href": pullURL}},
 			"commit_id":          rv.CommitID,
 			"author_association": "MEMBER",
-		})
+		}
+		// submitted_at is a non-nullable date-time in the OpenAPI component
+		// "pull-request-review": a pending review has none, so it is left out.
+		if !rv.SubmittedAt.IsZero() {
+			m["submitted_at"] = fmtTime(rv.SubmittedAt)
+		}
+		out = append(out, m)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -562,10 +670,19 @@ func (f *Fake) getPermission(w http.ResponseWriter, r *http.Request, rp *repo) {
 		writeError(w, http.StatusNotFound, user+" is not a user")
 		return
 	}
+	// user is the OpenAPI component "nullable-collaborator": a simple-user
+	// plus the role (required) and the permission flags.
+	u := f.userJSON(User{Login: user})
+	u["role_name"] = role
+	base := basePermission(role)
+	u["permissions"] = map[string]any{
+		"pull": true, "triage": role == "triage" || base != "read", "push": base != "read",
+		"maintain": role == "maintain" || base == "admin", "admin": base == "admin",
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"permission": basePermission(role),
+		"permission": base,
 		"role_name":  role,
-		"user":       f.userJSON(User{Login: user}),
+		"user":       u,
 	})
 }
 
@@ -601,14 +718,16 @@ func (f *Fake) checkRunJSON(r *http.Request, rp *repo, c *CheckRun) map[string]a
 		text = c.Text
 	}
 	prs := []any{}
+	_, name, _ := strings.Cut(rp.fullName, "/")
 	for _, p := range rp.prs {
 		if p.HeadSHA == c.HeadSHA && p.State == "open" {
 			prs = append(prs, map[string]any{
 				"url":    fmt.Sprintf("%s/pulls/%d", api, p.Number),
 				"id":     int64(p.Number) + rp.id*100000,
 				"number": p.Number,
-				"head":   map[string]any{"ref": p.HeadRef, "sha": p.HeadSHA},
-				"base":   map[string]any{"ref": p.BaseRef, "sha": p.BaseSHA},
+				// The OpenAPI component "pull-request-minimal" requires head.repo and base.repo.
+				"head": map[string]any{"ref": p.HeadRef, "sha": p.HeadSHA, "repo": map[string]any{"id": rp.id, "url": api, "name": name}},
+				"base": map[string]any{"ref": p.BaseRef, "sha": p.BaseSHA, "repo": map[string]any{"id": rp.id, "url": api, "name": name}},
 			})
 		}
 	}
@@ -948,23 +1067,31 @@ func (f *Fake) issueJSON(r *http.Request, rp *repo, is *Issue) map[string]any {
 	if is.State == "closed" {
 		closedAt = fmtTime(is.UpdatedAt)
 	}
+	self := fmt.Sprintf("%s/repos/%s/issues/%d", f.apiBase(r), rp.fullName, is.Number)
 	return map[string]any{
-		"id":         int64(is.Number) + rp.id*100000,
-		"node_id":    fmt.Sprintf("I_%d_%d", rp.id, is.Number),
-		"url":        fmt.Sprintf("%s/repos/%s/issues/%d", f.apiBase(r), rp.fullName, is.Number),
-		"html_url":   fmt.Sprintf("%s/%s/issues/%d", f.htmlBase(), rp.fullName, is.Number),
-		"number":     is.Number,
-		"state":      is.State,
-		"title":      is.Title,
-		"body":       is.Body,
-		"user":       f.userJSON(User{Login: is.Author, Type: "Bot"}),
-		"labels":     labels,
-		"assignees":  []any{},
-		"locked":     false,
-		"comments":   0,
-		"created_at": fmtTime(is.CreatedAt),
-		"updated_at": fmtTime(is.UpdatedAt),
-		"closed_at":  closedAt,
+		// repository_url .. milestone: required by the OpenAPI component "issue".
+		"repository_url": f.apiBase(r) + "/repos/" + rp.fullName,
+		"labels_url":     self + "/labels{/name}",
+		"comments_url":   self + "/comments",
+		"events_url":     self + "/events",
+		"assignee":       nil,
+		"milestone":      nil,
+		"id":             int64(is.Number) + rp.id*100000,
+		"node_id":        fmt.Sprintf("I_%d_%d", rp.id, is.Number),
+		"url":            self,
+		"html_url":       fmt.Sprintf("%s/%s/issues/%d", f.htmlBase(), rp.fullName, is.Number),
+		"number":         is.Number,
+		"state":          is.State,
+		"title":          is.Title,
+		"body":           is.Body,
+		"user":           f.userJSON(User{Login: is.Author, Type: "Bot"}),
+		"labels":         labels,
+		"assignees":      []any{},
+		"locked":         false,
+		"comments":       0,
+		"created_at":     fmtTime(is.CreatedAt),
+		"updated_at":     fmtTime(is.UpdatedAt),
+		"closed_at":      closedAt,
 	}
 }
 
