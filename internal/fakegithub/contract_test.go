@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -18,7 +19,7 @@ import (
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 
-	_ "github.com/foureyes-dev/foureyes/internal/testfixtures"
+	"github.com/foureyes-dev/foureyes/internal/testfixtures"
 )
 
 // The contract test holds the fake to GitHub's published description: every
@@ -46,6 +47,7 @@ type spec struct {
 			Examples  map[string]json.RawMessage `json:"examples"`
 		} `json:"operations"`
 	}
+	restDefs map[string]json.RawMessage
 	webhooks struct {
 		Source map[string]any             `json:"x-source"`
 		Events map[string]json.RawMessage `json:"events"`
@@ -61,6 +63,10 @@ var loadSpec = sync.OnceValues(func() (*spec, error) {
 	// Formats are assertions here, not annotations: a "date-time" that is
 	// not RFC 3339 or a "uri" that is not absolute is a contract break.
 	s.compiler.AssertFormat()
+	// The library's uri-template check splits on "/" and so rejects
+	// RFC 6570 path expansions such as "…/following{/other_user}", which is
+	// what GitHub sends; replace it with a check of RFC 6570's syntax.
+	s.compiler.RegisterFormat(&jsonschema.Format{Name: "uri-template", Validate: validateURITemplate})
 	for _, f := range []struct {
 		url, file string
 		into      any
@@ -75,6 +81,15 @@ var loadSpec = sync.OnceValues(func() (*spec, error) {
 		if err := json.Unmarshal(b, f.into); err != nil {
 			return nil, fmt.Errorf("contract: %s: %w", f.file, err)
 		}
+		if f.file == "rest.json" {
+			var d struct {
+				Defs map[string]json.RawMessage `json:"$defs"`
+			}
+			if err := json.Unmarshal(b, &d); err != nil {
+				return nil, fmt.Errorf("contract: %s: %w", f.file, err)
+			}
+			s.restDefs = d.Defs
+		}
 		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
 		if err != nil {
 			return nil, fmt.Errorf("contract: %s: %w", f.file, err)
@@ -85,6 +100,35 @@ var loadSpec = sync.OnceValues(func() (*spec, error) {
 	}
 	return s, nil
 })
+
+// uriTemplateExpr is one RFC 6570 expression (section 2.2): an optional
+// operator and a comma-separated list of varspecs with optional prefix or
+// explode modifiers.
+var uriTemplateExpr = regexp.MustCompile(`^[+#./;?&]?(?:[A-Za-z0-9_]|%[0-9A-Fa-f]{2})(?:\.?(?:[A-Za-z0-9_]|%[0-9A-Fa-f]{2}))*(?::[1-9][0-9]{0,3}|\*)?(?:,(?:[A-Za-z0-9_]|%[0-9A-Fa-f]{2})(?:\.?(?:[A-Za-z0-9_]|%[0-9A-Fa-f]{2}))*(?::[1-9][0-9]{0,3}|\*)?)*$`)
+
+func validateURITemplate(v any) error {
+	s, ok := v.(string)
+	if !ok {
+		return nil
+	}
+	for rest := s; ; {
+		open := strings.IndexAny(rest, "{}")
+		if open < 0 {
+			return nil
+		}
+		if rest[open] == '}' {
+			return fmt.Errorf("unmatched '}'")
+		}
+		end := strings.IndexAny(rest[open+1:], "{}")
+		if end < 0 || rest[open+1+end] == '{' {
+			return fmt.Errorf("unclosed '{'")
+		}
+		if expr := rest[open+1 : open+1+end]; !uriTemplateExpr.MatchString(expr) {
+			return fmt.Errorf("bad expression {%s}", expr)
+		}
+		rest = rest[open+2+end:]
+	}
+}
 
 func theSpec(t testing.TB) *spec {
 	t.Helper()
@@ -178,12 +222,24 @@ func decodeJSON(b []byte) (any, error) {
 
 // violations validates v and returns the schema errors, one per line.
 func violations(sch *jsonschema.Schema, v any) error {
-	err := sch.Validate(v)
-	var ve *jsonschema.ValidationError
-	if errors.As(err, &ve) {
-		return fmt.Errorf("%s", strings.Join(leafErrors(ve, nil), "\n"))
+	if l := leafViolations(sch, v); len(l) > 0 {
+		return errors.New(strings.Join(l, "\n"))
 	}
-	return err
+	return nil
+}
+
+// leafViolations validates v and returns each failed leaf as
+// "at /instance/location: message".
+func leafViolations(sch *jsonschema.Schema, v any) []string {
+	err := sch.Validate(v)
+	if err == nil {
+		return nil
+	}
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		return []string{"at /: " + err.Error()}
+	}
+	return leafErrors(ve, nil)
 }
 
 var englishPrinter = message.NewPrinter(language.English)
@@ -198,6 +254,115 @@ func leafErrors(ve *jsonschema.ValidationError, out []string) []string {
 		out = leafErrors(c, out)
 	}
 	return out
+}
+
+// check validates one answer of the fake: the operation its method and
+// path belong to, the status documented for it, the body against that
+// status's schema. It returns the operation.
+func (s *spec) check(method, path string, status int, body []byte) (string, error) {
+	urlPath, _, _ := strings.Cut(path, "?")
+	op, ok := s.operationFor(method, urlPath)
+	if !ok {
+		return "", errors.New("no documented operation matches")
+	}
+	sch, err := s.response(op, status)
+	if err != nil {
+		return op, err
+	}
+	v, err := decodeJSON(body)
+	if err != nil {
+		return op, fmt.Errorf("%s: answer is not JSON: %w", op, err)
+	}
+	if err := violations(sch, v); err != nil {
+		return op, fmt.Errorf("answers outside GitHub's schema for %s %d:\n%w", op, status, err)
+	}
+	// GitHub's schemas allow extra properties, so a misspelt field would
+	// pass the schema while the field the client wants is missing: the fake
+	// must not send a property the description does not name.
+	var raw any
+	if err := json.Unmarshal(s.rest.Operations[op].Responses[fmt.Sprint(status)], &raw); err != nil {
+		return op, err
+	}
+	if extra := s.undocumented(raw, v, ""); len(extra) > 0 {
+		return op, fmt.Errorf("sends properties %s does not document for status %d: %s", op, status, strings.Join(extra, ", "))
+	}
+	return op, nil
+}
+
+// undocumented lists the properties of v (at JSON pointer at) that no
+// branch of schema sch names. It is lenient where the schema is open: an
+// object schema without "properties", or with additionalProperties, names
+// everything.
+func (s *spec) undocumented(sch, v any, at string) []string {
+	known, open, items := s.shape(sch, 0)
+	var out []string
+	switch v := v.(type) {
+	case map[string]any:
+		for k, val := range v {
+			sub, ok := known[k]
+			if !ok {
+				if !open {
+					out = append(out, at+"/"+k)
+				}
+				continue
+			}
+			for _, ss := range sub {
+				out = append(out, s.undocumented(ss, val, at+"/"+k)...)
+			}
+		}
+	case []any:
+		for i, val := range v {
+			for _, ss := range items {
+				out = append(out, s.undocumented(ss, val, fmt.Sprintf("%s/%d", at, i))...)
+			}
+		}
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
+}
+
+// shape collects, through $ref and allOf/anyOf/oneOf, the properties a
+// schema names (each with the subschemas that describe it), whether it is
+// open to other properties, and its array item schemas.
+func (s *spec) shape(sch any, depth int) (known map[string][]any, open bool, items []any) {
+	known = map[string][]any{}
+	m, ok := sch.(map[string]any)
+	if !ok || depth > 32 {
+		return known, true, nil
+	}
+	if ref, ok := m["$ref"].(string); ok {
+		name := strings.TrimPrefix(ref, "#/$defs/")
+		var def any
+		_ = json.Unmarshal(s.restDefs[name], &def)
+		return s.shape(def, depth+1)
+	}
+	props, hasProps := m["properties"].(map[string]any)
+	for k, p := range props {
+		known[k] = append(known[k], p)
+	}
+	if ap, ok := m["additionalProperties"]; ok && ap != false {
+		open = true
+	}
+	if it, ok := m["items"]; ok {
+		items = append(items, it)
+	}
+	composed := false
+	for _, kw := range []string{"allOf", "anyOf", "oneOf"} {
+		branches, _ := m[kw].([]any)
+		for _, b := range branches {
+			composed = true
+			bk, bo, bi := s.shape(b, depth+1)
+			for k, p := range bk {
+				known[k] = append(known[k], p...)
+			}
+			open = open || bo
+			items = append(items, bi...)
+		}
+	}
+	if !hasProps && !composed {
+		open = true
+	}
+	return known, open, items
 }
 
 // contractCase is one request to the fake and the status it must answer.
@@ -411,26 +576,12 @@ func TestContractResponses(t *testing.T) {
 				if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 					t.Errorf("%s: Content-Type %q", name, ct)
 				}
-				urlPath, _, _ := strings.Cut(path, "?")
-				op, ok := s.operationFor(c.method, urlPath)
-				if !ok {
-					t.Errorf("%s: no documented operation matches", name)
-					continue
-				}
-				sch, err := s.response(op, c.status)
+				op, err := s.check(c.method, path, c.status, body)
+				covered[op]++
 				if err != nil {
 					t.Errorf("%s: %v", name, err)
 					continue
 				}
-				v, err := decodeJSON(body)
-				if err != nil {
-					t.Errorf("%s (%s): answer is not JSON: %v", name, op, err)
-					continue
-				}
-				if err := violations(sch, v); err != nil {
-					t.Errorf("%s answers outside GitHub's schema for %s %d:\n%v", name, op, c.status, err)
-				}
-				covered[op]++
 				// Later cases address what earlier ones created.
 				var created struct {
 					ID     int64 `json:"id"`
@@ -461,6 +612,261 @@ func TestContractResponses(t *testing.T) {
 		}
 		if covered[op] == 0 {
 			t.Errorf("route %s (%s) has no case in contractCases", route, op)
+		}
+	}
+}
+
+// fixtureEvent names the event a fixture file holds:
+// "<event>.<action>[.<variant>].json", "push[.<variant>].json".
+func fixtureEvent(file string) string {
+	parts := strings.Split(strings.TrimSuffix(filepath.Base(file), ".json"), ".")
+	if parts[0] == "push" {
+		return "push"
+	}
+	return parts[0] + "." + parts[1]
+}
+
+// knownDeviation is one way GitHub's own example payloads are allowed to
+// differ from the current schema: violations at a location (regexp on the
+// instance location) with a message containing msg, in the fixtures whose
+// name matches files. Each must still occur (a stale one fails the test),
+// and any violation no rule explains fails the test.
+type knownDeviation struct {
+	files, at, msg string
+	reason         string
+}
+
+// webhookDeviations: the fixtures are octokit/webhooks' payload examples,
+// captured from docs.github.com between 2018 and 2022; the schemas are
+// GitHub's current description. Where they disagree, it is drift of the
+// example, not a licence for the fake: webhook payloads are produced by
+// tests, and foureyes must accept both.
+var webhookDeviations = []knownDeviation{
+	{`^push\.ghes-35\.`, `^/repository$`, `'has_discussions', 'topics', 'visibility'`,
+		"GHES 3.5 payloads had no repository.has_discussions/topics/visibility"},
+	{`^(pull_request|pull_request_review|pull_request_review_comment|push|check_run|check_suite|installation_repositories|issue_comment)\.`,
+		`^(/repository|/pull_request/(head|base)/repo)$`, `'has_discussions'`,
+		"repository.has_discussions was added to payloads in 2022; the examples predate it"},
+	{`^check_run\.rerequested\.`, `^/repository$`, `'disabled'`,
+		"the 2018 check_run example has no repository.disabled"},
+	{`^check_run\.rerequested\.`, `^/check_run$`, `'node_id', 'details_url'`,
+		"the 2018 check_run example predates check_run.node_id/details_url"},
+	{`^check_run\.rerequested\.`, `^/check_run(/check_suite)?/app$`, `'permissions', 'events'`,
+		"the 2018 check_run example's App has no permissions/events"},
+	{`^check_run\.rerequested\.`, `^/check_run(/check_suite)?/app/(created|updated)_at$`, `is not valid date-time`,
+		"the 2018 check_run example writes App timestamps as '2018-04-25 20:42:10', not RFC 3339"},
+	{`^installation(_repositories)?\.`, `^/installation/(created|updated)_at$`, `got number, want string`,
+		"installation payloads carried created_at/updated_at as Unix seconds; the schema now says date-time strings — a decoder must not depend on either"},
+	{`^installation(_repositories)?\.`, `^/installation$`, `'app_slug'`,
+		"the installation examples predate installation.app_slug"},
+	{`^check_suite\.requested\.with-email-with-special-characters\.`, `^/check_suite/head_commit/author/email$`, `is not valid email`,
+		"GitHub Actions commits as 41898282+github-actions[bot]@users.noreply.github.com, which is not an RFC 5322 addr-spec ('[' unquoted) although the schema says format email: GitHub sends it anyway"},
+	{`^merge_group\.checks_requested\.`, `^/repository/homepage$`, `is not valid uri`,
+		"GitHub sends homepage \"\" for a repository without one, though the schema says a nullable uri"},
+}
+
+// filterDeviations splits leaf violations into those a rule explains and
+// the rest, and records which rules were used.
+func filterDeviations(file string, leaves []string, rules []knownDeviation, used map[int]bool) (rest []string) {
+	for _, l := range leaves {
+		at, msg, _ := strings.Cut(strings.TrimPrefix(l, "at "), ": ")
+		explained := false
+		for i, r := range rules {
+			if regexp.MustCompile(r.files).MatchString(file) && regexp.MustCompile(r.at).MatchString(at) && strings.Contains(msg, r.msg) {
+				used[i], explained = true, true
+				break
+			}
+		}
+		if !explained {
+			rest = append(rest, l)
+		}
+	}
+	return rest
+}
+
+// TestContractWebhookFixtures validates every GitHub webhook fixture
+// against its event's payload schema.
+func TestContractWebhookFixtures(t *testing.T) {
+	s := theSpec(t)
+	files := testfixtures.Glob(t, "github", "*.json")
+	used := map[int]bool{}
+	for _, file := range files {
+		name := filepath.Base(file)
+		t.Run(name, func(t *testing.T) {
+			sch, err := s.event(fixtureEvent(name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := decodeJSON(testfixtures.Read(t, "github", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			leaves := leafViolations(sch, v)
+			if rest := filterDeviations(name, leaves, webhookDeviations, used); len(rest) > 0 {
+				t.Errorf("fixture breaks the %s schema:\n%s", fixtureEvent(name), strings.Join(rest, "\n"))
+			} else if len(leaves) > 0 {
+				t.Logf("%d known deviations from the schema (see webhookDeviations)", len(leaves))
+			}
+		})
+	}
+	for i, r := range webhookDeviations {
+		if !used[i] {
+			t.Errorf("known deviation no longer occurs, remove it: %s", r.reason)
+		}
+	}
+}
+
+// exampleDeviations: GitHub's examples that lag behind their own schema
+// in the pinned description (files matches "<operationId> <status>.<name>").
+// None is a conversion artefact: each is a field the schema requires and
+// the example, written earlier, lacks.
+var exampleDeviations = []knownDeviation{
+	{`^(pulls/list|pulls/get|repos/list-pull-requests-associated-with-commit) `, `^(/[0-9]+)?/requested_teams/[0-9]+$`, `'type'`,
+		"team.type became required after the pull request examples were written"},
+	{`^repos/get-commit `, `^/files/[0-9]+$`, `'contents_url', 'sha'`,
+		"the commit example's files lack contents_url and sha, which diff-entry requires"},
+	{`^repos/get `, `^(/|/source)$`, `'language'`,
+		"the full-repository example has no language (required, nullable)"},
+	{`^repos/get-collaborator-permission-level `, `^/user$`, `'role_name'`,
+		"the example's user predates user.role_name"},
+	{`^repos/list-activities `, `^/[0-9]+$`, `'timestamp', 'activity_type', 'actor'`,
+		"the example still says pushed_at/push_type/pusher where the schema requires timestamp/activity_type/actor: the fake follows the schema"},
+}
+
+// TestContractSchemasAcceptGitHubsExamples is the positive control of the
+// OpenAPI 3.0 -> JSON Schema conversion: GitHub's examples for the pinned
+// operations must validate, so a rejection of the fake is the fake's fault,
+// not an over-strict conversion (nullable, formats, oneOf).
+func TestContractSchemasAcceptGitHubsExamples(t *testing.T) {
+	s := theSpec(t)
+	n := 0
+	used := map[int]bool{}
+	for op, o := range s.rest.Operations {
+		for key, raw := range o.Examples {
+			status, _, _ := strings.Cut(key, ".")
+			var code int
+			if _, err := fmt.Sscan(status, &code); err != nil {
+				t.Fatalf("%s: example key %q", op, key)
+			}
+			sch, err := s.response(op, code)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := decodeJSON(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+			id := op + " " + key
+			if rest := filterDeviations(id, leafViolations(sch, v), exampleDeviations, used); len(rest) > 0 {
+				t.Errorf("GitHub's example %s breaks its own schema:\n%s", id, strings.Join(rest, "\n"))
+			}
+		}
+	}
+	for i, r := range exampleDeviations {
+		if !used[i] {
+			t.Errorf("known deviation no longer occurs, remove it: %s", r.reason)
+		}
+	}
+	if n < 30 {
+		t.Fatalf("only %d examples in the extract", n)
+	}
+	t.Logf("%d of GitHub's examples checked", n)
+}
+
+// TestContractRejectsBrokenAnswers proves the check can fail: real answers
+// of the fake, broken the ways a fake drifts (a required field missing, a
+// wrong type, a null where none is allowed, a value outside an enum, a
+// malformed date), must each be rejected, while the documented nullable
+// values are accepted.
+func TestContractRejectsBrokenAnswers(t *testing.T) {
+	s := theSpec(t)
+	f := New(77, &testKey().PublicKey)
+	defer f.Close()
+	contractState(f, true)
+	tok := newToken(t, f, 42)
+	answer := func(method, path string, body any, status int) map[string]any {
+		t.Helper()
+		resp, b := do(t, f, method, path, tok, body)
+		if resp.StatusCode != status {
+			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
+		}
+		if _, err := s.check(method, path, status, b); err != nil {
+			t.Fatalf("the unbroken answer must validate: %v", err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	pull := answer("GET", "/repos/acme/app/pulls/7", nil, 200)
+	run := answer("POST", "/repos/acme/app/check-runs", map[string]any{"name": "foureyes", "head_sha": SHA("c2")}, 201)
+	mutate := func(orig map[string]any, change func(map[string]any)) []byte {
+		b, _ := json.Marshal(orig)
+		var m map[string]any
+		_ = json.Unmarshal(b, &m)
+		change(m)
+		out, _ := json.Marshal(m)
+		return out
+	}
+	for _, c := range []struct {
+		name, method, path string
+		status             int
+		body               []byte
+		want               string // "" = must validate
+	}{
+		{"pull without head", "GET", "/repos/acme/app/pulls/7", 200,
+			mutate(pull, func(m map[string]any) { delete(m, "head") }), "missing property 'head'"},
+		{"pull head without sha", "GET", "/repos/acme/app/pulls/7", 200,
+			mutate(pull, func(m map[string]any) { delete(m["head"].(map[string]any), "sha") }), "missing property 'sha'"},
+		{"number as a string", "GET", "/repos/acme/app/pulls/7", 200,
+			mutate(pull, func(m map[string]any) { m["number"] = "7" }), "got string, want integer"},
+		{"title null", "GET", "/repos/acme/app/pulls/7", 200,
+			mutate(pull, func(m map[string]any) { m["title"] = nil }), "got null, want string"},
+		{"state outside its enum", "GET", "/repos/acme/app/pulls/7", 200,
+			mutate(pull, func(m map[string]any) { m["state"] = "merged" }), "value must be one of"},
+		{"user without login", "GET", "/repos/acme/app/pulls/7", 200,
+			mutate(pull, func(m map[string]any) { delete(m["user"].(map[string]any), "login") }), "missing property 'login'"},
+		{"merged_at null is documented", "GET", "/repos/acme/app/pulls/7", 200,
+			mutate(pull, func(m map[string]any) { m["merged_at"] = nil }), ""},
+		{"check run conclusion null is documented", "POST", "/repos/acme/app/check-runs", 201,
+			mutate(run, func(m map[string]any) { m["conclusion"] = nil }), ""},
+		{"check run conclusion outside its enum", "POST", "/repos/acme/app/check-runs", 201,
+			mutate(run, func(m map[string]any) { m["conclusion"] = "passed" }), "value must be one of"},
+		{"check run started_at not RFC 3339", "POST", "/repos/acme/app/check-runs", 201,
+			mutate(run, func(m map[string]any) { m["started_at"] = "2026-03-04 10:00:00" }), "is not valid date-time"},
+		{"check run pull_requests not an array", "POST", "/repos/acme/app/check-runs", 201,
+			mutate(run, func(m map[string]any) { m["pull_requests"] = map[string]any{} }), "got object, want array"},
+		{"pull html_url not a URI", "GET", "/repos/acme/app/pulls/7", 200,
+			mutate(pull, func(m map[string]any) { m["html_url"] = "pull/7" }), "is not valid uri"},
+		{"undocumented status", "GET", "/repos/acme/app/pulls/7", 418, []byte(`{}`), "documents no JSON answer with status 418"},
+		{"no such operation", "GET", "/repos/acme/app/pulls/7/nonsense", 200, []byte(`{}`), "no documented operation"},
+	} {
+		_, err := s.check(c.method, c.path, c.status, c.body)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: rejected: %v", c.name, err)
+		case c.want != "" && err == nil:
+			t.Errorf("%s: accepted, want a violation %q", c.name, c.want)
+		case c.want != "" && !strings.Contains(err.Error(), c.want):
+			t.Errorf("%s: violation %v, want %q", c.name, err, c.want)
+		}
+	}
+
+	// A webhook payload without its repository, or with a pusher missing.
+	push, err := s.event("push")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var payload map[string]any
+	if err := json.Unmarshal(testfixtures.Read(t, "github", "push.with-new-branch.json"), &payload); err != nil {
+		t.Fatal(err)
+	}
+	for field, want := range map[string]string{"repository": "missing property 'repository'", "pusher": "missing property 'pusher'"} {
+		v, _ := decodeJSON(mutate(payload, func(m map[string]any) { delete(m, field) }))
+		if err := violations(push, v); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("push without %s: %v, want %q", field, err, want)
 		}
 	}
 }

@@ -172,9 +172,7 @@ func (f *Fake) repoJSON(r *http.Request, rp *repo) map[string]any {
 		"default_branch": rp.defaultBranch,
 		"visibility":     "public",
 		// The rest of what the OpenAPI component "repository" requires
-		// (it is the head/base repo of a pull request); "full-repository"
-		// (repos/get) adds has_discussions, network_count and
-		// subscribers_count.
+		// (it is the head/base repo of a pull request).
 		"description":       nil,
 		"homepage":          nil,
 		"language":          nil,
@@ -187,7 +185,6 @@ func (f *Fake) repoJSON(r *http.Request, rp *repo) map[string]any {
 		"has_wiki":          true,
 		"has_pages":         false,
 		"has_downloads":     true,
-		"has_discussions":   false,
 		"forks":             0,
 		"forks_count":       0,
 		"stargazers_count":  0,
@@ -195,8 +192,6 @@ func (f *Fake) repoJSON(r *http.Request, rp *repo) map[string]any {
 		"watchers_count":    0,
 		"open_issues":       0,
 		"open_issues_count": 0,
-		"network_count":     0,
-		"subscribers_count": 0,
 		"size":              0,
 		"created_at":        created,
 		"updated_at":        created,
@@ -227,7 +222,13 @@ func (f *Fake) repoJSON(r *http.Request, rp *repo) map[string]any {
 }
 
 func (f *Fake) getRepo(w http.ResponseWriter, r *http.Request, rp *repo) {
-	writeJSON(w, http.StatusOK, f.repoJSON(r, rp))
+	// repos/get answers the OpenAPI component "full-repository", which
+	// adds these to "repository".
+	out := f.repoJSON(r, rp)
+	out["has_discussions"] = false
+	out["network_count"] = 0
+	out["subscribers_count"] = 0
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (f *Fake) createToken(w http.ResponseWriter, r *http.Request) {
@@ -994,7 +995,7 @@ func (f *Fake) compare(w http.ResponseWriter, r *http.Request, rp *repo) {
 		writeError(w, http.StatusNotFound, "Not Found")
 		return
 	}
-	base, head, _ := strings.Cut(bh, "...")
+	base, _, _ := strings.Cut(bh, "...")
 	// Compare paginates its commits (per_page up to 250 on GitHub; the fake
 	// keeps its usual 100).
 	lo, hi := f.paginate(w, r, len(commits))
@@ -1017,7 +1018,6 @@ func (f *Fake) compare(w http.ResponseWriter, r *http.Request, rp *repo) {
 		"total_commits":     len(commits),
 		"commits":           list,
 		"files":             []any{},
-		"head":              head,
 	})
 }
 

@@ -265,13 +265,16 @@ function jsonBody(api, resp, at) {
 }
 
 function example(api, ex) {
-  if (!ex) return undefined;
-  if (ex.$ref) {
-    const m = /^#\/components\/examples\/([^/]+)$/.exec(ex.$ref);
-    if (!m) fail(`unsupported example $ref ${ex.$ref}`);
+  // An example is inline, a $ref to components/examples, or (in a few
+  // places) inline with a value that is itself such a $ref.
+  for (let depth = 0; ex && depth < 4; depth++) {
+    const ref = ex.$ref || (ex.value && typeof ex.value === "object" && ex.value.$ref);
+    if (!ref) return ex.value;
+    const m = /^#\/components\/examples\/([^/]+)$/.exec(ref);
+    if (!m) fail(`unsupported example $ref ${ref}`);
     ex = api.components.examples[m[1]];
   }
-  return ex.value;
+  fail("unresolvable example");
 }
 
 function restSubset(api) {
