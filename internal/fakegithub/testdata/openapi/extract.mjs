@@ -340,28 +340,37 @@ function main() {
         fail(`${info.id}: integrity ${info.integrity}, pinned ${p.integrity}`);
       got[k] = info;
     }
-    const source = (info) => ({
+    const source = (info, doc) => ({
       package: info.name,
       version: info.version,
+      description_version: doc.info.version,
       integrity: info.integrity,
       shasum: info.shasum,
       file: "package/generated/api.github.com.json",
       license: "MIT",
     });
-    const rest = restSubset(readFromTarball(got.rest.file, "package/generated/api.github.com.json"));
-    const hooks = webhooksSubset(readFromTarball(got.webhooks.file, "package/generated/api.github.com.json"));
-    const write = (name, info, body) => {
+    const restDoc = readFromTarball(got.rest.file, "package/generated/api.github.com.json");
+    const hooksDoc = readFromTarball(got.webhooks.file, "package/generated/api.github.com.json");
+    const rest = restSubset(restDoc);
+    const hooks = webhooksSubset(hooksDoc);
+    const write = (name, info, from, body) => {
       const doc = {
         $schema: "https://json-schema.org/draft/2020-12/schema",
-        "x-source": source(info),
+        "x-source": source(info, from),
         "x-generated-by": "internal/fakegithub/testdata/openapi/extract.mjs",
         ...body,
       };
       writeFileSync(join(here, name), JSON.stringify(doc, null, 1) + "\n");
       console.log(`wrote ${name}: ${Object.keys(body.operations || body.events).length} entries, ${Object.keys(body.$defs).length} $defs`);
     };
-    write("rest.json", got.rest, rest);
-    write("webhooks.json", got.webhooks, hooks);
+    // Both packages carry the same MIT licence, whose notice must travel
+    // with the copy.
+    writeFileSync(
+      join(here, "LICENSE"),
+      execFileSync("tar", ["-xzOf", got.rest.file, "package/LICENSE"], { encoding: "utf8" }),
+    );
+    write("rest.json", got.rest, restDoc, rest);
+    write("webhooks.json", got.webhooks, hooksDoc, hooks);
     if (update)
       for (const [k, info] of Object.entries(got))
         console.log(`PINNED.${k}: version ${info.version} integrity ${info.integrity}`);
