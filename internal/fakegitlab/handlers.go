@@ -791,6 +791,13 @@ func (s *Server) mrJSON(p *projectState, m *mrState, single bool) map[string]any
 		out["user"] = map[string]any{"can_merge": true}
 		out["pipeline"] = nil
 		out["head_pipeline"] = nil
+		// Also in GitLab's "Get single MR" example (doc/api/merge_requests.md):
+		// no scheduled merge, no pipeline, no deployment in the fake.
+		out["merge_after"] = nil
+		out["prepared_at"] = ts(m.createdAt)
+		out["latest_build_started_at"] = nil
+		out["latest_build_finished_at"] = nil
+		out["first_deployed_to_production_at"] = nil
 		out["diff_refs"] = map[string]any{"base_sha": m.BaseSHA, "head_sha": m.SHA, "start_sha": m.BaseSHA}
 	}
 	return out
