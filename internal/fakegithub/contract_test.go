@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
-	"golang.org/x/text/language"
-	"golang.org/x/text/message"
 
 	"github.com/foureyes-dev/foureyes/internal/testfixtures"
 )
@@ -239,20 +237,27 @@ func leafViolations(sch *jsonschema.Schema, v any) []string {
 	if !errors.As(err, &ve) {
 		return []string{"at /: " + err.Error()}
 	}
-	return leafErrors(ve, nil)
+	return leafErrors(ve)
 }
 
-var englishPrinter = message.NewPrinter(language.English)
-
-// leafErrors flattens a validation error tree to its leaves: for a
-// oneOf/anyOf failure that names every branch's reason.
-func leafErrors(ve *jsonschema.ValidationError, out []string) []string {
-	if len(ve.Causes) == 0 {
-		return append(out, fmt.Sprintf("at /%s: %s", strings.Join(ve.InstanceLocation, "/"), ve.ErrorKind.LocalizedString(englishPrinter)))
+// leafErrors flattens a validation error to its leaves: for a oneOf/anyOf
+// failure that names every branch's reason.
+func leafErrors(ve *jsonschema.ValidationError) []string {
+	var out []string
+	var walk func(u jsonschema.OutputUnit)
+	walk = func(u jsonschema.OutputUnit) {
+		if len(u.Errors) == 0 && u.Error != nil {
+			at := u.InstanceLocation
+			if at == "" {
+				at = "/"
+			}
+			out = append(out, fmt.Sprintf("at %s: %s", at, u.Error))
+		}
+		for _, c := range u.Errors {
+			walk(c)
+		}
 	}
-	for _, c := range ve.Causes {
-		out = leafErrors(c, out)
-	}
+	walk(*ve.DetailedOutput())
 	return out
 }
 
@@ -453,7 +458,7 @@ func contractState(f *Fake, full bool) {
 	f.SetHistory(repo, "main", []Commit{commit(6), commit(5)})
 }
 
-func contractCases(f *Fake, tok string) []contractCase {
+func contractCases() []contractCase {
 	head := SHA("c2")
 	return []contractCase{
 		{method: "GET", path: "/app", auth: "jwt", status: 200},
@@ -554,7 +559,7 @@ func TestContractResponses(t *testing.T) {
 			contractState(f, mode == "full")
 			tok := newToken(t, f, 42)
 			vars := map[string]string{}
-			for _, c := range contractCases(f, tok) {
+			for _, c := range contractCases() {
 				path := c.path
 				for k, v := range vars {
 					path = strings.ReplaceAll(path, "{"+k+"}", v)
@@ -867,6 +872,24 @@ func TestContractRejectsBrokenAnswers(t *testing.T) {
 		v, _ := decodeJSON(mutate(payload, func(m map[string]any) { delete(m, field) }))
 		if err := violations(push, v); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("push without %s: %v, want %q", field, err, want)
+		}
+	}
+}
+
+// TestContractSourcesDocumented keeps testdata/openapi/README.md true: it
+// must name the package versions and integrity the extract records.
+func TestContractSourcesDocumented(t *testing.T) {
+	s := theSpec(t)
+	readme, err := os.ReadFile(filepath.Join("testdata", "openapi", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range []map[string]any{s.rest.Source, s.webhooks.Source} {
+		for _, k := range []string{"package", "version", "integrity", "shasum", "license"} {
+			v, _ := src[k].(string)
+			if v == "" || !strings.Contains(string(readme), v) {
+				t.Errorf("README.md does not name %s %q of %v", k, v, src["package"])
+			}
 		}
 	}
 }
