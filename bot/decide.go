@@ -69,6 +69,7 @@ func Decide(in Input) Verdict {
 
 	var rules []categoryRule
 	v.Categories, rules, v.Exempt = classify(p, c.Files)
+	markExcluded(v.Categories, notIndependent(p.Review, c))
 
 	head := c.Ref.HeadSHA
 	pusher, pusherKnown := c.PusherOf(head)
@@ -468,11 +469,11 @@ func staleness(rv policies.Review, approved, head, digest string, earlier map[st
 	prev, ok := earlier[approved]
 	switch {
 	case !ok || prev == "":
-		return true, what + " (diff of " + short(approved) + " unknown)"
+		return true, what + "; the diff " + short(approved) + " had is not known"
 	case digest == "":
-		return true, what + " (current diff not fully known)"
+		return true, what + "; the current diff is not fully known"
 	case prev != digest:
-		return true, what + " with a different diff"
+		return true, what + "; the diff has changed since"
 	}
 	return false, ""
 }
@@ -570,7 +571,7 @@ func ignored(rs []reviewer, cats []CategoryResult) []Rejection {
 				ReviewID:  e.ID,
 				CommitSHA: e.CommitSHA,
 				Reasons:   []Reason{ReasonSuperseded},
-				Detail:    "superseded by a later review (" + stateWords(r.state) + ")",
+				Detail:    "their latest review: " + stateWords(r.state),
 			})
 		}
 		switch r.state {
@@ -671,16 +672,16 @@ func missingTitle(cats []CategoryResult) string {
 	}
 	if len(miss) == 1 {
 		m := miss[0]
-		if len(m.Teams)+len(m.Users) == 0 {
+		if !m.hasApprovers() {
 			return clip(m.Name+" needs "+plural(m.Missing, "more independent approval"), maxTitle)
 		}
-		return clip(m.Name+" needs "+plural(m.Missing, "more approval")+" from "+who(m.Teams, m.Users), maxTitle)
+		return clip(m.Name+" needs "+plural(m.Missing, "more approval")+" from "+m.approvers(), maxTitle)
 	}
 	t := strconv.Itoa(len(miss)) + " categories need approvals: "
 	for i, m := range miss {
 		part := m.Name + " (" + strconv.Itoa(m.Missing) + " more"
-		if len(m.Teams)+len(m.Users) > 0 {
-			part += " from " + who(m.Teams, m.Users)
+		if m.hasApprovers() {
+			part += " from " + m.approvers()
 		}
 		part += ")"
 		if i > 0 {

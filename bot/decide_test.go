@@ -667,7 +667,7 @@ func TestDecideDetails(t *testing.T) {
 	}
 	want := map[string]string{
 		"erin":   "authored 1a2b3c4; pushed head 9f8e7d6; not in @acme/sre or @alice",
-		"bob":    "not in @acme/sre or @alice; approved 0bad0ba, head is now 9f8e7d6 with a different diff",
+		"bob":    "not in @acme/sre or @alice; approved 0bad0ba, head is now 9f8e7d6; the diff has changed since",
 		"reader": "permission read, needs write; not in @acme/sre or @alice",
 	}
 	if !reflect.DeepEqual(got, want) {

@@ -20,11 +20,15 @@ type PolicyFile struct {
 
 // Report is a verdict to publish on the forge.
 type Report struct {
-	Ref        ChangeRef
-	Verdict    Verdict
-	Title      string
-	Markdown   string // the summary (check run output / MR note)
-	DetailsURL string
+	Ref      ChangeRef
+	Verdict  Verdict
+	Title    string
+	Markdown string // the summary (check run output / MR note)
+	// QuietMarkdown is Markdown with mentions written as code spans, for
+	// forges where editing a comment notifies whom it mentions (GitLab).
+	// Empty means Markdown mentions nobody.
+	QuietMarkdown string
+	DetailsURL    string
 	// PriorID is the forge object foureyes created for this head before
 	// ("" if none): the adapter updates it in place instead of creating a
 	// second one. For GitLab it may hold "statusState|noteID".

@@ -19,7 +19,15 @@ const visibleFiles = 20
 // MR note. Output larger than MaxMarkdown is cut gracefully: file lists go
 // first, then long lists of anything else, so the table of categories, the
 // failures and the reasons stay readable.
-func Markdown(v Verdict) string {
+func Markdown(v Verdict) string { return markdown(v, false) }
+
+// MarkdownQuiet is Markdown with every @mention written as a code span. On
+// GitLab an edited note notifies everyone it newly mentions, and a group
+// mention notifies the whole group: the MR note mentions people when it is
+// first posted and uses this form for every later edit.
+func MarkdownQuiet(v Verdict) string { return markdown(v, true) }
+
+func markdown(v Verdict, quiet bool) string {
 	// Each retry shows fewer items per list; the numbers only need to shrink
 	// fast enough that the last one is bounded by the number of categories.
 	for _, limit := range [...]int{-1, 200, 50, 10, 0} {
@@ -28,12 +36,12 @@ func Markdown(v Verdict) string {
 		if limit != 0 && fileListBytes(v, limit) > MaxMarkdown {
 			continue
 		}
-		if s := renderMarkdown(v, limit); len(s) <= MaxMarkdown {
+		if s := renderMarkdown(v, limit, quiet); len(s) <= MaxMarkdown {
 			return s
 		}
 	}
 	// Only an absurd number of categories gets here: cut on a line boundary.
-	s := renderMarkdown(v, 0)
+	s := renderMarkdown(v, 0, quiet)
 	const note = "\n\n_Summary truncated to fit the forge's size limit._\n"
 	cut := strings.LastIndexByte(s[:MaxMarkdown-len(note)], '\n')
 	if cut < 0 {
@@ -60,17 +68,17 @@ func fileListBytes(v Verdict, limit int) int {
 
 // renderMarkdown renders with at most limit items per list (-1: all, files
 // past visibleFiles folded).
-func renderMarkdown(v Verdict, limit int) string {
+func renderMarkdown(v Verdict, limit int, quiet bool) string {
 	var b strings.Builder
 	b.Grow(4096)
-	b.WriteString("**" + stateWord(v.State) + "** — " + esc(v.Title) + "\n\n")
+	b.WriteString("**" + stateWord(v.State) + "** — " + mdText(v.Title, quiet) + "\n\n")
 
 	if len(v.Failures) > 0 {
 		b.WriteString("**Failures**\n\n")
 		writeCode(&b, capped(v.Failures, limit), len(v.Failures))
 	}
 	if len(v.Blocking) > 0 {
-		b.WriteString("**Changes requested** by " + handles(v.Blocking) + ": the check fails until they approve or their review is dismissed.\n\n")
+		b.WriteString("**Changes requested** by " + handles(v.Blocking, quiet) + ": the check fails until they approve or their review is dismissed.\n\n")
 	}
 
 	if len(v.Categories) > 0 {
@@ -79,7 +87,7 @@ func renderMarkdown(v Verdict, limit int) string {
 			c := &v.Categories[i]
 			counted := "—"
 			if len(c.Counted) > 0 {
-				counted = handles(c.Counted)
+				counted = handles(c.Counted, quiet)
 			}
 			b.WriteString("| " + esc(c.Name) + " | " + strconv.Itoa(len(c.Files)) + " | " +
 				strconv.Itoa(c.Required) + " | " + counted + " | " + strconv.Itoa(c.Missing) + " |\n")
@@ -90,7 +98,7 @@ func renderMarkdown(v Verdict, limit int) string {
 	for i := range v.Categories {
 		c := &v.Categories[i]
 		b.WriteString("#### " + esc(c.Name) + "\n\n")
-		b.WriteString(categoryStatus(c) + "\n\n")
+		b.WriteString(categoryStatus(c, quiet) + "\n\n")
 		if len(c.Files) > 0 {
 			writeFiles(&b, "Files", c.Files, limit)
 		}
@@ -99,7 +107,7 @@ func renderMarkdown(v Verdict, limit int) string {
 	if rows := rejectionRows(v); len(rows) > 0 {
 		b.WriteString("#### Approvals that did not count\n\n| Reviewer | Reasons | Detail |\n|---|---|---|\n")
 		for _, r := range capped(rows, limit) {
-			b.WriteString("| @" + esc(r.reviewer) + " | " + esc(r.reasons) + " | " + esc(r.detail) + " |\n")
+			b.WriteString("| " + mdText("@"+r.reviewer, quiet) + " | " + mdText(r.reasons, quiet) + " | " + mdText(r.detail, quiet) + " |\n")
 		}
 		if n := len(rows) - len(capped(rows, limit)); n > 0 {
 			b.WriteString("\n_" + plural(n, "more row") + " not shown (size limit)._\n")
@@ -112,11 +120,11 @@ func renderMarkdown(v Verdict, limit int) string {
 	}
 	if len(v.Unverified) > 0 {
 		b.WriteString("**Unverified identities** — commit identities not linked to an account; they could not be checked against the reviewers:\n\n")
-		writeItems(&b, v.Unverified, limit)
+		writeItems(&b, v.Unverified, limit, false) // e-mail addresses mention nobody
 	}
 	if len(v.Notices) > 0 {
 		b.WriteString("**Notices**\n\n")
-		writeItems(&b, v.Notices, limit)
+		writeItems(&b, v.Notices, limit, quiet)
 	}
 
 	var foot []string
@@ -150,25 +158,24 @@ func stateWord(s State) string {
 	return "Unknown"
 }
 
-func categoryStatus(c *CategoryResult) string {
+func categoryStatus(c *CategoryResult, quiet bool) string {
 	var s string
 	switch {
 	case c.Required == 0:
 		s = "No approval required."
 	case c.Missing == 0:
-		s = "Approved (" + strconv.Itoa(len(c.Counted)) + " of " + strconv.Itoa(c.Required) + ")."
+		s = "Approved: " + countWords(c) + "."
 	default:
-		s = strconv.Itoa(len(c.Counted)) + " of " + strconv.Itoa(c.Required) + " approvals; needs " +
-			strconv.Itoa(c.Missing) + " more"
-		if len(c.Teams)+len(c.Users) > 0 {
-			s += " from " + esc(who(c.Teams, c.Users))
+		s = countWords(c) + "; needs " + strconv.Itoa(c.Missing) + " more"
+		if c.hasApprovers() {
+			s += " from " + mdText(c.approvers(), quiet)
 		} else {
 			s += " independent " + pluralWord(c.Missing, "approval")
 		}
 		s += "."
 	}
 	if len(c.Counted) > 0 {
-		s += " Counted: " + handles(c.Counted) + "."
+		s += " Counted: " + handles(c.Counted, quiet) + "."
 	}
 	return s
 }
@@ -202,10 +209,10 @@ func writeFiles(b *strings.Builder, title string, files []string, limit int) {
 	b.WriteString("\n")
 }
 
-func writeItems(b *strings.Builder, items []string, limit int) {
+func writeItems(b *strings.Builder, items []string, limit int, quiet bool) {
 	shown := capped(items, limit)
 	for _, s := range shown {
-		b.WriteString("- " + esc(s) + "\n")
+		b.WriteString("- " + mdText(s, quiet) + "\n")
 	}
 	if n := len(items) - len(shown); n > 0 {
 		b.WriteString("- _" + strconv.Itoa(n) + " more not shown (size limit)_\n")
@@ -224,12 +231,38 @@ func writeCode(b *strings.Builder, lines []string, total int) {
 	}
 	b.WriteString(fence + "\n")
 	for _, l := range lines {
-		b.WriteString(strings.NewReplacer("\r", " ", "\n", " ").Replace(l) + "\n")
+		for _, part := range wrapLine(strings.NewReplacer("\r", " ", "\n", " ").Replace(l), codeWidth) {
+			b.WriteString(part + "\n")
+		}
 	}
 	if n := total - len(lines); n > 0 {
 		b.WriteString("(" + strconv.Itoa(n) + " more)\n")
 	}
 	b.WriteString(fence + "\n\n")
+}
+
+// codeWidth is where error lines in a code block wrap: the forges show code
+// blocks without wrapping, so a long message would run off the page.
+const codeWidth = 100
+
+// wrapLine breaks l at spaces so no part is longer than width (a single
+// longer word stays whole); continuation parts are indented, so the
+// FILE:LINE:COL that starts the first part stays easy to find.
+func wrapLine(l string, width int) []string {
+	const indent = "    "
+	var parts []string
+	for len(l) > width {
+		cut := strings.LastIndexByte(l[:width+1], ' ')
+		if cut <= len(indent) {
+			if cut = strings.IndexByte(l[width:], ' '); cut < 0 {
+				break
+			}
+			cut += width
+		}
+		parts = append(parts, l[:cut])
+		l = indent + strings.TrimLeft(l[cut:], " ")
+	}
+	return append(parts, l)
 }
 
 func capped[T any](s []T, limit int) []T {
@@ -246,15 +279,67 @@ func short12(d string) string {
 	return d
 }
 
-func handles(names []string) string {
+func handles(names []string, quiet bool) string {
 	var b strings.Builder
 	for i, n := range names {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("@" + esc(n))
+		b.WriteString(mdText("@"+n, quiet))
 	}
 	return b.String()
+}
+
+// mdText escapes text for Markdown; quiet also writes each @handle in it
+// as a code span, which neither forge treats as a mention.
+func mdText(s string, quiet bool) string {
+	if !quiet || !strings.Contains(s, "@") {
+		return esc(s)
+	}
+	var b strings.Builder
+	for s != "" {
+		i := mentionStart(s)
+		if i < 0 {
+			b.WriteString(esc(s))
+			break
+		}
+		b.WriteString(esc(s[:i]))
+		j := i + 1
+		for j < len(s) && isHandleByte(s[j]) {
+			j++
+		}
+		for j > i+1 && (s[j-1] == '.' || s[j-1] == '-') {
+			j-- // "… from @bob." ends the sentence, not the name
+		}
+		writeCodeSpan(&b, s[i:j])
+		s = s[j:]
+	}
+	return b.String()
+}
+
+// mentionStart finds the next "@" that starts a mention: not inside a word
+// (an e-mail address is no mention) and followed by a handle.
+func mentionStart(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] != '@' || i+1 >= len(s) || !isHandleByte(s[i+1]) {
+			continue
+		}
+		if i > 0 && (isAlnum(s[i-1]) || s[i-1] == '_') {
+			continue
+		}
+		return i
+	}
+	return -1
+}
+
+// isHandleByte: GitHub logins and teams (letters, digits, "-", "/"), bots
+// ("name[bot]"), GitLab usernames and group paths ("_", ".").
+func isHandleByte(c byte) bool {
+	return isAlnum(c) || c == '-' || c == '_' || c == '.' || c == '/' || c == '[' || c == ']'
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 // mdEscaper neutralizes what would otherwise format text or inject HTML:
@@ -321,7 +406,8 @@ func rejectionRows(v Verdict) []rejectionRow {
 			}
 		}
 		words := reasonWords(r, cats)
-		rows = append(rows, rejectionRow{r.Reviewer, strings.Join(words, ", "), extraDetail(r.Detail, words)})
+		detail := extraDetail(r.Detail, words)
+		rows = append(rows, rejectionRow{r.Reviewer, strings.Join(scopeReasons(v.Categories, r, words), ", "), detail})
 	}
 	type partial struct {
 		rej  Rejection
@@ -358,6 +444,28 @@ func rejectionRows(v Verdict) []rejectionRow {
 		rows = append(rows, rejectionRow{p.rej.Reviewer, strings.Join(words, ", "), detail})
 	}
 	return rows
+}
+
+// scopeReasons names, after each reason that held in some categories only,
+// the categories it held in: "permission below write, not in @acme/sre
+// (infra)". A reason without a list held everywhere.
+func scopeReasons(cats []CategoryResult, r Rejection, words []string) []string {
+	if len(cats) < 2 || len(words) != len(r.Reasons) {
+		return words
+	}
+	out := slices.Clone(words)
+	for i, reason := range r.Reasons {
+		var in []string
+		for ci := range cats {
+			if rejectedFor(&cats[ci], r, reason) {
+				in = append(in, cats[ci].Name)
+			}
+		}
+		if len(in) > 0 && len(in) < len(cats) {
+			out[i] += " (" + strings.Join(in, ", ") + ")"
+		}
+	}
+	return out
 }
 
 func hasRejection(c *CategoryResult, r Rejection) bool {
@@ -447,7 +555,7 @@ func ReasonText(r Reason) string {
 	case ReasonNotInTeam:
 		return "not an allowed reviewer"
 	case ReasonStale:
-		return "stale: approved an earlier head with a different diff"
+		return "stale: approved an earlier head"
 	case ReasonDismissed:
 		return "dismissed"
 	case ReasonSuperseded:
@@ -476,12 +584,11 @@ func Text(v Verdict) string {
 	}
 	for i := range v.Categories {
 		c := &v.Categories[i]
-		b.WriteString("\n" + clean(c.Name) + ": " + plural(len(c.Files), "file") + ", " +
-			strconv.Itoa(len(c.Counted)) + " of " + strconv.Itoa(c.Required) + " approvals")
+		b.WriteString("\n" + clean(c.Name) + ": " + plural(len(c.Files), "file") + ", " + countWords(c))
 		if c.Missing > 0 {
 			b.WriteString(", needs " + strconv.Itoa(c.Missing) + " more")
-			if len(c.Teams)+len(c.Users) > 0 {
-				b.WriteString(" from " + clean(who(c.Teams, c.Users)))
+			if c.hasApprovers() {
+				b.WriteString(" from " + clean(c.approvers()))
 			}
 		}
 		b.WriteString("\n")

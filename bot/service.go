@@ -501,7 +501,7 @@ func (s *Service) publish(ctx context.Context, f Forge, ref ChangeRef, v Verdict
 	if s.DetailsURL != nil {
 		details = s.DetailsURL(ref)
 	}
-	newID, err := f.Publish(ctx, Report{Ref: ref, Verdict: v, Title: v.Title, Markdown: Markdown(v), DetailsURL: details, PriorID: id})
+	newID, err := f.Publish(ctx, Report{Ref: ref, Verdict: v, Title: v.Title, Markdown: Markdown(v), QuietMarkdown: MarkdownQuiet(v), DetailsURL: details, PriorID: id})
 	if err != nil {
 		return fmt.Errorf("publish verdict on %s: %w", shortSHA(ref.HeadSHA), err)
 	}

@@ -51,6 +51,9 @@ type CategoryResult struct {
 	// Teams and Users restate who may approve, for "needs 1 more from ..."
 	Teams []string `json:"teams,omitempty"`
 	Users []string `json:"users,omitempty"`
+	// Excluded lists the Users who cannot approve this change (its author,
+	// a committer, a pusher): they are never offered as approvers.
+	Excluded []string `json:"excluded,omitempty"`
 	// Rejected lists the approvals that did not count for this category.
 	Rejected []Rejection `json:"rejected,omitempty"`
 }

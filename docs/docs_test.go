@@ -828,3 +828,44 @@ func TestLinks(t *testing.T) {
 		}
 	}
 }
+
+// TestOperationsClaimsMatchTheCode pins the operations guide's claims about
+// start-up validation, retention and the dead-letter alert to the code and
+// rules they describe, so a change to either shows up here.
+func TestOperationsClaimsMatchTheCode(t *testing.T) {
+	ops := strings.Join(readDoc(t, "operations.md").lines, "\n")
+	serve, err := os.ReadFile(filepath.Join(root, "cmd", "foureyes", "serve.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := string(serve)
+
+	// The default policy file is parsed at start and an error stops it.
+	if !regexp.MustCompile(`policies\.Parse\(cfg\.DefaultPolicyFile`).MatchString(src) {
+		t.Fatal("serve.go no longer parses FOUREYES_DEFAULT_POLICY_FILE at start: fix operations.md")
+	}
+	if strings.Contains(ops, "not validated") || !strings.Contains(ops, "`FOUREYES_DEFAULT_POLICY_FILE` is read and validated at start") {
+		t.Error("operations.md must say FOUREYES_DEFAULT_POLICY_FILE is validated at start")
+	}
+
+	// Finished deliveries are purged after the retention serve.go sets.
+	m := regexp.MustCompile(`keepDone = (\d+) \* 24 \* time\.Hour`).FindStringSubmatch(src)
+	if m == nil {
+		t.Fatal("serve.go has no keepDone retention: fix operations.md")
+	}
+	if !strings.Contains(ops, "Finished deliveries are kept for "+m[1]+" days") || strings.Contains(ops, "nothing purges") {
+		t.Errorf("operations.md must say finished deliveries are purged after %s days", m[1])
+	}
+
+	// The dead-letter alert's own text names the command the runbook gives.
+	rules, err := os.ReadFile(filepath.Join(root, "deploy", "prometheus", "rules.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(rules), "foureyes audit dead") {
+		t.Fatal("rules.yml no longer names `foureyes audit dead`")
+	}
+	if strings.Contains(ops, "alert text mentions `foureyes audit list`") {
+		t.Error("operations.md says the alert text names `foureyes audit list`; it names `foureyes audit dead`")
+	}
+}

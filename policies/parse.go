@@ -152,11 +152,38 @@ func (p *parser) syntax(err error, data []byte) {
 		if convErr != nil || line < 1 {
 			line = 1
 		}
+		if col, ok := tabColumn(data, line); ok {
+			// yaml.v3 only says "found character that cannot start any
+			// token"; the usual cause is a tab, which YAML forbids in
+			// indentation and editors hide.
+			p.add(line, col, "", "YAML syntax error: a tab character; YAML indents with spaces, never tabs")
+			return
+		}
 		p.add(line, 1, "", "YAML syntax error: "+m[2])
 		return
 	}
 	line, col := firstUnprintable(data)
 	p.add(line, col, "", "YAML syntax error: "+strings.TrimPrefix(msg, "yaml: "))
+}
+
+// tabColumn returns the 1-based column of the first tab in the leading
+// white space of line (1-based) of data.
+func tabColumn(data []byte, line int) (int, bool) {
+	lines := strings.SplitN(string(data), "\n", line+1)
+	if line > len(lines) {
+		return 0, false
+	}
+	l := lines[line-1]
+	for i := 0; i < len(l); i++ {
+		switch l[i] {
+		case '\t':
+			return i + 1, true
+		case ' ':
+		default:
+			return 0, false
+		}
+	}
+	return 0, false
 }
 
 // firstUnprintable returns the 1-based position of the first byte YAML
@@ -364,6 +391,9 @@ func (p *parser) categories(n *yaml.Node, path string) []Category {
 				c.Ignore = p.globs(v, kpath)
 			case "approvals":
 				c.Approvals = p.count(v, kpath, 0)
+				if c.Approvals > MaxApprovals {
+					p.errorf(p.deref(v), kpath, "%s: at most %d approvals can be required, got %d", kpath, MaxApprovals, c.Approvals)
+				}
 			case "reviewers":
 				c.Reviewers = p.reviewers(v, kpath)
 			}
@@ -381,7 +411,16 @@ func (p *parser) reviewers(n *yaml.Node, path string) Reviewers {
 	p.fields(n, path, reviewersKeys, func(key string, _, v *yaml.Node) {
 		switch key {
 		case "teams":
-			r.Teams = p.strings(v, join(path, key))
+			kpath := join(path, key)
+			r.Teams = p.strings(v, kpath)
+			if seq := p.deref(v); seq.Kind == yaml.SequenceNode {
+				for i, item := range seq.Content {
+					item = p.deref(item)
+					if t := item.Value; item.Kind == yaml.ScalarNode && t != "" && !validTeam(t) {
+						p.errorf(item, index(kpath, i), "%s: team %q needs its organization or parent group: write ORG/TEAM (GitHub) or GROUP/SUBGROUP (GitLab), e.g. \"acme/%s\"", index(kpath, i), t, strings.Trim(t, "/"))
+					}
+				}
+			}
 		case "users":
 			r.Users = p.strings(v, join(path, key))
 		}
@@ -520,6 +559,19 @@ func parseDuration(s string) (time.Duration, error) {
 const maxDuration = time.Duration(1<<63 - 1)
 
 // count reads a non-negative integer no smaller than minimum.
+// MaxApprovals bounds categories.*.approvals: a larger number is a typo
+// (no team approves a change 500 times) that would make a category
+// impossible to satisfy.
+const MaxApprovals = 100
+
+// validTeam reports whether t names a team with its organization
+// ("acme/sre") or a GitLab subgroup path ("group/sub/team"): a bare "sre"
+// cannot be looked up and would never match anyone.
+func validTeam(t string) bool {
+	org, team, ok := strings.Cut(t, "/")
+	return ok && org != "" && team != "" && !strings.HasSuffix(team, "/") && !strings.Contains(team, "//")
+}
+
 func (p *parser) count(n *yaml.Node, path string, minimum int) int {
 	v, ok := p.int(n, path)
 	if !ok {
@@ -710,4 +762,33 @@ func levenshtein(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(rb)]
+}
+
+// FormatDuration writes d the way a policy file would, without Go's zero
+// parts ("24h", not "24h0m0s"; "1h30m"; two or more whole days as "7d"), so a
+// report repeats the policy's own words. It round-trips through the policy
+// duration parser.
+func FormatDuration(d time.Duration) string {
+	if d <= 0 {
+		return "0"
+	}
+	var b strings.Builder
+	const day = 24 * time.Hour
+	if d%day == 0 && d >= 2*day {
+		return strconv.FormatInt(int64(d/day), 10) + "d"
+	}
+	for _, u := range []struct {
+		unit time.Duration
+		name string
+	}{{time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}} {
+		if n := d / u.unit; n > 0 {
+			b.WriteString(strconv.FormatInt(int64(n), 10) + u.name)
+			d -= n * u.unit
+		}
+	}
+	if d > 0 {
+		// Below a second: rare in a policy; Go's form is exact.
+		b.WriteString(d.String())
+	}
+	return b.String()
 }

@@ -112,6 +112,21 @@ func TestParseErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "approvals over 100",
+			yaml: "version: 1\ncategories:\n  code:\n    paths: [\"**\"]\n    approvals: 250\n",
+			want: []string{`p.yml:5:16: categories.code.approvals: at most 100 approvals can be required, got 250`},
+		},
+		{
+			name: "team without its organization",
+			yaml: "version: 1\ncategories:\n  infra:\n    paths: [x]\n    reviewers: {teams: [\"acme/sre\", \"sre\"]}\n",
+			want: []string{`p.yml:5:37: categories.infra.reviewers.teams[1]: team "sre" needs its organization or parent group: write ORG/TEAM (GitHub) or GROUP/SUBGROUP (GitLab), e.g. "acme/sre"`},
+		},
+		{
+			name: "a tab in the indentation is named as a tab",
+			yaml: "version: 1\ncategories:\n  code:\n  \tpaths: [x]\n",
+			want: []string{`p.yml:4:3: YAML syntax error: a tab character; YAML indents with spaces, never tabs`},
+		},
+		{
 			name: "late_window",
 			yaml: "version: 1\nrelease:\n  late_window: 7x\n",
 			want: []string{`p.yml:3:16: release.late_window: invalid duration "7x": write a Go duration such as 24h or 90m, or days such as 7d`},
@@ -226,7 +241,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "tab indentation",
 			yaml: "version: 1\n\tcategories: {}\n",
-			want: []string{`p.yml:2:1: YAML syntax error: found a tab character that violates indentation`},
+			want: []string{`p.yml:2:1: YAML syntax error: a tab character; YAML indents with spaces, never tabs`},
 		},
 		{
 			name: "unquoted leading star",
@@ -723,5 +738,21 @@ func TestParseClipsEchoedValues(t *testing.T) {
 	}
 	if n := len(Diagnostics(err)); n != 2 {
 		t.Errorf("got %d diagnostics, want 2: %v", n, err)
+	}
+}
+
+func TestFormatDurationRoundTrips(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0: "0", 24 * time.Hour: "24h", 36 * time.Hour: "36h", 90 * time.Minute: "1h30m",
+		7 * 24 * time.Hour: "7d", 45 * time.Second: "45s", 25*time.Hour + time.Second: "25h1s",
+	} {
+		got := FormatDuration(d)
+		if got != want {
+			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
+		}
+		back, err := parseDuration(got)
+		if err != nil || back != d {
+			t.Errorf("parseDuration(%q) = %v, %v; want %v", got, back, err, d)
+		}
 	}
 }

@@ -46,7 +46,7 @@ type Report struct {
 	PolicySource   string    `json:"policy_source"`
 	PolicyDigest   string    `json:"policy_digest"`
 	PolicyError    string    `json:"policy_error"`
-	// LateWindow is release.late_window, as a Go duration ("24h0m0s").
+	// LateWindow is release.late_window as a policy file writes it ("24h", "7d"), not Go's "24h0m0s".
 	LateWindow string `json:"late_window"`
 	// Truncated: a first release with more than MaxFirstRelease commits;
 	// only the newest are listed.
@@ -182,7 +182,7 @@ func (g *Guard) buildReport(ctx context.Context, f Forge, ev bot.Event, tag stri
 	rep := Report{
 		SchemaVersion: ReportSchemaVersion, Forge: string(ev.Forge), Repo: repo.FullName, Tag: tag, TagSHA: sha,
 		TaggedAt: taggedAt, TaggedBy: at(ev.Push.Pusher), GeneratedAt: g.now(),
-		PolicySource: pol.Source, PolicyDigest: pol.Digest, LateWindow: pol.Release.LateWindow.String(),
+		PolicySource: pol.Source, PolicyDigest: pol.Digest, LateWindow: policies.FormatDuration(pol.Release.LateWindow),
 		Commits: []ReportCommit{},
 	}
 	if lp.Err != nil {

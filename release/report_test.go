@@ -80,7 +80,7 @@ func TestGitHubTagReport(t *testing.T) {
 		"schema_version": 1.0, "forge": "github", "repo": "acme/app", "tag": "v1.10.0", "tag_sha": tagSHA,
 		"previous_tag": "v1.9.0", "previous_tag_sha": prev, "tagged_at": ts(t0), "tagged_by": "@dave",
 		"generated_at": ts(t0), "policy_source": policies.DefaultSource, "policy_digest": policies.Default().Digest,
-		"policy_error": "", "late_window": "24h0m0s", "truncated": false,
+		"policy_error": "", "late_window": "24h", "truncated": false,
 		"summary": map[string]any{
 			"commits": 5.0, "reviewed": 3.0, "unreviewed": 2.0, "late": 4.0,
 			"by_reason":  map[string]any{"direct-push": 1.0, "unapproved-merge": 1.0},
@@ -154,7 +154,7 @@ func TestGitHubTagReport(t *testing.T) {
 
 	// Published: a failing check run on the tagged commit with the report.
 	runs := e.fake.CheckRuns(ghRepo.FullName, tagSHA)
-	if len(runs) != 1 || runs[0].Conclusion != "failure" || runs[0].Title != "2 of 5 commits unreviewed, 4 landed within 24h0m0s of the tag" ||
+	if len(runs) != 1 || runs[0].Conclusion != "failure" || runs[0].Title != "2 of 5 commits unreviewed, 4 landed within 24h of the tag" ||
 		!strings.Contains(runs[0].Summary, "Commits since: `v1.9.0`") || !strings.Contains(runs[0].Summary, "**unapproved-merge**; **late**") {
 		t.Errorf("check runs: %+v", runs)
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -41,10 +40,10 @@ type demo struct {
 }
 
 func cmdDemo(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs := newFlagSet("demo")
 	markdown := fs.Bool("markdown", false, "print each verdict as the check run's Markdown instead of text")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return flagErr(fs, err)
 	}
 	dir, err := os.MkdirTemp("", "foureyes-demo-")
 	if err != nil {

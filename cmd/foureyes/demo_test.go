@@ -14,13 +14,13 @@ func TestDemoShowsVerdictsWithReasons(t *testing.T) {
 	}
 	text := out.String()
 	for _, want := range []string{
-		"SUCCESS: code approved",                                // the clean approval
-		"did not count: @alice — author of the change",          // the self-approval
-		"stale: approved an earlier head with a different diff", // the stale approval
-		"did not count: @renovate[bot] — bot account",           // the bot approval
-		"PENDING: infra needs 1 more approval from @acme/sre",   // the missing team
-		"counted: @carol", // the team member
-		"failure — unreviewed push to main: direct-push", // the release guard
+		"SUCCESS: code approved",                              // the clean approval
+		"did not count: @alice — author of the change",        // the self-approval
+		"stale: approved an earlier head",                     // the stale approval
+		"did not count: @renovate[bot] — bot account",         // the bot approval
+		"PENDING: infra needs 1 more approval from @acme/sre", // the missing team
+		"counted: @carol",                                     // the team member
+		"failure — unreviewed push to main: direct-push",      // the release guard
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("demo output lacks %q", want)
@@ -51,7 +51,7 @@ func TestValidateAndExplainCommands(t *testing.T) {
 		}
 	}
 	for format, want := range map[string]string{
-		"text":     "PENDING: infra needs 1 more approval from @acme/sre or @alice",
+		"text":     "PENDING: infra needs 1 more approval from @acme/sre\n", // alice wrote it: never offered
 		"markdown": "| infra | 1 | 2 | @bob | 1 |",
 		"json":     `"state": "pending"`,
 	} {

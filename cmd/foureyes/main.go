@@ -8,13 +8,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/foureyes-dev/foureyes/bot"
@@ -45,7 +46,8 @@ func main() {
 	case errors.As(err, &ee):
 		os.Exit(int(ee))
 	case errors.Is(err, errUsage):
-		fmt.Fprintln(os.Stderr, err)
+		// Usage errors wrap errUsage as "usage: <what>"; say what, once.
+		fmt.Fprintln(os.Stderr, "foureyes:", strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
 		os.Exit(2)
 	default:
 		fmt.Fprintln(os.Stderr, "foureyes:", err)
@@ -53,30 +55,32 @@ func main() {
 	}
 }
 
-const usage = `usage: foureyes COMMAND [ARGS]
-
-commands:
-  serve [--config FILE]              run the webhook server
-  validate [FILE...]                 check policy files (default: the usual locations)
-  explain --policy FILE --change FILE.json [--format text|json|markdown]
-                                     evaluate a described change offline
-  demo                               replay example events against a fake forge
-  audit verify|export|list|dead|retry  the audit trail and dead-lettered deliveries
-  report --repo OWNER/NAME --tag TAG [--format markdown|json]
-                                     the review report of a release tag
-  backup PATH                        consistent copy of the SQLite database
-  version                            version, commit, Go version`
-
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runIO(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// runIO runs one command; a --help anywhere prints that command's help on
+// stdout and succeeds.
+func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	err := dispatch(ctx, args, stdin, stdout, stderr)
+	var h *helpRequest
+	if errors.As(err, &h) {
+		writeHelp(stdout, h)
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w\n%s", errUsage, usage)
+		return fmt.Errorf("%w: no command given\n%s", errUsage, usageText())
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "serve":
 		return cmdServe(ctx, rest, stderr)
 	case "validate":
-		return cmdValidate(rest, stdout, stderr)
+		return cmdValidate(rest, stdin, stdout, stderr)
 	case "explain":
 		return cmdExplain(rest, stdout)
 	case "demo":
@@ -88,13 +92,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "backup":
 		return cmdBackup(ctx, rest, stdout)
 	case "version", "--version", "-v":
+		fs := newFlagSet("version")
+		if err := fs.Parse(rest); err != nil {
+			return flagErr(fs, err)
+		}
 		fmt.Fprintln(stdout, versionString())
 		return nil
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, usage)
+		if len(rest) > 0 {
+			if _, ok := lookupCommand(rest[0]); ok && rest[0] != "help" {
+				return dispatch(ctx, []string{rest[0], "--help"}, stdin, stdout, stderr)
+			}
+		}
+		fmt.Fprint(stdout, usageText())
 		return nil
 	}
-	return fmt.Errorf("%w: unknown command %q\n%s", errUsage, cmd, usage)
+	msg := fmt.Sprintf("unknown command %q", cmd)
+	if s := suggest(cmd); s != "" {
+		msg += fmt.Sprintf("; did you mean %q?", s)
+	}
+	return fmt.Errorf("%w: %s (run 'foureyes help' for the list)", errUsage, msg)
 }
 
 func versionString() string {
@@ -114,15 +131,18 @@ func versionString() string {
 	return fmt.Sprintf("foureyes %s (commit %s, %s)", version, c, runtime.Version())
 }
 
-// defaultPolicyPaths are looked at by `validate` without arguments, in the
-// GitHub lookup order.
-var defaultPolicyPaths = []string{".github/foureyes.yml", ".foureyes.yml", ".gitlab/foureyes.yml"}
+// The policy lookup orders of the forges (SPEC §5), for `validate`.
+var (
+	githubPolicyPaths = []string{".github/foureyes.yml", ".foureyes.yml", ".gitlab/foureyes.yml"}
+	gitlabPolicyPaths = []string{".gitlab/foureyes.yml", ".foureyes.yml", ".github/foureyes.yml"}
+	// defaultPolicyPaths are looked at by `validate` without arguments.
+	defaultPolicyPaths = githubPolicyPaths
+)
 
-func cmdValidate(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func cmdValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := newFlagSet("validate")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return flagErr(fs, err)
 	}
 	files := fs.Args()
 	if len(files) == 0 {
@@ -138,7 +158,17 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	}
 	bad := false
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		var (
+			data []byte
+			err  error
+		)
+		if f == "-" {
+			data, err = io.ReadAll(io.LimitReader(stdin, policies.MaxSize+1))
+			f = "<stdin>"
+		} else {
+			data, err = os.ReadFile(f)
+			warnShadowed(stderr, f)
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", f, err)
 			bad = true
@@ -162,13 +192,49 @@ func cmdValidate(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// warnShadowed says when the forge would never read file because a policy
+// file earlier in its lookup order exists beside it: a user fixing the
+// shadowed file would wonder why nothing changes.
+func warnShadowed(stderr io.Writer, file string) {
+	for _, order := range []struct {
+		forge string
+		paths []string
+	}{{"GitHub", githubPolicyPaths}, {"GitLab", gitlabPolicyPaths}} {
+		root, pos := policyRoot(file, order.paths)
+		if pos < 0 {
+			continue
+		}
+		for _, earlier := range order.paths[:pos] {
+			if _, err := os.Stat(filepath.Join(root, earlier)); err == nil {
+				fmt.Fprintf(stderr, "%s: warning: %s reads %s first, so this file is not used there\n", file, order.forge, filepath.Join(root, earlier))
+				break
+			}
+		}
+	}
+}
+
+// policyRoot finds which entry of paths file is (by its trailing path) and
+// the repository root it sits in; pos is -1 when it is none of them.
+func policyRoot(file string, paths []string) (string, int) {
+	clean := filepath.ToSlash(filepath.Clean(file))
+	for i, p := range paths {
+		if clean == p {
+			return ".", i
+		}
+		if strings.HasSuffix(clean, "/"+p) {
+			return filepath.FromSlash(strings.TrimSuffix(clean, "/"+p)), i
+		}
+	}
+	return "", -1
+}
+
 func cmdExplain(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
+	fs := newFlagSet("explain")
 	policyFile := fs.String("policy", "", "policy file (default: the built-in default policy)")
 	changeFile := fs.String("change", "", "the change described as JSON (see examples/change.json)")
 	format := fs.String("format", "text", "output format: text, json or markdown")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return flagErr(fs, err)
 	}
 	if *changeFile == "" {
 		return fmt.Errorf("%w: explain needs --change FILE.json", errUsage)

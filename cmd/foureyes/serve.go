@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -36,11 +35,10 @@ import (
 const shutdownGrace = 12 * time.Second
 
 func cmdServe(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("serve")
 	configFile := fs.String("config", "", "YAML file with the same keys as the environment (the environment wins)")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return flagErr(fs, err)
 	}
 	cfg, err := LoadConfig(*configFile, os.Getenv)
 	if err != nil {

@@ -23,7 +23,7 @@ func openStore(ctx context.Context, fs *flag.FlagSet, args []string) (*store.DB,
 	configFile := fs.String("config", "", "YAML configuration file (the environment wins)")
 	database := fs.String("database", "", "database (default: FOUREYES_DATABASE or sqlite:foureyes.db)")
 	if err := fs.Parse(args); err != nil {
-		return nil, fmt.Errorf("%w: %v", errUsage, err)
+		return nil, flagErr(fs, err)
 	}
 	dsn := *database
 	if dsn == "" {
@@ -42,10 +42,13 @@ func openStore(ctx context.Context, fs *flag.FlagSet, args []string) (*store.DB,
 
 func cmdAudit(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: foureyes audit verify|export|list|dead|retry", errUsage)
+		return fmt.Errorf("%w: foureyes audit verify|export|list|dead|retry (see 'foureyes audit --help')", errUsage)
 	}
 	sub, rest := args[0], args[1:]
-	fs := flag.NewFlagSet("audit "+sub, flag.ContinueOnError)
+	if isHelpArg(sub) {
+		return &helpRequest{name: "audit"}
+	}
+	fs := newFlagSet("audit " + sub)
 	var (
 		repo   = fs.String("repo", "", "only records of this repository (OWNER/NAME)")
 		since  = fs.String("since", "", "only records at or after this time (RFC 3339 or a duration ago, e.g. 24h)")
@@ -198,7 +201,7 @@ func shortHead(sha string) string {
 }
 
 func cmdBackup(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
+	fs := newFlagSet("backup")
 	db, err := openStore(ctx, fs, args)
 	if err != nil {
 		return err
@@ -219,7 +222,7 @@ func cmdBackup(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 func cmdReport(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	fs := newFlagSet("report")
 	repo := fs.String("repo", "", "repository, OWNER/NAME (GitLab: the project path)")
 	tag := fs.String("tag", "", "release tag")
 	forge := fs.String("forge", "github", "github or gitlab")

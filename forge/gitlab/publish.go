@@ -105,7 +105,13 @@ func (f *Forge) Publish(ctx context.Context, r bot.Report) (string, error) {
 		// same, and remembering its ID saves listing the notes.
 		noteID = memo.noteID
 	}
-	next.noteID, err = f.upsertNote(ctx, repo, iid, self, noteID, body)
+	// Mentions notify, also when an edit adds them: only the note's first
+	// version mentions people and groups; every edit names them quietly.
+	quiet := body
+	if r.QuietMarkdown != "" {
+		quiet = NoteMarker + "\n" + r.QuietMarkdown
+	}
+	next.noteID, err = f.upsertNote(ctx, repo, iid, self, noteID, body, quiet)
 	if err != nil {
 		return "", err
 	}
@@ -181,11 +187,12 @@ func truncate(s string, n int) string {
 }
 
 // upsertNote edits foureyes' note (noteID, or the one found by its marker
-// and author) or, when there is none, creates it; it returns the note ID.
-func (f *Forge) upsertNote(ctx context.Context, repo bot.Repo, iid int, self bot.User, noteID int, body string) (int, error) {
+// and author) with quiet or, when there is none, creates it with body; it
+// returns the note ID.
+func (f *Forge) upsertNote(ctx context.Context, repo bot.Repo, iid int, self bot.User, noteID int, body, quiet string) (int, error) {
 	update := func(id int) error {
 		_, _, err := f.client.Notes.UpdateMergeRequestNote(pid(repo), iid, id,
-			&gl.UpdateMergeRequestNoteOptions{Body: gl.Ptr(body)}, gl.WithContext(ctx))
+			&gl.UpdateMergeRequestNoteOptions{Body: gl.Ptr(quiet)}, gl.WithContext(ctx))
 		return err
 	}
 	if noteID != 0 {
