@@ -341,6 +341,9 @@ func (s *spec) shape(sch any, depth int) (known map[string][]any, open bool, ite
 		_ = json.Unmarshal(s.restDefs[name], &def)
 		return s.shape(def, depth+1)
 	}
+	if !mayBeObject(m["type"]) {
+		return known, false, nil // a null or scalar branch names no properties and opens nothing
+	}
 	props, hasProps := m["properties"].(map[string]any)
 	for k, p := range props {
 		known[k] = append(known[k], p)
@@ -368,6 +371,20 @@ func (s *spec) shape(sch any, depth int) (known map[string][]any, open bool, ite
 		open = true
 	}
 	return known, open, items
+}
+
+// mayBeObject reports whether a "type" keyword admits objects (no type
+// admits everything).
+func mayBeObject(typ any) bool {
+	switch t := typ.(type) {
+	case nil:
+		return true
+	case string:
+		return t == "object"
+	case []any:
+		return slices.Contains(t, any("object"))
+	}
+	return true
 }
 
 // contractCase is one request to the fake and the status it must answer.
@@ -869,6 +886,10 @@ func TestContractRejectsBrokenAnswers(t *testing.T) {
 			mutate(run, func(m map[string]any) { m["pull_requests"] = map[string]any{} }), "got object, want array"},
 		{"pull html_url not a URI", "GET", "/repos/acme/app/pulls/7", 200,
 			mutate(pull, func(m map[string]any) { m["html_url"] = "pull/7" }), "is not valid uri"},
+		{"misspelt property", "GET", "/repos/acme/app/pulls/7", 200,
+			mutate(pull, func(m map[string]any) { m["head"].(map[string]any)["sah"] = "x" }), "does not document for status 200: /head/sah"},
+		{"invented property in a nullable object", "GET", "/repos/acme/app/pulls/7", 200,
+			mutate(pull, func(m map[string]any) { m["user"].(map[string]any)["nickname"] = "x" }), "/user/nickname"},
 		{"undocumented status", "GET", "/repos/acme/app/pulls/7", 418, []byte(`{}`), "documents no JSON answer with status 418"},
 		{"no such operation", "GET", "/repos/acme/app/pulls/7/nonsense", 200, []byte(`{}`), "no documented operation"},
 	} {
