@@ -129,28 +129,26 @@ func (f *Fake) userJSON(u User) map[string]any {
 		typ = "User"
 	}
 	id := userID(u)
-	// Every field the OpenAPI component "simple-user" requires.
-	self := f.htmlBase() + "/users/" + u.Login
-	return map[string]any{
-		"login":               u.Login,
-		"id":                  id,
-		"node_id":             base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("04:User%d", id))),
-		"avatar_url":          f.htmlBase() + "/avatars/" + u.Login,
-		"gravatar_id":         "",
-		"url":                 self,
-		"html_url":            f.htmlBase() + "/" + u.Login,
-		"followers_url":       self + "/followers",
-		"following_url":       self + "/following{/other_user}",
-		"gists_url":           self + "/gists{/gist_id}",
-		"starred_url":         self + "/starred{/owner}{/repo}",
-		"subscriptions_url":   self + "/subscriptions",
-		"organizations_url":   self + "/orgs",
-		"repos_url":           self + "/repos",
-		"events_url":          self + "/events{/privacy}",
-		"received_events_url": self + "/received_events",
-		"type":                typ,
-		"site_admin":          false,
+	out := map[string]any{
+		"login":       u.Login,
+		"id":          id,
+		"node_id":     base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("04:User%d", id))),
+		"avatar_url":  f.htmlBase() + "/avatars/" + u.Login,
+		"gravatar_id": "",
+		"url":         f.htmlBase() + "/users/" + u.Login,
+		"html_url":    f.htmlBase() + "/" + u.Login,
+		"type":        typ,
+		"site_admin":  false,
 	}
+	// The rest of what the OpenAPI component "simple-user" requires.
+	for k, v := range map[string]string{
+		"followers_url": "/followers", "following_url": "/following{/other_user}", "gists_url": "/gists{/gist_id}",
+		"starred_url": "/starred{/owner}{/repo}", "subscriptions_url": "/subscriptions", "organizations_url": "/orgs",
+		"repos_url": "/repos", "events_url": "/events{/privacy}", "received_events_url": "/received_events",
+	} {
+		out[k] = f.htmlBase() + "/users/" + u.Login + v
+	}
+	return out
 }
 
 func (f *Fake) repoJSON(r *http.Request, rp *repo) map[string]any {
@@ -1067,32 +1065,33 @@ func (f *Fake) issueJSON(r *http.Request, rp *repo, is *Issue) map[string]any {
 	if is.State == "closed" {
 		closedAt = fmtTime(is.UpdatedAt)
 	}
-	self := fmt.Sprintf("%s/repos/%s/issues/%d", f.apiBase(r), rp.fullName, is.Number)
-	return map[string]any{
-		// repository_url .. milestone: required by the OpenAPI component "issue".
-		"repository_url": f.apiBase(r) + "/repos/" + rp.fullName,
-		"labels_url":     self + "/labels{/name}",
-		"comments_url":   self + "/comments",
-		"events_url":     self + "/events",
-		"assignee":       nil,
-		"milestone":      nil,
-		"id":             int64(is.Number) + rp.id*100000,
-		"node_id":        fmt.Sprintf("I_%d_%d", rp.id, is.Number),
-		"url":            self,
-		"html_url":       fmt.Sprintf("%s/%s/issues/%d", f.htmlBase(), rp.fullName, is.Number),
-		"number":         is.Number,
-		"state":          is.State,
-		"title":          is.Title,
-		"body":           is.Body,
-		"user":           f.userJSON(User{Login: is.Author, Type: "Bot"}),
-		"labels":         labels,
-		"assignees":      []any{},
-		"locked":         false,
-		"comments":       0,
-		"created_at":     fmtTime(is.CreatedAt),
-		"updated_at":     fmtTime(is.UpdatedAt),
-		"closed_at":      closedAt,
+	out := map[string]any{
+		"id":         int64(is.Number) + rp.id*100000,
+		"node_id":    fmt.Sprintf("I_%d_%d", rp.id, is.Number),
+		"url":        fmt.Sprintf("%s/repos/%s/issues/%d", f.apiBase(r), rp.fullName, is.Number),
+		"html_url":   fmt.Sprintf("%s/%s/issues/%d", f.htmlBase(), rp.fullName, is.Number),
+		"number":     is.Number,
+		"state":      is.State,
+		"title":      is.Title,
+		"body":       is.Body,
+		"user":       f.userJSON(User{Login: is.Author, Type: "Bot"}),
+		"labels":     labels,
+		"assignees":  []any{},
+		"locked":     false,
+		"comments":   0,
+		"created_at": fmtTime(is.CreatedAt),
+		"updated_at": fmtTime(is.UpdatedAt),
+		"closed_at":  closedAt,
 	}
+	// The rest of what the OpenAPI component "issue" requires.
+	self := out["url"].(string)
+	out["repository_url"] = f.apiBase(r) + "/repos/" + rp.fullName
+	out["labels_url"] = self + "/labels{/name}"
+	out["comments_url"] = self + "/comments"
+	out["events_url"] = self + "/events"
+	out["assignee"] = nil
+	out["milestone"] = nil
+	return out
 }
 
 // nextNumber is the next issue/PR number: they share one sequence.
