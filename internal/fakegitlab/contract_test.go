@@ -169,6 +169,8 @@ func TestContractAgainstGitLabDocs(t *testing.T) {
 		{"GET", "/projects/5/merge_requests/1/commits", "", 200, "merge_requests.commits.json", false},
 		{"GET", "/projects/5/merge_requests/1/approvals", "", 200, "merge_requests.approvals.json", false},
 		{"GET", "/projects/5/repository/commits/" + c2.ID + "/merge_requests", "", 200, "repository.commits.merge_requests.json", false},
+		// The list of a project's merge requests answers the same entity.
+		{"GET", "/projects/5/merge_requests?state=opened", "", 200, "repository.commits.merge_requests.json", false},
 		{"POST", "/projects/5/statuses/" + c2.ID, `{"state":"pending","name":"foureyes","ref":"deploy","description":"waiting","target_url":"https://foureyes.example/d/1"}`, 201, "commits.statuses.post.json", false},
 		{"GET", "/projects/5/repository/commits/" + c2.ID + "/statuses", "", 200, "docs/commits.statuses.list.json", false},
 		{"GET", "/projects/5/merge_requests/1/notes", "", 200, "docs/notes.get.json", true},
