@@ -122,6 +122,8 @@ var docGaps = map[string]string{
 	"docs/members.all.get.json /group_saml_identity": "only for SSO-enabled groups, to their owners (members.md, Limitations)",
 	"docs/commits.get.json /status":                  "the pipeline status: null without pipelines, which the fake does not model",
 	"docs/commits.get.json /last_pipeline":           "null without pipelines, which the fake does not model",
+	"docs/users.get.json /pronouns":                  "null until the user sets pronouns",
+	"docs/users.get.json /local_time":                "null until the user sets a time zone",
 	"docs/repository.compare.json /diffs": "the fake does not model compare diffs; foureyes reads only commits and " +
 		"compare_timeout from compare (forge/gitlab/publish.go)",
 }
@@ -180,6 +182,7 @@ func TestContractAgainstGitLabDocs(t *testing.T) {
 		{"GET", "/groups/acme/members/all/3", "", 200, "docs/members.all.get.json", false},
 		{"GET", "/projects/5/repository/commits?ref_name=" + c2.ID, "", 200, "docs/commits.list.json", false},
 		{"GET", "/projects/5/repository/commits/" + c2.ID, "", 200, "docs/commits.get.json", false},
+		{"GET", "/users/2", "", 200, "docs/users.get.json", false},
 		{"GET", "/projects/5/repository/compare?from=" + c1.ID + "&to=" + c2.ID, "", 200, "docs/repository.compare.json", false},
 	} {
 		resp, body := do(t, s, "bot", c.method, c.path, c.body)

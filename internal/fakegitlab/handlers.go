@@ -166,7 +166,11 @@ func (s *Server) route(r *request, rec *Request) (reply, *apiError) {
 		if !found {
 			return reply{}, notFound("User")
 		}
-		return reply{body: s.userJSON(o, u.Admin || u.ID == o.ID)}, nil
+		out := s.userJSON(o, u.Admin || u.ID == o.ID)
+		// "Get a single user" (doc/api/users.md) tells a signed-in user
+		// whether they follow this one; the fake models no following.
+		out["is_followed"] = false
+		return reply{body: out}, nil
 	}
 	if v, ok := match(r.seg, "groups", "*", "members", "all", "*"); ok && get {
 		g := s.group(v[0])
