@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-func chain(t *testing.T, n int) []Record {
+func chain(t testing.TB, n int) []Record {
 	t.Helper()
 	base := time.Date(2025, 3, 1, 12, 0, 0, 123456000, time.UTC)
 	var recs []Record

@@ -18,6 +18,10 @@ const (
 	KindTamper     = "tamper"     // a "foureyes" check/status written by someone else
 	KindReport     = "report"     // a release tag report
 	KindDeadLetter = "dead_letter"
+	// KindKeyed is the cut-over record: the first record chained with the
+	// audit key on a trail that began unkeyed. Its PrevHash vouches for
+	// every unkeyed record before it.
+	KindKeyed = "audit_keyed"
 )
 
 // Record is one entry of the audit trail. Hash covers every other field

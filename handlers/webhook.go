@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -9,10 +8,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/foureyes-dev/foureyes/bot"
 	"github.com/foureyes-dev/foureyes/metrics"
@@ -70,8 +73,40 @@ func (s *server) finish(w http.ResponseWriter, r *http.Request, o outcome) {
 	writeJSON(w, o.status, body)
 }
 
-// readBody reads at most limit bytes. ok=false means the body is too large
-// (413) or could not be read (400); the caller answers with o.
+// Slow senders: a body must keep arriving at bodyMinRate once bodyGrace has
+// passed, and be complete within bodyMaxTime. The read deadline is moved
+// forward after every chunk, so a sender earns time only by sending bytes.
+// GitHub and GitLab send a whole delivery in well under a second; a
+// sender trickling bytes to hold a connection open is cut off after about
+// bodyGrace.
+const (
+	bodyGrace   = 5 * time.Second
+	bodyMinRate = 16 << 10 // bytes per second
+	bodyMaxTime = 60 * time.Second
+	// bodyChunk is how much is read at a time. The body grows by what was
+	// received, never by what Content-Length declares.
+	bodyChunk = 32 << 10
+)
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, bodyChunk); return &b }}
+
+// bodyDeadline is when a sender who has sent got bytes since start must have
+// sent more.
+func bodyDeadline(start time.Time, got int64) time.Time {
+	d := start.Add(bodyGrace + time.Duration(float64(got)/bodyMinRate*float64(time.Second)))
+	return minTime(d, start.Add(bodyMaxTime))
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// readBody reads at most limit bytes in bodyChunk pieces, enforcing the
+// minimum body rate. ok=false means the body is too large (413), too slow
+// (408) or could not be read (400); the caller answers with o.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) (body []byte, o outcome, ok bool) {
 	tooLarge := outcome{
 		result:  metrics.ResultTooLarge,
@@ -82,23 +117,53 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) (body []byte,
 	if r.ContentLength > limit {
 		return nil, tooLarge, false
 	}
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
-	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		if _, isMax := errors.AsType[*http.MaxBytesError](err); isMax {
-			return nil, tooLarge, false
+	rc := http.NewResponseController(w)
+	start := time.Now()
+	// Deadlines are best effort: a ResponseWriter that cannot set them
+	// (tests' recorders) reads without.
+	deadlines := rc.SetReadDeadline(bodyDeadline(start, 0)) == nil
+	cp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(cp)
+	chunk := *cp
+	var buf []byte
+	src := http.MaxBytesReader(w, r.Body, limit)
+	for {
+		n, err := src.Read(chunk)
+		buf = append(buf, chunk[:n]...)
+		if err == io.EOF {
+			break
 		}
-		return nil, outcome{
-			result:  metrics.ResultBadRequest,
-			status:  http.StatusBadRequest,
-			message: "cannot read body",
-			err:     err,
-		}, false
+		if err != nil {
+			if _, isMax := errors.AsType[*http.MaxBytesError](err); isMax {
+				return nil, tooLarge, false
+			}
+			if ne, isNet := errors.AsType[net.Error](err); isNet && ne.Timeout() {
+				// The connection cannot be reused: its read side timed out.
+				w.Header().Set("Connection", "close")
+				return nil, outcome{
+					result:  metrics.ResultBadRequest,
+					status:  http.StatusRequestTimeout,
+					message: fmt.Sprintf("body too slow: send at least %d bytes per second after %s", bodyMinRate, bodyGrace),
+					err:     err,
+				}, false
+			}
+			return nil, outcome{
+				result:  metrics.ResultBadRequest,
+				status:  http.StatusBadRequest,
+				message: "cannot read body",
+				err:     err,
+			}, false
+		}
+		if deadlines && n > 0 {
+			_ = rc.SetReadDeadline(bodyDeadline(start, int64(len(buf))))
+		}
 	}
-	return buf.Bytes(), outcome{}, true
+	if deadlines {
+		// Back to no deadline for the rest of the request; the server sets
+		// the next request's own.
+		_ = rc.SetReadDeadline(time.Time{})
+	}
+	return buf, outcome{}, true
 }
 
 func (s *server) githubWebhook(w http.ResponseWriter, r *http.Request) {

@@ -16,7 +16,8 @@ import (
 // is the previous record's + 1, Time is the store clock's now if rec.Time
 // is zero (always truncated to microseconds, UTC, which both engines store
 // exactly), Data is canonical JSON, PrevHash is the previous record's Hash
-// (audit.Genesis for the first) and Hash is audit.Hash of the result.
+// (audit.Genesis for the first) and Hash is the store's audit.Chain hash of
+// the result (keyed when opened WithAuditChain).
 //
 // Appends are serialized so the chain never forks: on SQLite by the single
 // write transaction, on PostgreSQL by an EXCLUSIVE table lock (which still
@@ -60,7 +61,12 @@ func (d *DB) appendAuditTx(ctx context.Context, tx *sql.Tx, rec audit.Record) (a
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return audit.Record{}, fmt.Errorf("read last audit record: %w", err)
 	}
-	out := audit.Link(rec, prevSeq, prevHash)
+	if d.chain == nil && audit.IsKeyed(prevHash) {
+		// An unkeyed record after keyed ones is what an attacker's
+		// re-hash looks like: verification would reject the trail.
+		return audit.Record{}, fmt.Errorf("append audit record: %w: the trail is keyed; open the store with the audit key", audit.ErrKeyRequired)
+	}
+	out := d.chain.Link(rec, prevSeq, prevHash)
 	var dataCol any
 	if len(out.Data) > 0 {
 		dataCol = string(out.Data)
@@ -144,7 +150,11 @@ const auditPage = 1000
 // error (returned as is). Records appended during the walk may or may not
 // be included.
 func (d *DB) EachAudit(ctx context.Context, fn func(audit.Record) error) error {
-	var after int64
+	return d.EachAuditAfter(ctx, 0, fn)
+}
+
+// EachAuditAfter is EachAudit over the records with a seq greater than after.
+func (d *DB) EachAuditAfter(ctx context.Context, after int64, fn func(audit.Record) error) error {
 	for {
 		page, err := d.AuditRecords(ctx, AuditFilter{AfterSeq: after, Limit: auditPage})
 		if err != nil {
@@ -162,12 +172,71 @@ func (d *DB) EachAudit(ctx context.Context, fn func(audit.Record) error) error {
 	}
 }
 
-// VerifyAudit walks the whole trail through an audit.Verifier and returns
-// the number of records verified and the first problem (*audit.ChainError).
+// VerifyAudit walks the whole trail through an audit.Verifier (keyed with
+// the store's chain, if any) and returns the number of records verified and
+// the first problem (*audit.ChainError).
 func (d *DB) VerifyAudit(ctx context.Context) (int, error) {
-	var v audit.Verifier
-	err := d.EachAudit(ctx, v.Add)
+	v := audit.NewVerifier(d.chain)
+	err := d.VerifyAuditWith(ctx, v)
 	return v.Count(), err
+}
+
+// VerifyAuditWith feeds v every record after v's head (all of them for a
+// new Verifier) and then calls v.End. Verifying again later with the same v
+// continues where it stopped.
+func (d *DB) VerifyAuditWith(ctx context.Context, v *audit.Verifier) error {
+	after, _ := v.Head()
+	if err := d.EachAuditAfter(ctx, after, v.Add); err != nil {
+		return err
+	}
+	return v.End()
+}
+
+// AuditHead returns the seq and hash of the newest record (0 and
+// audit.Genesis when the trail is empty).
+func (d *DB) AuditHead(ctx context.Context) (int64, string, error) {
+	var seq int64
+	hash := audit.Genesis
+	err := d.queryRow(ctx, d.r, "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1").Scan(&seq, &hash)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, "", fmt.Errorf("read audit head: %w", err)
+	}
+	return seq, hash, nil
+}
+
+// KeyAudit is the cut-over to a keyed trail: when the newest record is
+// unkeyed it appends rec (chained with the store's key), so that every
+// unkeyed record of an existing database is vouched for by the keyed record
+// after it. It reports whether it appended.
+func (d *DB) KeyAudit(ctx context.Context, rec audit.Record) (bool, error) {
+	if d.chain == nil {
+		return false, fmt.Errorf("key audit trail: %w", audit.ErrKeyRequired)
+	}
+	appended := false
+	err := d.inTx(ctx, func(tx *sql.Tx) error {
+		if d.dialect == postgresDialect {
+			if _, err := tx.ExecContext(ctx, "LOCK TABLE audit_records IN EXCLUSIVE MODE"); err != nil {
+				return fmt.Errorf("lock audit_records: %w", err)
+			}
+		}
+		var hash string
+		err := d.queryRow(ctx, tx, "SELECT hash FROM audit_records ORDER BY seq DESC LIMIT 1").Scan(&hash)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && audit.IsKeyed(hash)) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read last audit record: %w", err)
+		}
+		if _, err := d.appendAuditTx(ctx, tx, rec); err != nil {
+			return err
+		}
+		appended = true
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("key audit trail: %w", err)
+	}
+	return appended, nil
 }
 
 func scanAudit(rows *sql.Rows) (audit.Record, error) {

@@ -16,12 +16,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" driver
+
+	"github.com/foureyes-dev/foureyes/audit"
 )
 
 // Errors callers branch on.
@@ -64,6 +67,11 @@ type DB struct {
 	r   *sql.DB
 	log *slog.Logger
 	now func() time.Time
+	// chain links new audit records; nil links them unkeyed, which
+	// appendAuditTx refuses once the trail is keyed.
+	chain *audit.Chain
+	// mustExist: refuse to create a database (offline commands).
+	mustExist bool
 }
 
 // Option configures Open.
@@ -73,6 +81,24 @@ type Option func(*DB)
 // (audit record times, enqueue times, finish times). Tests pass a fake clock.
 func WithClock(now func() time.Time) Option {
 	return func(d *DB) { d.now = now }
+}
+
+// WithAuditChain keys the audit records this store appends and verifies
+// (see audit.Chain). The server always passes it; a store without it cannot
+// append to a keyed trail.
+func WithAuditChain(c *audit.Chain) Option {
+	return func(d *DB) { d.chain = c }
+}
+
+// ErrNoDatabase: MustExist was given and there is no foureyes database at
+// the named place.
+var ErrNoDatabase = errors.New("no foureyes database")
+
+// MustExist makes Open fail with ErrNoDatabase instead of creating a new,
+// empty database: a command that reads the trail (verify, backup) must never
+// call an empty database it just created intact.
+func MustExist() Option {
+	return func(d *DB) { d.mustExist = true }
 }
 
 // Open connects to the database named by dsn and applies pending
@@ -102,6 +128,12 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger, opts ...Option) 
 		d.Close()
 		return nil, fmt.Errorf("open store %s: %w", redact(dsn), err)
 	}
+	if d.mustExist {
+		if err := d.checkSchema(ctx); err != nil {
+			d.Close()
+			return nil, fmt.Errorf("open store %s: %w", redact(dsn), err)
+		}
+	}
 	if err := d.migrate(ctx); err != nil {
 		d.Close()
 		return nil, err
@@ -118,6 +150,12 @@ func (d *DB) openSQLite(path string) error {
 		return fmt.Errorf("open store: invalid sqlite path %q (want a file path without ? or #)", path)
 	}
 	d.dialect = sqliteDialect
+	if d.mustExist {
+		// Opening a missing file would create it.
+		if fi, err := os.Stat(path); err != nil || fi.IsDir() {
+			return fmt.Errorf("open store: %w at %s: the file does not exist (check FOUREYES_DATABASE or --database and the working directory)", ErrNoDatabase, path)
+		}
+	}
 	// busy_timeout matters only for other processes (foureyes backup, audit
 	// CLI) since this process has one writer connection. synchronous=NORMAL
 	// in WAL mode survives process crashes (kill -9); only an OS crash or
@@ -154,6 +192,23 @@ func (d *DB) openPostgres(dsn string) error {
 	db.SetMaxIdleConns(16)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	d.w, d.r = db, db
+	return nil
+}
+
+// checkSchema fails with ErrNoDatabase when the database has never been
+// migrated: an empty file or an empty PostgreSQL database is not a trail.
+func (d *DB) checkSchema(ctx context.Context) error {
+	q := "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+	if d.dialect == postgresDialect {
+		q = "SELECT COUNT(*) FROM (SELECT to_regclass('schema_migrations') AS t) s WHERE t IS NOT NULL"
+	}
+	var n int
+	if err := d.r.QueryRowContext(ctx, q).Scan(&n); err != nil {
+		return fmt.Errorf("look for the schema: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: the database exists but foureyes never wrote to it (no schema_migrations table)", ErrNoDatabase)
+	}
 	return nil
 }
 

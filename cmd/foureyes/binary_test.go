@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/foureyes-dev/foureyes/audit"
 	"github.com/foureyes-dev/foureyes/internal/fakegithub"
 	"github.com/foureyes-dev/foureyes/store"
 )
@@ -97,6 +98,21 @@ func newBinaryEnv(t *testing.T) *binaryEnv {
 	f.SetPermission(e2eRepo, "alice", "write")
 	f.SetPermission(e2eRepo, "bob", "write")
 	return be
+}
+
+// auditChain is the chain keyed by the audit key the server generated in
+// its state directory (the working directory).
+func (be *binaryEnv) auditChain(t *testing.T) *audit.Chain {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(be.dir, "audit.key"))
+	if err != nil {
+		t.Fatalf("the server did not generate its audit key: %v", err)
+	}
+	c, err := audit.NewChain([]byte(strings.TrimSpace(string(raw))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // proc is a running foureyes process.
@@ -289,7 +305,7 @@ func TestBinaryCrashLosesNothing(t *testing.T) {
 			t.Errorf("PR %d: %d check runs on its head, want 1", pr.Number, len(runs))
 		}
 	}
-	db, err = store.Open(context.Background(), "sqlite:"+filepath.Join(be.dir, "foureyes.db"), nil)
+	db, err = store.Open(context.Background(), "sqlite:"+filepath.Join(be.dir, "foureyes.db"), nil, store.WithAuditChain(be.auditChain(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,12 +362,16 @@ func TestBinaryAuditCommands(t *testing.T) {
 	if out, code := run("audit", "list"); code != 0 || !strings.Contains(out, "evaluation") || !strings.Contains(out, "#1") {
 		t.Fatalf("audit list: %d %s", code, out)
 	}
-	out, code := run("audit", "export", "--repo", e2eRepo)
+	out, code := run("audit", "export", "--repo", e2eRepo, "-o", "repo.jsonl")
 	if code != 0 {
 		t.Fatalf("audit export: %d %s", code, out)
 	}
+	exported, err := os.ReadFile(filepath.Join(be.dir, "repo.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	lines := 0
-	sc := bufio.NewScanner(strings.NewReader(out))
+	sc := bufio.NewScanner(strings.NewReader(string(exported)))
 	for sc.Scan() {
 		var rec map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {

@@ -20,7 +20,7 @@ var commands = []command{
 	{"validate", "[FILE|-]...", "check policy files (default: the usual locations; - reads stdin)"},
 	{"explain", "--policy FILE --change FILE.json [--format text|json|markdown]", "evaluate a described change offline"},
 	{"demo", "[--markdown]", "replay example events against a fake forge"},
-	{"audit", "verify|export|list|dead|retry [FLAGS]", "the audit trail and dead-lettered deliveries"},
+	{"audit", "verify|export|list|checkpoint|dead|retry [FLAGS]", "the audit trail and dead-lettered deliveries"},
 	{"report", "--repo OWNER/NAME --tag TAG [--format markdown|json]", "the review report of a release tag"},
 	{"backup", "PATH", "consistent copy of the SQLite database"},
 	{"version", "", "version, commit, Go version"},

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/foureyes-dev/foureyes/audit"
 )
 
 // Config is the server configuration (SPEC section 3). This file is the only
@@ -38,6 +40,9 @@ type Config struct {
 	// is generated when none is given. Every shipped deployment points it
 	// at a writable volume; the default is the working directory.
 	StateDir string
+	// AuditKey chains the audit records (FOUREYES_AUDIT_KEY or _FILE). When
+	// empty, serve uses StateDir/audit.key, generating it on first start.
+	AuditKey []byte
 	// AuditCheckpointDir receives the signed checkpoints of the audit chain.
 	AuditCheckpointDir string
 	// ReconcileInterval is how often guarded branch tips and release tags
@@ -76,6 +81,7 @@ var settings = []struct {
 	{"FOUREYES_DETAILS_KEY", true, ""},
 	{"FOUREYES_WORKERS", false, "4"},
 	{"FOUREYES_STATE_DIR", false, "."},
+	{"FOUREYES_AUDIT_KEY", true, ""},
 	{"FOUREYES_AUDIT_CHECKPOINT_DIR", false, ""},
 	{"FOUREYES_RECONCILE_INTERVAL", false, "10m"},
 	{"FOUREYES_DETAILS_TTL", false, "2160h"},
@@ -135,6 +141,11 @@ func LoadConfig(file string, getenv func(string) string) (*Config, error) {
 				return nil, fmt.Errorf("%s_FILE: %w", s.env, err)
 			}
 			vals[s.env] = strings.TrimRight(string(raw), "\r\n")
+			if s.env == "FOUREYES_AUDIT_KEY" && strings.TrimSpace(vals[s.env]) == "" {
+				// Falling back to a generated key would give each replica
+				// its own key and break the shared chain.
+				return nil, fmt.Errorf("FOUREYES_AUDIT_KEY_FILE %s is empty: put a key in it (openssl rand -hex 32) or unset it to use STATE_DIR/audit.key", f)
+			}
 			if s.env == "FOUREYES_GITHUB_PRIVATE_KEY" {
 				vals[s.env] = string(raw) // PEM keeps its trailing newline
 			}
@@ -159,6 +170,7 @@ func buildConfig(v map[string]string) (*Config, error) {
 		DefaultPolicyFile:  v["FOUREYES_DEFAULT_POLICY_FILE"],
 		DetailsKey:         []byte(v["FOUREYES_DETAILS_KEY"]),
 		StateDir:           v["FOUREYES_STATE_DIR"],
+		AuditKey:           []byte(v["FOUREYES_AUDIT_KEY"]),
 		AuditCheckpointDir: v["FOUREYES_AUDIT_CHECKPOINT_DIR"],
 	}
 	if c.StateDir == "" {
@@ -216,6 +228,14 @@ func buildConfig(v map[string]string) (*Config, error) {
 	}
 	if !strings.HasPrefix(c.Database, "sqlite:") && !strings.HasPrefix(c.Database, "postgres://") && !strings.HasPrefix(c.Database, "postgresql://") {
 		errs = append(errs, fmt.Errorf("FOUREYES_DATABASE must be sqlite:PATH or a postgres:// URL, got %q", c.Database))
+	}
+	switch {
+	case len(c.AuditKey) > 0 && len(c.AuditKey) < audit.MinKeyLen:
+		errs = append(errs, fmt.Errorf("FOUREYES_AUDIT_KEY must be at least %d bytes (e.g. openssl rand -hex 32), got %d", audit.MinKeyLen, len(c.AuditKey)))
+	case strings.Contains(string(c.AuditKey), "REPLACE_ME"):
+		// The example Secret's placeholder is public: a trail keyed with
+		// it can be rewritten by anyone.
+		errs = append(errs, errors.New("FOUREYES_AUDIT_KEY is still the example placeholder: generate one with openssl rand -hex 32"))
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)

@@ -13,6 +13,8 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 	dir := t.TempDir()
 	key := filepath.Join(dir, "k.pem")
 	os.WriteFile(key, []byte("-----BEGIN RSA PRIVATE KEY-----\n"), 0o600)
+	emptyFile := filepath.Join(dir, "empty")
+	os.WriteFile(emptyFile, []byte("\n"), 0o600)
 	cases := []struct {
 		env  map[string]string
 		want string
@@ -26,6 +28,9 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		{map[string]string{"FOUREYES_PUBLIC_URL": "foureyes.example.com"}, "FOUREYES_PUBLIC_URL must be an http(s) URL"},
 		{map[string]string{"FOUREYES_LOG_LEVEL": "loud"}, "FOUREYES_LOG_LEVEL"},
 		{map[string]string{"FOUREYES_GITLAB_TOKEN": "a", "FOUREYES_GITLAB_TOKEN_FILE": key, "FOUREYES_GITLAB_WEBHOOK_SECRET": "s"}, "both FOUREYES_GITLAB_TOKEN and FOUREYES_GITLAB_TOKEN_FILE"},
+		{map[string]string{"FOUREYES_AUDIT_KEY": "short"}, "FOUREYES_AUDIT_KEY must be at least 32 bytes"},
+		{map[string]string{"FOUREYES_AUDIT_KEY": "REPLACE_ME_WITH_THE_OUTPUT_OF_openssl_rand_-hex_32"}, "FOUREYES_AUDIT_KEY is still the example placeholder"},
+		{map[string]string{"FOUREYES_AUDIT_KEY_FILE": emptyFile}, "FOUREYES_AUDIT_KEY_FILE " + emptyFile + " is empty"},
 	}
 	for _, tc := range cases {
 		_, err := LoadConfig("", func(k string) string { return tc.env[k] })
@@ -60,7 +65,7 @@ func TestInvalidDefaultPolicyRefusesToStart(t *testing.T) {
 	pol := filepath.Join(dir, "default.yml")
 	os.WriteFile(pol, []byte("version: 1\nreveiw: {}\n"), 0o600)
 	cfg, err := LoadConfig("", func(k string) string {
-		return map[string]string{"FOUREYES_DATABASE": "sqlite:" + filepath.Join(dir, "db"), "FOUREYES_DEFAULT_POLICY_FILE": pol}[k]
+		return map[string]string{"FOUREYES_DATABASE": "sqlite:" + filepath.Join(dir, "db"), "FOUREYES_DEFAULT_POLICY_FILE": pol, "FOUREYES_STATE_DIR": dir}[k]
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -70,6 +70,9 @@ func newSandbox(ctx context.Context, dir string, logger *slog.Logger, env map[st
 		"FOUREYES_GITHUB_API_URL":          sb.Fake.URL(),
 		"FOUREYES_LOG_LEVEL":               "warn",
 		"FOUREYES_WORKERS":                 "4",
+		// The audit key and checkpoints stay in the sandbox, not in the
+		// caller's working directory.
+		"FOUREYES_STATE_DIR": dir,
 	}
 	for k, v := range env {
 		vars[k] = v

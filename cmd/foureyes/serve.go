@@ -66,14 +66,26 @@ type server struct {
 	forges  map[bot.ForgeName]bot.Forge
 	keyOnce sync.Once
 	key     []byte
+
+	// checkpoints signs the audit trail's head at start and hourly.
+	checkpoints *checkpointer
 }
 
 func newServer(ctx context.Context, cfg *Config, logger *slog.Logger) (*server, error) {
-	db, err := store.Open(ctx, cfg.Database, logger)
+	chain, err := auditChain(cfg, true, logger)
+	if err != nil {
+		return nil, err
+	}
+	db, err := store.Open(ctx, cfg.Database, logger, store.WithAuditChain(chain))
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
+	if err := keyAuditTrail(ctx, db, chain, logger); err != nil {
+		db.Close()
+		return nil, err
+	}
 	s := &server{cfg: cfg, logger: logger, db: db, reg: prometheus.NewRegistry(), forges: map[bot.ForgeName]bot.Forge{}}
+	s.checkpoints = newCheckpointer(db, chain, cfg.AuditCheckpointDir, logger)
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = metrics.New(s.reg)
 	s.metrics.SetBuildInfo(version, commit)
@@ -170,9 +182,14 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger) (*server, 
 	var pagesErr error
 	hcfg.Extra = func(r *mux.Router) { pagesErr = s.mountPages(r) }
 	s.http = &http.Server{
-		Addr:              cfg.Listen,
-		Handler:           handlers.New(hcfg),
-		ReadHeaderTimeout: 10 * time.Second,
+		Addr:    cfg.Listen,
+		Handler: handlers.New(hcfg),
+		// Slow senders are cut off: headers within 5 s and at most 64 KiB
+		// of them; webhook bodies at a minimum rate after a grace period
+		// (handlers.readBody moves the read deadline per chunk); any
+		// request read within 60 s. See docs/operations.md.
+		ReadHeaderTimeout: 5 * time.Second,
+		MaxHeaderBytes:    64 << 10,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
@@ -206,6 +223,7 @@ func (s *server) run(ctx context.Context) error {
 	poolDone := make(chan error, 1)
 	go func() { poolDone <- s.pool.Run(workCtx) }()
 	go s.watchQueue(workCtx)
+	go s.checkpoints.run(workCtx)
 
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- s.http.Serve(ln) }()

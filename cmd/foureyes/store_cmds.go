@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -18,31 +20,61 @@ import (
 	"github.com/foureyes-dev/foureyes/store"
 )
 
-// openStore opens the configured database for the offline commands.
-func openStore(ctx context.Context, fs *flag.FlagSet, args []string) (*store.DB, error) {
-	configFile := fs.String("config", "", "YAML configuration file (the environment wins)")
-	database := fs.String("database", "", "database (default: FOUREYES_DATABASE or sqlite:foureyes.db)")
-	if err := fs.Parse(args); err != nil {
-		return nil, flagErr(fs, err)
+// storeFlags are the flags every offline command shares.
+type storeFlags struct {
+	configFile, database *string
+}
+
+func addStoreFlags(fs *flag.FlagSet) storeFlags {
+	return storeFlags{
+		configFile: fs.String("config", "", "YAML configuration file (the environment wins)"),
+		database:   fs.String("database", "", "database (default: FOUREYES_DATABASE or sqlite:foureyes.db)"),
 	}
-	dsn := *database
-	if dsn == "" {
-		cfg, err := LoadConfig(*configFile, os.Getenv)
-		if err != nil {
-			return nil, err
-		}
-		dsn = cfg.Database
+}
+
+func (sf storeFlags) config() (*Config, error) {
+	cfg, err := LoadConfig(*sf.configFile, os.Getenv)
+	if err != nil {
+		return nil, err
 	}
-	db, err := store.Open(ctx, dsn, slog.New(slog.DiscardHandler))
+	if *sf.database != "" {
+		cfg.Database = *sf.database
+	}
+	return cfg, nil
+}
+
+// open opens an existing database (never creating one: a command that
+// reads the trail must not find an empty database it just made intact),
+// keyed with chain when it is not nil.
+func (sf storeFlags) open(ctx context.Context, cfg *Config, chain *audit.Chain) (*store.DB, error) {
+	opts := []store.Option{store.MustExist()}
+	if chain != nil {
+		opts = append(opts, store.WithAuditChain(chain))
+	}
+	db, err := store.Open(ctx, cfg.Database, slog.New(slog.DiscardHandler), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	return db, nil
 }
 
+// openStore opens the configured, existing database for the offline
+// commands that do not touch the audit chain.
+func openStore(ctx context.Context, fs *flag.FlagSet, args []string) (*store.DB, error) {
+	sf := addStoreFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, flagErr(fs, err)
+	}
+	cfg, err := sf.config()
+	if err != nil {
+		return nil, err
+	}
+	return sf.open(ctx, cfg, nil)
+}
+
 func cmdAudit(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: foureyes audit verify|export|list|dead|retry (see 'foureyes audit --help')", errUsage)
+		return fmt.Errorf("%w: foureyes audit verify|export|list|checkpoint|dead|retry (see 'foureyes audit --help')", errUsage)
 	}
 	sub, rest := args[0], args[1:]
 	if isHelpArg(sub) {
@@ -50,18 +82,23 @@ func cmdAudit(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	fs := newFlagSet("audit " + sub)
 	var (
-		repo   = fs.String("repo", "", "only records of this repository (OWNER/NAME)")
-		since  = fs.String("since", "", "only records at or after this time (RFC 3339 or a duration ago, e.g. 24h)")
-		until  = fs.String("until", "", "only records before this time (RFC 3339)")
-		out    = fs.String("o", "", "export: write to this file instead of stdout")
-		limit  = fs.Int("n", 20, "list: how many recent records")
-		format = fs.String("format", "text", "list: text or json")
+		repo       = fs.String("repo", "", "only records of this repository (OWNER/NAME)")
+		since      = fs.String("since", "", "only records at or after this time (RFC 3339 or a duration ago, e.g. 24h)")
+		until      = fs.String("until", "", "only records before this time (RFC 3339)")
+		out        = fs.String("o", "", "export: write to this file instead of stdout")
+		limit      = fs.Int("n", 20, "list: how many recent records")
+		format     = fs.String("format", "text", "list: text or json")
+		checkpoint = fs.String("checkpoint", "", "verify: a signed checkpoint the trail must contain")
+		file       = fs.String("file", "", "verify: an export (JSON lines) to verify instead of the database")
 	)
-	db, err := openStore(ctx, fs, rest)
+	sf := addStoreFlags(fs)
+	if err := fs.Parse(rest); err != nil {
+		return flagErr(fs, err)
+	}
+	cfg, err := sf.config()
 	if err != nil {
 		return err
 	}
-	defer db.Close()
 	filter := store.AuditFilter{Repo: *repo}
 	if filter.Since, err = parseWhen(*since); err != nil {
 		return err
@@ -69,14 +106,61 @@ func cmdAudit(ctx context.Context, args []string, stdout io.Writer) error {
 	if filter.Until, err = parseWhen(*until); err != nil {
 		return err
 	}
+	// Everything that vouches for the trail needs the key; list, dead and
+	// retry only read, and work on a database without one.
+	var chain *audit.Chain
+	switch sub {
+	case "verify", "export", "checkpoint":
+		if chain, err = auditChain(cfg, false, nil); err != nil {
+			return err
+		}
+	default:
+		chain, _ = auditChain(cfg, false, nil)
+	}
+	if sub == "verify" && *file != "" {
+		return verifyExport(*file, *checkpoint, chain, stdout)
+	}
+	db, err := sf.open(ctx, cfg, chain)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
 	switch sub {
 	case "verify":
-		n, err := db.VerifyAudit(ctx)
-		if err != nil {
-			fmt.Fprintf(stdout, "audit trail BROKEN after %d good records: %v\n", n, err)
+		v := audit.NewVerifier(chain)
+		var cp *audit.Checkpoint
+		if *checkpoint != "" {
+			c, err := readCheckpoint(*checkpoint, chain)
+			if err != nil {
+				fmt.Fprintf(stdout, "audit trail NOT verified: %v\n", err)
+				return exitError(1)
+			}
+			cp = &c
+			v.Expect(c)
+		}
+		if err := db.VerifyAuditWith(ctx, v); err != nil {
+			fmt.Fprintf(stdout, "audit trail BROKEN after %d good records: %v\n", v.Count(), err)
 			return exitError(1)
 		}
-		fmt.Fprintf(stdout, "audit trail intact: %d records verified\n", n)
+		reportIntact(stdout, "audit trail", v, cp)
+		return nil
+	case "checkpoint":
+		v := audit.NewVerifier(chain)
+		if err := db.VerifyAuditWith(ctx, v); err != nil {
+			fmt.Fprintf(stdout, "audit trail BROKEN after %d good records: %v\nno checkpoint signed\n", v.Count(), err)
+			return exitError(1)
+		}
+		seq, head := v.Head()
+		if seq == 0 {
+			return errors.New("checkpoint: the audit trail is empty")
+		}
+		cp := chain.Checkpoint(seq, head, time.Now())
+		path, err := writeCheckpoint(cfg.AuditCheckpointDir, cp)
+		if err != nil {
+			return err
+		}
+		stdout.Write(audit.MarshalCheckpoint(cp))
+		fmt.Fprintf(os.Stderr, "checkpoint of seq %d written to %s\n", seq, path)
 		return nil
 	case "export":
 		w := stdout
@@ -90,7 +174,14 @@ func cmdAudit(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		enc := json.NewEncoder(w)
 		n := 0
+		// The whole trail goes through the verifier (filtered records
+		// too): the checkpoint written with the export vouches for it.
+		v := audit.NewVerifier(chain)
+		var broken error
 		err := db.EachAudit(ctx, func(r audit.Record) error {
+			if broken == nil {
+				broken = v.Add(r)
+			}
 			if !matches(filter, r) {
 				return nil
 			}
@@ -100,8 +191,22 @@ func cmdAudit(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("export: %w", err)
 		}
+		if broken == nil {
+			broken = v.End()
+		}
 		if *out != "" {
 			fmt.Fprintf(os.Stderr, "exported %d records to %s\n", n, *out)
+		}
+		if broken != nil {
+			fmt.Fprintf(os.Stderr, "audit trail BROKEN after %d good records: %v\nno checkpoint signed\n", v.Count(), broken)
+			return exitError(1)
+		}
+		if seq, head := v.Head(); seq > 0 {
+			path, err := writeCheckpoint(cfg.AuditCheckpointDir, chain.Checkpoint(seq, head, time.Now()))
+			if err != nil {
+				return fmt.Errorf("export: %w", err)
+			}
+			fmt.Fprintf(os.Stderr, "checkpoint of seq %d written to %s: ship it off-site with the export\n", seq, path)
 		}
 		return nil
 	case "list":
@@ -155,7 +260,74 @@ func cmdAudit(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("%w: unknown audit command %q (verify, export, list, dead, retry)", errUsage, sub)
+	return fmt.Errorf("%w: unknown audit command %q (verify, export, list, checkpoint, dead, retry)", errUsage, sub)
+}
+
+// reportIntact prints the verdict of a trail that verified.
+func reportIntact(w io.Writer, what string, v *audit.Verifier, cp *audit.Checkpoint) {
+	seq, head := v.Head()
+	fmt.Fprintf(w, "%s intact: %d records verified", what, v.Count())
+	if seq > 0 {
+		fmt.Fprintf(w, ", head seq %d %s", seq, head)
+	}
+	fmt.Fprintln(w)
+	if n := v.Unkeyed(); n > 0 {
+		fmt.Fprintf(w, "%d records from before the audit key are chained unkeyed; the keyed records after them vouch for them\n", n)
+	}
+	if cp != nil {
+		fmt.Fprintf(w, "contains the checkpoint of %s (seq %d)\n", cp.Time.UTC().Format(time.RFC3339), cp.Seq)
+	} else {
+		fmt.Fprintln(w, "no --checkpoint given: deletion of the newest records cannot be detected without one")
+	}
+}
+
+// verifyExport verifies an export file (JSON lines of audit.Record, as
+// `audit export` writes them) without the database.
+func verifyExport(path, checkpoint string, chain *audit.Chain, stdout io.Writer) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("verify export: %w", err)
+	}
+	defer f.Close()
+	v := audit.NewVerifier(chain)
+	var cp *audit.Checkpoint
+	if checkpoint != "" {
+		c, err := readCheckpoint(checkpoint, chain)
+		if err != nil {
+			fmt.Fprintf(stdout, "export NOT verified: %v\n", err)
+			return exitError(1)
+		}
+		cp = &c
+		v.Expect(c)
+	}
+	br := bufio.NewReader(f)
+	line := 0
+	_, err = v.Run(func() (audit.Record, bool, error) {
+		for {
+			b, err := br.ReadBytes('\n')
+			if len(b) == 0 && errors.Is(err, io.EOF) {
+				return audit.Record{}, false, nil
+			}
+			if err != nil && !errors.Is(err, io.EOF) {
+				return audit.Record{}, false, err
+			}
+			line++
+			if len(strings.TrimSpace(string(b))) == 0 {
+				continue
+			}
+			r, err := audit.DecodeRecord(b)
+			if err != nil {
+				return r, false, fmt.Errorf("%s line %d: %w", path, line, err)
+			}
+			return r, true, nil
+		}
+	})
+	if err != nil {
+		fmt.Fprintf(stdout, "export BROKEN after %d good records: %v\n", v.Count(), err)
+		return exitError(1)
+	}
+	reportIntact(stdout, "export "+path, v, cp)
+	return nil
 }
 
 func matches(f store.AuditFilter, r audit.Record) bool {

@@ -169,3 +169,18 @@ func redact(dsn string) string {
 	}
 	return u.Redacted()
 }
+
+// EmptyDSN names a database on backend that exists but holds no tables (a
+// new SQLite file, a new PostgreSQL schema), for tests of commands that must
+// not mistake it for a foureyes database.
+func EmptyDSN(t testing.TB, backend string) string {
+	t.Helper()
+	if backend == "sqlite" {
+		path := t.TempDir() + "/empty.db"
+		if err := os.WriteFile(path, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return "sqlite:" + path
+	}
+	return postgresSchema(t, PostgresURL(t))
+}
