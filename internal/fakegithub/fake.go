@@ -61,6 +61,7 @@ type repo struct {
 	id            int64
 	fullName      string
 	defaultBranch string
+	created       time.Time                    // created_at/updated_at/pushed_at of the repository JSON
 	files         map[string]map[string]string // ref -> path -> content
 	prs           map[int]*pull
 	perms         map[string]string // login -> role_name
@@ -71,7 +72,6 @@ type repo struct {
 	compares      map[string][]Commit // "base...head"
 	tags          []tag               // in creation order
 	histories     map[string][]Commit // sha -> commits reachable from it, newest first
-	created       time.Time           // created_at/updated_at/pushed_at of the repository JSON
 }
 
 type tag struct{ name, sha string }
@@ -413,13 +413,13 @@ func (f *Fake) repoOf(full string) *repo {
 			id:            f.id(),
 			fullName:      full,
 			defaultBranch: "main",
+			created:       f.now().UTC().Truncate(time.Second),
 			files:         map[string]map[string]string{},
 			prs:           map[int]*pull{},
 			perms:         map[string]string{},
 			commitPulls:   map[string][]int{},
 			compares:      map[string][]Commit{},
 			histories:     map[string][]Commit{},
-			created:       f.now().UTC().Truncate(time.Second),
 		}
 		f.repos[strings.ToLower(full)] = r
 	}

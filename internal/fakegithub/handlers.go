@@ -153,24 +153,32 @@ func (f *Fake) userJSON(u User) map[string]any {
 
 func (f *Fake) repoJSON(r *http.Request, rp *repo) map[string]any {
 	owner, name, _ := strings.Cut(rp.fullName, "/")
-	api := f.apiBase(r) + "/repos/" + rp.fullName
-	html := f.htmlBase() + "/" + rp.fullName
-	host := strings.TrimPrefix(strings.TrimPrefix(f.htmlBase(), "http://"), "https://")
-	created := fmtTime(rp.created)
-	out := map[string]any{
+	return map[string]any{
 		"id":             rp.id,
 		"node_id":        fmt.Sprintf("R_%d", rp.id),
 		"name":           name,
 		"full_name":      rp.fullName,
 		"private":        false,
 		"owner":          f.userJSON(User{Login: owner, Type: "Organization"}),
-		"html_url":       html,
-		"url":            api,
+		"html_url":       f.htmlBase() + "/" + rp.fullName,
+		"url":            f.apiBase(r) + "/repos/" + rp.fullName,
 		"fork":           false,
 		"default_branch": rp.defaultBranch,
 		"visibility":     "public",
-		// The rest of what the OpenAPI component "repository" requires
-		// (it is the head/base repo of a pull request).
+	}
+}
+
+// repoFullJSON is repoJSON with the rest of what the OpenAPI component
+// "repository" requires (the head/base repo of a pull request, the base of
+// "full-repository"); repoJSON alone is the minimal shape other answers
+// embed.
+func (f *Fake) repoFullJSON(r *http.Request, rp *repo) map[string]any {
+	out := f.repoJSON(r, rp)
+	api := f.apiBase(r) + "/repos/" + rp.fullName
+	html := f.htmlBase() + "/" + rp.fullName
+	host := strings.TrimPrefix(strings.TrimPrefix(f.htmlBase(), "http://"), "https://")
+	created := fmtTime(rp.created)
+	for k, v := range map[string]any{
 		"description":       nil,
 		"homepage":          nil,
 		"language":          nil,
@@ -198,6 +206,8 @@ func (f *Fake) repoJSON(r *http.Request, rp *repo) map[string]any {
 		"git_url":           "git://" + host + "/" + rp.fullName + ".git",
 		"ssh_url":           "git@" + host + ":" + rp.fullName + ".git",
 		"svn_url":           html,
+	} {
+		out[k] = v
 	}
 	for k, v := range map[string]string{
 		"archive_url": "/{archive_format}{/ref}", "assignees_url": "/assignees{/user}", "blobs_url": "/git/blobs{/sha}",
@@ -222,7 +232,7 @@ func (f *Fake) repoJSON(r *http.Request, rp *repo) map[string]any {
 func (f *Fake) getRepo(w http.ResponseWriter, r *http.Request, rp *repo) {
 	// repos/get answers the OpenAPI component "full-repository", which
 	// adds these to "repository".
-	out := f.repoJSON(r, rp)
+	out := f.repoFullJSON(r, rp)
 	out["has_discussions"] = false
 	out["network_count"] = 0
 	out["subscribers_count"] = 0
@@ -406,7 +416,7 @@ func (f *Fake) pullJSON(r *http.Request, rp *repo, p *pull, full bool) map[strin
 			"ref":   ref,
 			"sha":   sha,
 			"user":  f.userJSON(User{Login: owner, Type: "Organization"}),
-			"repo":  f.repoJSON(r, rp),
+			"repo":  f.repoFullJSON(r, rp),
 		}
 	}
 	var closedAt, mergedAt any

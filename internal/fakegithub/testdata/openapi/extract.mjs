@@ -60,6 +60,8 @@ const OPERATIONS = [
   "apps/get-authenticated", // GET /app
   "apps/create-from-manifest", // forge/github/manifest.go
   "apps/list-repos-accessible-to-installation", // installation backfill
+  "apps/get-repo-installation", // the installation of a repository
+  "users/get-authenticated", // GET /user with a user's OAuth token
   "repos/get",
   "repos/get-content", // forge/github/policy.go: .github/foureyes.yml
   "pulls/list", // publish.go: open PRs of a branch
@@ -81,6 +83,7 @@ const OPERATIONS = [
   "repos/list-commits", // release.go
   "repos/get-commit",
   "repos/get-branch",
+  "repos/list-branches", // guarded branches' tips
   "repos/list-activities", // pusher of a reconciled push
   "git/get-ref",
   "git/list-matching-refs",
@@ -88,6 +91,7 @@ const OPERATIONS = [
   "issues/list-for-repo", // release.go
   "issues/get",
   "issues/update", // release.go
+  "issues/create-comment",
 ];
 
 // The webhook events (event.action) foureyes receives, named as in
