@@ -182,27 +182,33 @@ func (s *spec) event(name string) (*jsonschema.Schema, error) {
 }
 
 // operationFor finds the documented operation whose method and path
-// template match a request.
+// template match a request; where several do (commits/{ref} and
+// commits/{ref}/check-runs), the one with the most literal text.
 func (s *spec) operationFor(method, path string) (string, bool) {
+	best, bestLen := "", -1
 	for id, o := range s.rest.Operations {
-		if o.Method == method && templateRegexp(o.Path).MatchString(path) {
-			return id, true
+		if o.Method != method || !templateRegexp(o.Path).MatchString(path) {
+			continue
+		}
+		if n := len(paramRE.ReplaceAllString(o.Path, "")); n > bestLen || (n == bestLen && id < best) {
+			best, bestLen = id, n
 		}
 	}
-	return "", false
+	return best, bestLen >= 0
 }
 
 var paramRE = regexp.MustCompile(`\{[^}]+\}`)
 
 // templateRegexp turns "/repos/{owner}/{repo}/contents/{path}" into a
-// regexp; {path} (a file path) may span segments, other parameters not.
+// regexp; {path} (a file path) and {ref} (refs/heads/x, heads/feature/y)
+// may span segments, other parameters not.
 func templateRegexp(tmpl string) *regexp.Regexp {
 	var b strings.Builder
 	b.WriteString("^")
 	last := 0
 	for _, m := range paramRE.FindAllStringIndex(tmpl, -1) {
 		b.WriteString(regexp.QuoteMeta(tmpl[last:m[0]]))
-		if tmpl[m[0]:m[1]] == "{path}" {
+		if p := tmpl[m[0]:m[1]]; p == "{path}" || p == "{ref}" {
 			b.WriteString(".+")
 		} else {
 			b.WriteString("[^/]+")
