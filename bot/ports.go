@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/foureyes-dev/foureyes/audit"
 )
@@ -59,4 +60,20 @@ type Store interface {
 	PutFact(ctx context.Context, scope, key, value string) error
 	Facts(ctx context.Context, scope string) (map[string]string, error)
 	AppendAudit(ctx context.Context, rec audit.Record) (audit.Record, error)
+}
+
+// RateBudget is what is left of a forge's request budget.
+type RateBudget struct {
+	Remaining int
+	Limit     int       // 0 when not reported
+	Reset     time.Time // when the window resets
+}
+
+// RateLimited is implemented by forges that give a request budget per
+// installation (GitHub). The service asks it before work that costs
+// requests, so that urgent work goes first when the budget runs low.
+type RateLimited interface {
+	// RateBudget returns the last reported budget of the installation
+	// that serves repo; ok is false while it is unknown.
+	RateBudget(repo Repo) (b RateBudget, ok bool)
 }

@@ -111,6 +111,18 @@ func (s *Service) Handle(ctx context.Context, ev Event) error {
 }
 
 func (s *Service) handleChange(ctx context.Context, f Forge, ev Event) error {
+	if err := s.recordChangeFacts(ctx, ev); err != nil {
+		return err
+	}
+	ce := ev.Change
+	ref := ChangeRef{Forge: ev.Forge, Repo: ev.Repo, Number: ce.Number, HeadSHA: ce.HeadSHA}
+	_, err := s.Evaluate(ctx, ref, ce.BaseRef, ce.BaseSHA)
+	return err
+}
+
+// recordChangeFacts remembers what only the change event tells (see
+// HandleFolded: every folded event's facts are recorded).
+func (s *Service) recordChangeFacts(ctx context.Context, ev Event) error {
 	ce := ev.Change
 	if ce == nil {
 		return fmt.Errorf("event %s: change event without change", ev.DeliveryID)
@@ -132,8 +144,7 @@ func (s *Service) handleChange(ctx context.Context, f Forge, ev Event) error {
 			return fmt.Errorf("record approval of %s: %w", r.Reviewer.Login, err)
 		}
 	}
-	_, err := s.Evaluate(ctx, ref, ce.BaseRef, ce.BaseSHA)
-	return err
+	return nil
 }
 
 func (s *Service) handleForeign(ctx context.Context, f Forge, ev Event) error {
@@ -249,61 +260,24 @@ func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, baseSHA 
 	if s.Observer != nil {
 		ctx, done = s.Observer.StartEvaluation(ctx, ref.Forge)
 	}
-	policyRef := baseSHA
-	if policyRef == "" {
-		policyRef = baseRef
+	j, err := s.judge(ctx, f, ref, baseRef, baseSHA, nil)
+	var ge *gatherError
+	if errors.As(err, &ge) {
+		return s.failClosed(ctx, f, ref, ge.cause, done)
 	}
-	var (
-		change *Change
-		err    error
-	)
-	if policyRef == "" {
-		// Events such as check_suite may not name the base: learn it from
-		// the change first (the adapter caches what it fetched).
-		change, err = f.Change(ctx, ref, nil)
-		if err != nil {
-			return s.failClosed(ctx, f, ref, fmt.Errorf("read change: %w", err), done)
-		}
-		policyRef = change.BaseSHA
-		if policyRef == "" {
-			policyRef = change.BaseRef
-		}
-	}
-	pf, err := f.Policy(ctx, ref.Repo, policyRef)
 	if err != nil {
-		return s.failClosed(ctx, f, ref, fmt.Errorf("read policy file from the base branch: %w", err), done)
+		return Verdict{}, err
 	}
-	pol, perr := s.parsePolicy(pf)
-	if perr != nil && s.Observer != nil {
-		s.Observer.PolicyError(ref.Forge)
-	}
-	var teams []string
-	if pol != nil {
-		teams = PolicyTeams(pol)
-	}
-	if change == nil || len(teams) > 0 {
-		change, err = f.Change(ctx, ref, teams)
-		if err != nil {
-			return s.failClosed(ctx, f, ref, fmt.Errorf("read change: %w", err), done)
-		}
-	}
-	if ref.HeadSHA == "" {
-		ref.HeadSHA = change.Ref.HeadSHA
-	}
-	if change.Ref.HeadSHA != ref.HeadSHA {
+	if j.moved {
 		// The forge shows the present: its files and reviews belong to the
 		// newer head, which its own push event will judge once its pusher
 		// is known. Judging the old head with new facts would be wrong.
 		s.logger().Info("change moved on; leaving the newer head to its own event",
-			"change", ref.Key(), "event_head", ref.HeadSHA, "current_head", change.Ref.HeadSHA)
+			"change", ref.Key(), "event_head", j.ref.HeadSHA, "current_head", j.change.Ref.HeadSHA)
 		done(PendingState)
 		return Verdict{}, nil
 	}
-	change.Ref = ref
-	if err := CompleteFacts(ctx, s.Store, change); err != nil {
-		return Verdict{}, err
-	}
-	v := Decide(Input{Policy: pol, PolicyErr: perr, Change: change})
+	ref, change, v := j.ref, j.change, j.verdict
 	if l := s.logger(); l.Enabled(ctx, slog.LevelDebug) {
 		bound := make([]string, 0, len(change.Reviews))
 		for _, r := range change.Reviews {
@@ -330,6 +304,82 @@ func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, baseSHA 
 	}
 	done(v.State)
 	return v, nil
+}
+
+// judgement is a change's facts and verdict, gathered and decided as the
+// server does, before anything is published.
+type judgement struct {
+	ref     ChangeRef
+	change  *Change
+	verdict Verdict
+	// moved: the forge's head (change.Ref.HeadSHA) is newer than ref's.
+	moved bool
+}
+
+// gatherError is a failure to gather the facts, which Evaluate publishes
+// as a failing verdict (fail closed) before retrying.
+type gatherError struct{ cause error }
+
+func (e *gatherError) Error() string { return e.cause.Error() }
+func (e *gatherError) Unwrap() error { return e.cause }
+
+// judge gathers the facts of a change at ref.HeadSHA (or its current head)
+// and decides. It reads only: Evaluate publishes and audits what it
+// returns, Explain prints it. candidate, when set, replaces the policy
+// file of the base branch.
+func (s *Service) judge(ctx context.Context, f Forge, ref ChangeRef, baseRef, baseSHA string, candidate *PolicyFile) (judgement, error) {
+	policyRef := baseSHA
+	if policyRef == "" {
+		policyRef = baseRef
+	}
+	var (
+		change *Change
+		err    error
+	)
+	if policyRef == "" {
+		// Events such as check_suite may not name the base: learn it from
+		// the change first (the adapter caches what it fetched).
+		change, err = f.Change(ctx, ref, nil)
+		if err != nil {
+			return judgement{}, &gatherError{fmt.Errorf("read change: %w", err)}
+		}
+		policyRef = change.BaseSHA
+		if policyRef == "" {
+			policyRef = change.BaseRef
+		}
+	}
+	var pf PolicyFile
+	if candidate != nil {
+		pf = *candidate
+	} else if pf, err = f.Policy(ctx, ref.Repo, policyRef); err != nil {
+		return judgement{}, &gatherError{fmt.Errorf("read policy file from the base branch: %w", err)}
+	}
+	pol, perr := s.parsePolicy(pf)
+	if perr != nil && s.Observer != nil {
+		s.Observer.PolicyError(ref.Forge)
+	}
+	var teams []string
+	if pol != nil {
+		teams = PolicyTeams(pol)
+	}
+	if change == nil || len(teams) > 0 {
+		change, err = f.Change(ctx, ref, teams)
+		if err != nil {
+			return judgement{}, &gatherError{fmt.Errorf("read change: %w", err)}
+		}
+	}
+	if ref.HeadSHA == "" {
+		ref.HeadSHA = change.Ref.HeadSHA
+	}
+	if change.Ref.HeadSHA != ref.HeadSHA {
+		return judgement{ref: ref, change: change, moved: true}, nil
+	}
+	change.Ref = ref
+	if err := CompleteFacts(ctx, s.Store, change); err != nil {
+		return judgement{}, err
+	}
+	v := Decide(Input{Policy: pol, PolicyErr: perr, Change: change})
+	return judgement{ref: ref, change: change, verdict: v}, nil
 }
 
 // failClosed publishes a failure when the facts cannot be gathered, and

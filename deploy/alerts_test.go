@@ -493,8 +493,8 @@ func TestAlertRules(t *testing.T) {
 		severity string
 		contains []string
 	}{
-		{"GitHub rate limit nearly spent", "warning", []string{`foureyes_forge_rate_limit_remaining{forge="github"}`, "< 500"}},
-		{"GitHub rate limit exhausted", "critical", []string{`foureyes_forge_rate_limit_remaining{forge="github"}`, "< 100"}},
+		{"GitHub rate limit nearly spent", "warning", []string{`foureyes_forge_installation_rate_limit_remaining{forge="github"}`, "< 500", "by (forge, installation)"}},
+		{"GitHub rate limit exhausted", "critical", []string{`foureyes_forge_installation_rate_limit_remaining{forge="github"}`, "< 100", "by (forge, installation)"}},
 		{"queue depth (soft)", "warning", []string{"foureyes_queue_depth"}},
 		{"queue depth (hard)", "critical", []string{"foureyes_queue_depth"}},
 		{"queue age (soft)", "warning", []string{"foureyes_queue_oldest_age_seconds"}},

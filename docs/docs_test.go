@@ -801,7 +801,7 @@ func TestLinks(t *testing.T) {
 		anchorsOf[path] = a
 		return a
 	}
-	for _, name := range []string{"policy.md", "gitlab.md", "operations.md"} {
+	for _, name := range []string{"policy.md", "gitlab.md", "operations.md", "scan.md"} {
 		d := readDoc(t, name)
 		for i, l := range d.lines {
 			if !d.prose[i] {

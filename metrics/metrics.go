@@ -60,6 +60,10 @@ type Metrics struct {
 	// ForgeRateLimitRemaining is the last rate-limit remainder the forge
 	// reported, by forge. Written by Transport.
 	ForgeRateLimitRemaining *prometheus.GaugeVec
+	// InstallationRateLimitRemaining is the last rate-limit remainder the
+	// forge reported for one installation (GitHub gives each App
+	// installation its own budget), by forge and installation ID.
+	InstallationRateLimitRemaining *prometheus.GaugeVec
 	// ForgeAPIRequestsPerEvaluation observes the API cost of one evaluation
 	// (see RequestCounter), by forge.
 	ForgeAPIRequestsPerEvaluation *prometheus.HistogramVec
@@ -134,6 +138,11 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name:      "forge_rate_limit_remaining",
 			Help:      "Requests left in the forge's rate-limit window, as last reported.",
 		}, []string{"forge"}),
+		InstallationRateLimitRemaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "forge_installation_rate_limit_remaining",
+			Help:      "Requests left in one installation's rate-limit window, as last reported.",
+		}, []string{"forge", "installation"}),
 		ForgeAPIRequestsPerEvaluation: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace,
 			Name:      "forge_api_requests_per_evaluation",
@@ -171,7 +180,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.collectors = []prometheus.Collector{
 		m.WebhooksReceived, m.QueueDepth, m.QueueOldestAge, m.QueueDeadLetters,
 		m.DeliveriesProcessed, m.Evaluations, m.EvaluationDuration,
-		m.ForgeAPIRequests, m.ForgeRateLimitRemaining, m.ForgeAPIRequestsPerEvaluation,
+		m.ForgeAPIRequests, m.ForgeRateLimitRemaining, m.InstallationRateLimitRemaining, m.ForgeAPIRequestsPerEvaluation,
 		m.UnreviewedCommits, m.Overrides, m.PolicyErrors, m.TamperedChecks,
 		m.BuildInfo,
 	}

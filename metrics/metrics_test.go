@@ -67,6 +67,7 @@ func TestNamesComeFromRegisteredCollectors(t *testing.T) {
 		"foureyes_evaluations_total",
 		"foureyes_forge_api_requests_per_evaluation",
 		"foureyes_forge_api_requests_total",
+		"foureyes_forge_installation_rate_limit_remaining",
 		"foureyes_forge_rate_limit_remaining",
 		"foureyes_overrides_total",
 		"foureyes_policy_errors_total",
@@ -89,6 +90,7 @@ func TestNamesComeFromRegisteredCollectors(t *testing.T) {
 	m.EvaluationDuration.WithLabelValues("github").Observe(0.3)
 	m.ForgeAPIRequests.WithLabelValues("github", "200").Inc()
 	m.ForgeRateLimitRemaining.WithLabelValues("github").Set(10)
+	m.InstallationRateLimitRemaining.WithLabelValues("github", "42").Set(10)
 	m.ForgeAPIRequestsPerEvaluation.WithLabelValues("github").Observe(7)
 	m.UnreviewedCommits.WithLabelValues("github", "direct-push").Inc()
 	m.Overrides.WithLabelValues("github").Inc()

@@ -53,9 +53,19 @@ type Pool struct {
 	// OnDeadLetter is called after a delivery was dead-lettered (e.g. to
 	// append an audit record and bump a metric).
 	OnDeadLetter func(d Delivery, err error)
-	// OnOutcome is called once per lease with its outcome and how long the
-	// handler ran (for metrics).
+	// OnOutcome is called once per leased delivery with its outcome and
+	// how long the handler ran (for metrics).
 	OnOutcome func(d Delivery, o Outcome, took time.Duration)
+
+	// FoldKinds turns on coalescing: when a delivery of one of these kinds
+	// is leased, the deliveries of its key of these kinds queued right
+	// behind it, ready now, are leased with it (up to MaxFold in all) and
+	// handed to Handler as one: the newest as the Delivery, the others in
+	// Delivery.Folded, oldest first. Needs a Store with LeaseBatch
+	// (*store.DB); otherwise nothing is folded.
+	FoldKinds []string
+	// MaxFold bounds one folded batch (default 64).
+	MaxFold int
 
 	initOnce sync.Once
 	wake     chan struct{}
@@ -89,6 +99,8 @@ type config struct {
 	owner        string
 	onDeadLetter func(Delivery, error)
 	onOutcome    func(Delivery, Outcome, time.Duration)
+	fold         []string
+	maxFold      int
 }
 
 func (p *Pool) config() (config, error) {
@@ -98,7 +110,13 @@ func (p *Pool) config() (config, error) {
 	c := config{
 		workers: p.Workers, ttl: p.LeaseTTL, maxAttempts: p.MaxAttempts, backoff: p.Backoff,
 		poll: p.PollInterval, grace: p.ShutdownGrace, clock: p.Clock, log: p.Logger, owner: p.Owner,
-		onDeadLetter: p.OnDeadLetter, onOutcome: p.OnOutcome,
+		onDeadLetter: p.OnDeadLetter, onOutcome: p.OnOutcome, fold: p.FoldKinds, maxFold: p.MaxFold,
+	}
+	if c.maxFold <= 0 {
+		c.maxFold = 64
+	}
+	if _, ok := p.Store.(BatchStore); !ok {
+		c.fold = nil
 	}
 	if c.workers <= 0 {
 		c.workers = 4
@@ -175,8 +193,8 @@ func (p *Pool) Run(ctx context.Context) error {
 			continue
 		}
 		owner := fmt.Sprintf("%s/%d", cfg.owner, p.seq.Add(1))
-		ld, err := p.Store.Lease(ctx, owner, cfg.clock.Now(), cfg.ttl)
-		if err != nil || ld == nil {
+		lds, err := p.lease(ctx, cfg, owner)
+		if err != nil || len(lds) == 0 {
 			<-slots
 			if err != nil && ctx.Err() == nil {
 				cfg.log.Error("lease delivery", "err", err)
@@ -192,7 +210,7 @@ func (p *Pool) Run(ctx context.Context) error {
 		go func() {
 			defer running.Done()
 			defer func() { <-slots }()
-			p.process(handlerCtx, storeCtx, ctx, cfg, ld, owner)
+			p.process(handlerCtx, storeCtx, ctx, cfg, lds, owner)
 			// Finishing a delivery may make the next one of its key ready.
 			p.Notify()
 		}()
@@ -218,34 +236,134 @@ func toDelivery(ld *store.LeasedDelivery) Delivery {
 	}
 }
 
-// process runs one leased delivery and records its outcome. runCtx is
-// Run's context: once it is cancelled and handlerCtx too, the handler was
-// cut short by shutdown and the delivery is released, not retried.
-func (p *Pool) process(handlerCtx, storeCtx, runCtx context.Context, cfg config, ld *store.LeasedDelivery, owner string) {
-	d := toDelivery(ld)
-	log := cfg.log.With("seq", d.Seq, "delivery", d.ID, "forge", d.Forge, "key", d.Key, "kind", d.Kind, "attempt", d.Attempt)
-	sctx := func() (context.Context, context.CancelFunc) { return context.WithTimeout(storeCtx, storeTimeout) }
+func isDeferred(err error) bool {
+	_, ok := deferredUntil(err)
+	return ok
+}
 
-	if d.Attempt > cfg.maxAttempts {
-		// Leased more often than allowed without ever failing cleanly: its
-		// workers crashed or lost the lease each time. Do not run it again.
-		err := fmt.Errorf("abandoned %d times (worker crashed or lease expired while handling)", d.Attempt-1)
-		p.deadLetter(sctx, cfg, log, d, owner, err, 0)
+// BatchStore is a Store that can lease several deliveries of one key at
+// once (see Pool.FoldKinds).
+type BatchStore interface {
+	LeaseBatch(ctx context.Context, owner string, now time.Time, ttl time.Duration, max int, fold []string) ([]*store.LeasedDelivery, error)
+}
+
+func (p *Pool) lease(ctx context.Context, cfg config, owner string) ([]*store.LeasedDelivery, error) {
+	if len(cfg.fold) > 0 {
+		return p.Store.(BatchStore).LeaseBatch(ctx, owner, cfg.clock.Now(), cfg.ttl, cfg.maxFold, cfg.fold)
+	}
+	ld, err := p.Store.Lease(ctx, owner, cfg.clock.Now(), cfg.ttl)
+	if err != nil || ld == nil {
+		return nil, err
+	}
+	return []*store.LeasedDelivery{ld}, nil
+}
+
+// process runs leased deliveries (one, or a folded batch of one key,
+// oldest first) and records their outcomes. runCtx is Run's context: once
+// it is cancelled and handlerCtx too, the handler was cut short by shutdown
+// and the deliveries are released, not retried.
+func (p *Pool) process(handlerCtx, storeCtx, runCtx context.Context, cfg config, lds []*store.LeasedDelivery, owner string) {
+	sctx := func() (context.Context, context.CancelFunc) { return context.WithTimeout(storeCtx, storeTimeout) }
+	logOf := func(d Delivery) *slog.Logger {
+		return cfg.log.With("seq", d.Seq, "delivery", d.ID, "forge", d.Forge, "key", d.Key, "kind", d.Kind, "attempt", d.Attempt)
+	}
+	var ds []Delivery
+	var until time.Time
+	for _, ld := range lds {
+		d := toDelivery(ld)
+		if d.Attempt > cfg.maxAttempts {
+			// Leased more often than allowed without ever failing cleanly:
+			// its workers crashed or lost the lease each time. Do not run
+			// it again.
+			err := fmt.Errorf("abandoned %d times (worker crashed or lease expired while handling)", d.Attempt-1)
+			p.deadLetter(sctx, cfg, logOf(d), d, owner, err, 0)
+			continue
+		}
+		ds = append(ds, d)
+		until = ld.LeasedUntil
+	}
+	if len(ds) == 0 {
 		return
+	}
+	seqs := make([]int64, len(ds))
+	for i, d := range ds {
+		seqs[i] = d.Seq
+	}
+	newest := ds[len(ds)-1]
+	if len(ds) > 1 {
+		newest.Folded = append([]Delivery(nil), ds[:len(ds)-1]...)
+	}
+	log := logOf(newest)
+	if len(ds) > 1 {
+		log = log.With("folded", len(ds)-1)
 	}
 
 	hctx, cancel := context.WithCancel(handlerCtx)
 	lost := make(chan struct{})
 	renewDone := make(chan struct{})
-	go p.renew(hctx, storeCtx, cancel, cfg, log, d.Seq, owner, ld.LeasedUntil, lost, renewDone)
+	go p.renew(hctx, storeCtx, cancel, cfg, log, seqs, owner, until, lost, renewDone)
 
 	start := cfg.clock.Now()
-	err := callHandler(hctx, p.Handler, d)
+	err := callHandler(hctx, p.Handler, newest)
+	if err != nil && IsPermanent(err) && len(ds) > 1 && runCtx.Err() == nil {
+		// One of the folded deliveries cannot be handled at all: run them
+		// one by one (still under this lease) so that only that one is
+		// dead-lettered.
+		log.Warn("folded deliveries failed permanently; handling them one by one", "err", err)
+		errs := make([]error, len(ds))
+		for i, d := range ds {
+			errs[i] = callHandler(hctx, p.Handler, d)
+		}
+		took := cfg.clock.Now().Sub(start)
+		shutdownCut := runCtx.Err() != nil && handlerCtx.Err() != nil
+		cancel()
+		<-renewDone
+		for i, d := range ds {
+			p.finish(sctx, cfg, logOf(d), d, owner, errs[i], took, shutdownCut, lost)
+		}
+		return
+	}
 	took := cfg.clock.Now().Sub(start)
 	shutdownCut := runCtx.Err() != nil && handlerCtx.Err() != nil
 	cancel()
 	<-renewDone
+	if bc, ok := p.Store.(BatchCompleter); ok && err == nil && len(ds) > 1 && !isClosed(lost) {
+		ctx, cancelStore := sctx()
+		cerr := bc.CompleteBatch(ctx, seqs, owner)
+		cancelStore()
+		if cerr == nil {
+			log.Debug("folded deliveries processed", "took", took)
+			for _, d := range ds {
+				cfg.onOutcome(d, OutcomeDone, took)
+			}
+			return
+		}
+		// A lease was lost meanwhile: complete one by one, which tells
+		// which (those the batch did complete report a lost lease too).
+		log.Warn("complete folded deliveries", "err", cerr)
+	}
+	for _, d := range ds {
+		p.finish(sctx, cfg, logOf(d), d, owner, err, took, shutdownCut, lost)
+	}
+}
 
+// BatchCompleter is a Store that completes a folded batch in one step.
+type BatchCompleter interface {
+	CompleteBatch(ctx context.Context, seqs []int64, owner string) error
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// finish records the outcome of one delivery of a lease.
+func (p *Pool) finish(sctx func() (context.Context, context.CancelFunc), cfg config, log *slog.Logger,
+	d Delivery, owner string, err error, took time.Duration, shutdownCut bool, lost chan struct{}) {
 	select {
 	case <-lost:
 		// Someone else holds the delivery now; whatever we report would be
@@ -277,6 +395,17 @@ func (p *Pool) process(handlerCtx, storeCtx, runCtx context.Context, cfg config,
 		}
 		log.Info("delivery released at shutdown", "err", err)
 		cfg.onOutcome(d, OutcomeReleased, took)
+	case isDeferred(err):
+		at, _ := deferredUntil(err)
+		if now := cfg.clock.Now(); at.Before(now) {
+			at = now
+		}
+		if rerr := p.Store.Release(ctx, d.Seq, owner, at); rerr != nil {
+			log.Error("defer delivery", "err", rerr, "handler_err", err)
+			return
+		}
+		log.Info("delivery deferred", "err", err, "until", at)
+		cfg.onOutcome(d, OutcomeDeferred, took)
 	case IsPermanent(err) || d.Attempt >= cfg.maxAttempts:
 		p.deadLetter(sctx, cfg, log, d, owner, err, took)
 	default:
@@ -319,7 +448,7 @@ func callHandler(ctx context.Context, h Handler, d Delivery) (err error) {
 // it cancels the handler, because another worker may start the same
 // delivery and two runs of one key must not overlap.
 func (p *Pool) renew(hctx, storeCtx context.Context, cancel context.CancelFunc, cfg config, log *slog.Logger,
-	seq int64, owner string, until time.Time, lost, done chan struct{}) {
+	seqs []int64, owner string, until time.Time, lost, done chan struct{}) {
 	defer close(done)
 	every := cfg.ttl / 3
 	for {
@@ -330,7 +459,12 @@ func (p *Pool) renew(hctx, storeCtx context.Context, cancel context.CancelFunc, 
 		}
 		now := cfg.clock.Now()
 		ctx, c := context.WithTimeout(storeCtx, storeTimeout)
-		err := p.Store.RenewLease(ctx, seq, owner, now.Add(cfg.ttl))
+		var err error
+		for _, seq := range seqs {
+			if err = p.Store.RenewLease(ctx, seq, owner, now.Add(cfg.ttl)); err != nil {
+				break
+			}
+		}
 		c()
 		switch {
 		case err == nil:

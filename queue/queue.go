@@ -42,6 +42,11 @@ type Delivery struct {
 	Payload    []byte
 	ReceivedAt time.Time
 	Attempt    int // 1 for the first try
+	// Folded are the deliveries of the same key that waited right behind
+	// each other and are handled together with this one, the newest
+	// (Pool.FoldKinds), oldest first; nil when nothing was folded. They
+	// complete, retry or fail together with it.
+	Folded []Delivery
 }
 
 // Handler processes one delivery. A nil error completes it; an error
@@ -63,6 +68,33 @@ func Permanent(err error) error {
 		return nil
 	}
 	return &permanentError{err: err}
+}
+
+type deferredError struct {
+	err error
+	at  time.Time
+}
+
+func (e *deferredError) Error() string { return "deferred: " + e.err.Error() }
+func (e *deferredError) Unwrap() error { return e.err }
+
+// Defer marks err as "not now, but at at": the delivery is put back,
+// ready at at, without counting the attempt (e.g. waiting for a forge's
+// rate limit to reset). An at in the past retries at once.
+func Defer(err error, at time.Time) error {
+	if err == nil {
+		return nil
+	}
+	return &deferredError{err: err, at: at}
+}
+
+// deferredUntil returns the time of a Defer error.
+func deferredUntil(err error) (time.Time, bool) {
+	var d *deferredError
+	if errors.As(err, &d) {
+		return d.at, true
+	}
+	return time.Time{}, false
 }
 
 // IsPermanent reports whether err (or an error it wraps) was made by
@@ -126,6 +158,7 @@ const (
 	OutcomeDead      Outcome = "dead"       // dead-lettered
 	OutcomeReleased  Outcome = "released"   // given back unfinished at shutdown
 	OutcomeLeaseLost Outcome = "lease_lost" // another worker took it over
+	OutcomeDeferred  Outcome = "deferred"   // put back until a given time (Defer), attempt not counted
 )
 
 // errText turns a handler error into what the store keeps: bounded in

@@ -53,6 +53,26 @@ type ChangeProof struct {
 	// evidence, not the decision.
 	StoredVerdict bot.State `json:"stored_verdict"`
 	PolicyDigest  string    `json:"policy_digest"`
+	// Categories is the verdict per touched category: who counted, how
+	// many were required, how many are missing.
+	Categories []CategoryProof `json:"categories"`
+}
+
+// CategoryProof is the review evidence of one touched category of a
+// merged change.
+type CategoryProof struct {
+	Name     string   `json:"name"`
+	Required int      `json:"required"`
+	Counted  []string `json:"counted"`
+	Missing  int      `json:"missing"`
+}
+
+func categoryProofs(v bot.Verdict) []CategoryProof {
+	out := make([]CategoryProof, 0, len(v.Categories))
+	for _, c := range v.Categories {
+		out = append(out, CategoryProof{Name: c.Name, Required: c.Required, Counted: append([]string{}, c.Counted...), Missing: c.Missing})
+	}
+	return out
 }
 
 // maxCandidates bounds how many merged changes of one commit are judged:
@@ -71,6 +91,9 @@ type analyzer struct {
 	branch string // the release branch (changes merged into it are preferred)
 	pol    *policies.Policy
 	teams  []string
+	// facts are what bot.Service recorded (pushers, diff digests,
+	// verdicts): the guard's store, or what a scan was given.
+	facts bot.FactReader
 
 	evals map[int]*evaluation
 	owner map[string]int // commit SHA -> merged change containing it
@@ -83,10 +106,14 @@ type evaluation struct {
 }
 
 func (g *Guard) newAnalyzer(f Forge, forge bot.ForgeName, repo bot.Repo, branch string, pol *policies.Policy) *analyzer {
-	return &analyzer{
+	a := &analyzer{
 		g: g, f: f, forge: forge, repo: repo, branch: branch, pol: pol, teams: bot.PolicyTeams(pol),
 		evals: map[int]*evaluation{}, owner: map[string]int{},
 	}
+	if g.Store != nil {
+		a.facts = g.Store
+	}
+	return a
 }
 
 // commitScope is where the finding of one commit is stored.
@@ -224,7 +251,7 @@ func (a *analyzer) evaluate(ctx context.Context, sum bot.Change, mergedAt time.T
 		ch.EvalError = fmt.Sprintf("the forge lists head %s for change %d, merged at %s", short(ch.Ref.HeadSHA), n, short(ref.HeadSHA))
 	}
 	ch.Ref = ref
-	if err := bot.CompleteFacts(ctx, a.g.Store, ch); err != nil {
+	if err := bot.CompleteFacts(ctx, a.facts, ch); err != nil {
 		return nil, fmt.Errorf("complete facts of %s: %w", ref.Key(), err)
 	}
 	if !mergedAt.IsZero() {
@@ -237,14 +264,25 @@ func (a *analyzer) evaluate(ctx context.Context, sum bot.Change, mergedAt time.T
 		Number: n, URL: firstNonEmpty(ch.URL, sum.URL), Title: firstNonEmpty(ch.Title, sum.Title),
 		Author: at(firstUser(ch.Author, sum.Author)), BaseRef: firstNonEmpty(sum.BaseRef, ch.BaseRef),
 		HeadSHA: ref.HeadSHA, MergedAt: mergedAt.UTC(), Verdict: v.State, Approvers: counted(v),
-		PolicyDigest: v.PolicyDigest,
+		PolicyDigest: v.PolicyDigest, Categories: categoryProofs(v),
 	}}
-	if sv, ok, err := storedVerdict(ctx, a.g.Store, ref); err != nil {
+	if sv, ok, err := storedVerdict(ctx, a.facts, ref); err != nil {
 		return nil, err
 	} else if ok {
 		ev.proof.StoredVerdict = sv
 	}
 	ev.reason, ev.detail = classify(a.pol, ch, v, mergedAt)
+	if ev.reason != "" && a.g.Overrides != nil {
+		// A change let in by break glass is no review, but neither is it
+		// a bypass nobody agreed to: it has its own category.
+		detail, ok, err := a.g.Overrides.Override(ctx, ref)
+		if err != nil {
+			return nil, fmt.Errorf("read override of %s: %w", ref.Key(), err)
+		}
+		if ok {
+			ev.reason, ev.detail = Override, detail
+		}
+	}
 	if ev.proof.BaseRef == a.branch {
 		// Every commit of a change merged into this branch came in with
 		// it: they need no lookup of their own. (A change merged elsewhere
@@ -342,7 +380,7 @@ func counted(v bot.Verdict) []string {
 
 // storedVerdict reads the state bot.Service published for a head. It is
 // evidence only: an unreadable record is reported as absent.
-func storedVerdict(ctx context.Context, st bot.Store, ref bot.ChangeRef) (bot.State, bool, error) {
+func storedVerdict(ctx context.Context, st bot.FactReader, ref bot.ChangeRef) (bot.State, bool, error) {
 	v, ok, err := bot.LoadVerdict(ctx, st, ref)
 	if err != nil {
 		if errors.Is(err, bot.ErrUnreadableFact) {

@@ -100,6 +100,8 @@ func TestGitHubTagReport(t *testing.T) {
 			"number": float64(n), "url": fmt.Sprintf("%s/acme/app/pull/%d", htmlBase, n),
 			"title": title, "author": author, "base_ref": "main", "head_sha": head, "merged_at": ts(merged),
 			"verdict": verdict, "approvers": approvers, "stored_verdict": stored, "policy_digest": policies.Default().Digest,
+			// The per-category evidence (the files are in category code).
+			"categories": []any{map[string]any{"name": "code", "required": float64(1), "counted": approvers, "missing": float64(max(0, 1-len(approvers)))}},
 		}
 	}
 	commit := func(c fakegithub.Commit, landed time.Time, ch any, approvers []any, verdict string, reviewed bool, reason string, late bool) map[string]any {

@@ -23,21 +23,20 @@ import (
 // write transaction, on PostgreSQL by an EXCLUSIVE table lock (which still
 // lets readers through) held for the few statements of the transaction.
 // That also holds across several processes sharing the database.
+//
+// Appends share the group commit of intake (intake.go): concurrent appends
+// and deliveries are chained in one transaction under one lock.
 func (d *DB) AppendAudit(ctx context.Context, rec audit.Record) (audit.Record, error) {
-	var out audit.Record
-	err := d.inTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		out, err = d.appendAuditTx(ctx, tx, rec)
-		return err
-	})
+	prepared, err := d.prepareAudit(rec)
 	if err != nil {
 		return audit.Record{}, fmt.Errorf("append %s audit record: %w", rec.Kind, err)
 	}
-	return out, nil
+	return d.submitAudit(ctx, prepared)
 }
 
-// appendAuditTx links rec to the last record and inserts it within tx.
-func (d *DB) appendAuditTx(ctx context.Context, tx *sql.Tx, rec audit.Record) (audit.Record, error) {
+// prepareAudit checks rec and fixes its time and data to what is stored,
+// before any lock is taken (a bad record fails alone, not a whole batch).
+func (d *DB) prepareAudit(rec audit.Record) (audit.Record, error) {
 	if rec.Kind == "" {
 		return audit.Record{}, errors.New("append audit record: kind is empty")
 	}
@@ -50,36 +49,81 @@ func (d *DB) appendAuditTx(ctx context.Context, tx *sql.Tx, rec audit.Record) (a
 		return audit.Record{}, fmt.Errorf("append audit record: %w", err)
 	}
 	rec.Data = data
+	return rec, nil
+}
+
+// auditTail locks the chain (PostgreSQL; SQLite's write transaction already
+// excludes other writers) and returns the last record's seq and hash.
+func (d *DB) auditTail(ctx context.Context, tx *sql.Tx) (int64, string, error) {
 	if d.dialect == postgresDialect {
 		if _, err := tx.ExecContext(ctx, "LOCK TABLE audit_records IN EXCLUSIVE MODE"); err != nil {
-			return audit.Record{}, fmt.Errorf("lock audit_records: %w", err)
+			return 0, "", fmt.Errorf("lock audit_records: %w", err)
 		}
 	}
 	var prevSeq int64
 	prevHash := audit.Genesis
-	err = d.queryRow(ctx, tx, "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1").Scan(&prevSeq, &prevHash)
+	err := d.queryRow(ctx, tx, "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1").Scan(&prevSeq, &prevHash)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return audit.Record{}, fmt.Errorf("read last audit record: %w", err)
+		return 0, "", fmt.Errorf("read last audit record: %w", err)
 	}
 	if d.chain == nil && audit.IsKeyed(prevHash) {
 		// An unkeyed record after keyed ones is what an attacker's
 		// re-hash looks like: verification would reject the trail.
-		return audit.Record{}, fmt.Errorf("append audit record: %w: the trail is keyed; open the store with the audit key", audit.ErrKeyRequired)
+		return 0, "", fmt.Errorf("append audit record: %w: the trail is keyed; open the store with the audit key", audit.ErrKeyRequired)
 	}
-	out := d.chain.Link(rec, prevSeq, prevHash)
-	var dataCol any
-	if len(out.Data) > 0 {
-		dataCol = string(out.Data)
-	}
-	_, err = d.exec(ctx, tx, `INSERT INTO audit_records
-		(seq, time, kind, forge, repo, change, head_sha, delivery_id, policy_digest, verdict, data, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		out.Seq, d.t(out.Time), out.Kind, out.Forge, out.Repo, out.Change, out.HeadSHA, out.DeliveryID,
-		out.PolicyDigest, out.Verdict, dataCol, out.PrevHash, out.Hash)
+	return prevSeq, prevHash, nil
+}
+
+// appendAuditTx links rec to the last record and inserts it within tx.
+func (d *DB) appendAuditTx(ctx context.Context, tx *sql.Tx, rec audit.Record) (audit.Record, error) {
+	rec, err := d.prepareAudit(rec)
 	if err != nil {
-		return audit.Record{}, fmt.Errorf("insert audit record %d: %w", out.Seq, err)
+		return audit.Record{}, err
+	}
+	prevSeq, prevHash, err := d.auditTail(ctx, tx)
+	if err != nil {
+		return audit.Record{}, err
+	}
+	out := d.linkAudit(rec, prevSeq, prevHash)
+	if err := d.insertAudit(ctx, tx, []audit.Record{out}); err != nil {
+		return audit.Record{}, err
 	}
 	return out, nil
+}
+
+// linkAudit chains a prepared rec after (prevSeq, prevHash) with the
+// store's chain (keyed when opened WithAuditChain). It is the one place the
+// store chains a record, for single appends and group commits alike.
+func (d *DB) linkAudit(rec audit.Record, prevSeq int64, prevHash string) audit.Record {
+	return d.chain.Link(rec, prevSeq, prevHash)
+}
+
+// insertAudit inserts linked records within tx, which must hold the chain
+// (auditTail), in one statement.
+func (d *DB) insertAudit(ctx context.Context, tx *sql.Tx, recs []audit.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	var q strings.Builder
+	q.WriteString(`INSERT INTO audit_records
+		(seq, time, kind, forge, repo, change, head_sha, delivery_id, policy_digest, verdict, data, prev_hash, hash) VALUES `)
+	args := make([]any, 0, 13*len(recs))
+	for i, out := range recs {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		var dataCol any
+		if len(out.Data) > 0 {
+			dataCol = string(out.Data)
+		}
+		args = append(args, out.Seq, d.t(out.Time), out.Kind, out.Forge, out.Repo, out.Change, out.HeadSHA, out.DeliveryID,
+			out.PolicyDigest, out.Verdict, dataCol, out.PrevHash, out.Hash)
+	}
+	if _, err := d.exec(ctx, tx, q.String(), args...); err != nil {
+		return fmt.Errorf("insert audit records %d-%d: %w", recs[0].Seq, recs[len(recs)-1].Seq, err)
+	}
+	return nil
 }
 
 // AuditFilter selects audit records. Zero fields do not filter.

@@ -5,8 +5,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/foureyes-dev/foureyes/audit"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/foureyes-dev/foureyes/audit"
 )
 
 // Delivery states.
@@ -58,8 +61,8 @@ func (d *DB) Enqueue(ctx context.Context, del Delivery) (inserted bool, err erro
 
 // EnqueueAudited is Enqueue that, when the delivery is new, also appends
 // rec to the audit trail in the same transaction: the delivery and its
-// intake record are committed together or not at all, at the cost of one
-// commit instead of two.
+// intake record are committed together or not at all. Concurrent calls
+// share one transaction (group commit); each returns after its commit.
 func (d *DB) EnqueueAudited(ctx context.Context, del Delivery, rec *audit.Record) (inserted bool, err error) {
 	if del.ID == "" || del.Forge == "" || del.Key == "" || del.Kind == "" {
 		return false, fmt.Errorf("enqueue delivery %q: id, forge, key and kind are required", del.ID)
@@ -71,33 +74,16 @@ func (d *DB) EnqueueAudited(ctx context.Context, del Delivery, rec *audit.Record
 	if del.Payload == nil {
 		del.Payload = []byte{}
 	}
-	err = d.inTx(ctx, func(tx *sql.Tx) error {
-		// available_at is the receive time rather than now, so that a caller
-		// whose clock is behind the store's still sees the delivery as ready.
-		res, err := d.exec(ctx, tx, `INSERT INTO deliveries
-			(forge, delivery_id, order_key, kind, payload, received_at, enqueued_at, state, available_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?)
-			ON CONFLICT (forge, delivery_id) DO NOTHING`,
-			del.Forge, del.ID, del.Key, del.Kind, del.Payload, d.t(del.ReceivedAt), d.t(now), d.t(del.ReceivedAt))
+	if rec != nil {
+		prepared, err := d.prepareAudit(*rec)
 		if err != nil {
-			return err
+			return false, fmt.Errorf("enqueue %s delivery %s: %w", del.Forge, del.ID, err)
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("rows affected: %w", err)
-		}
-		inserted = n == 1
-		if inserted && rec != nil {
-			if _, err := d.appendAuditTx(ctx, tx, *rec); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return false, fmt.Errorf("enqueue %s delivery %s: %w", del.Forge, del.ID, err)
+		rec = &prepared
 	}
-	return inserted, nil
+	// Committed by the group-commit goroutine together with whatever other
+	// deliveries are waiting (see intake.go); this returns after the commit.
+	return d.submitIntake(ctx, del, rec)
 }
 
 // leaseCandidates is how many ready deliveries one Lease considers. More
@@ -136,59 +122,130 @@ const readyCond = `c.state IN ('pending', 'leased')
 // locking only the row being claimed leaves the other candidates free for
 // other replicas.
 func (d *DB) Lease(ctx context.Context, owner string, now time.Time, ttl time.Duration) (*LeasedDelivery, error) {
+	ls, err := d.LeaseBatch(ctx, owner, now, ttl, 1, nil)
+	if err != nil || len(ls) == 0 {
+		return nil, err
+	}
+	return ls[0], nil
+}
+
+// LeaseBatch is Lease that, when the delivery it claims has a kind in
+// fold, also claims the deliveries of the same key queued right behind it
+// that are ready now and of a kind in fold, up to max in all, oldest first
+// (coalescing: the caller processes them as one). It stops at the first
+// delivery of the key that is not ready or not foldable, so order per key
+// holds. All are leased to owner until now+ttl. It returns nil, nil when
+// nothing is ready.
+func (d *DB) LeaseBatch(ctx context.Context, owner string, now time.Time, ttl time.Duration, max int, fold []string) ([]*LeasedDelivery, error) {
 	if owner == "" || ttl <= 0 {
 		return nil, errors.New("lease: owner and a positive ttl are required")
 	}
-	var leased *LeasedDelivery
+	var batch []*LeasedDelivery
 	err := d.inTx(ctx, func(tx *sql.Tx) error {
-		nowV := d.t(now)
-		limit := leaseCandidates
-		if d.dialect == sqliteDialect {
-			limit = 1
+		batch = nil
+		first, err := d.leaseOne(ctx, tx, owner, now, ttl)
+		if err != nil || first == nil {
+			return err
 		}
-		var after int64
-		for {
-			cands, err := d.readyCandidates(ctx, tx, after, nowV, limit)
-			if err != nil {
-				return err
-			}
-			for _, c := range cands {
-				if d.dialect == postgresDialect {
-					ok, err := d.lockCandidate(ctx, tx, c.seq, c.key, nowV)
-					if err != nil {
-						return err
-					}
-					if !ok {
-						continue
-					}
-				}
-				leased, err = d.claim(ctx, tx, c.seq, owner, nowV, now.Add(ttl))
-				if err != nil || leased != nil {
-					return err
-				}
-			}
-			if len(cands) > 0 {
-				return nil // all taken by other replicas just now: try again later
-			}
-			// Nothing ready among the oldest leaseWindow unfinished
-			// deliveries (e.g. a long backlog of one key): slide on.
-			var n int
-			var last sql.NullInt64
-			if err := d.queryRow(ctx, tx, `SELECT COUNT(*), MAX(seq) FROM (SELECT seq FROM deliveries
-				WHERE state IN ('pending', 'leased') AND seq > ? ORDER BY seq LIMIT ?) w`,
-				after, leaseWindow).Scan(&n, &last); err != nil {
-				return fmt.Errorf("find ready deliveries: %w", err)
-			}
-			if n < leaseWindow {
-				return nil
-			}
-			after = last.Int64
+		batch = append(batch, first)
+		if max <= 1 || !slices.Contains(fold, first.Kind) {
+			return nil
 		}
+		// Inside the same transaction (on PostgreSQL under the key's
+		// advisory lock), so no other worker can claim these meanwhile.
+		more, err := d.claimFollowers(ctx, tx, first, owner, d.t(now), now.Add(ttl), max-1, fold)
+		batch = append(batch, more...)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("lease for %s: %w", owner, err)
 	}
-	return leased, nil
+	return batch, nil
+}
+
+// claimFollowers leases, after first, the deliveries of its key that are
+// ready now and foldable, stopping at the first one that is not.
+func (d *DB) claimFollowers(ctx context.Context, tx *sql.Tx, first *LeasedDelivery, owner string, now any, until time.Time, max int, fold []string) ([]*LeasedDelivery, error) {
+	rows, err := d.query(ctx, tx, `SELECT seq, kind, state FROM deliveries
+		WHERE order_key = ? AND seq > ? AND state IN ('pending', 'leased') ORDER BY seq LIMIT ?`, first.Key, first.Seq, max)
+	if err != nil {
+		return nil, fmt.Errorf("find deliveries to fold: %w", err)
+	}
+	var seqs []int64
+	for rows.Next() {
+		var seq int64
+		var kind, state string
+		if err := rows.Scan(&seq, &kind, &state); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("find deliveries to fold: %w", err)
+		}
+		if state != StatePending || !slices.Contains(fold, kind) {
+			break
+		}
+		seqs = append(seqs, seq)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("find deliveries to fold: %w", err)
+	}
+	var out []*LeasedDelivery
+	for _, seq := range seqs {
+		ld, err := d.claim(ctx, tx, seq, owner, now, until)
+		if err != nil {
+			return nil, err
+		}
+		if ld == nil {
+			break // not due yet (a retry waiting for its backoff): order stops here
+		}
+		out = append(out, ld)
+	}
+	return out, nil
+}
+
+// leaseOne claims the oldest ready delivery within tx (see Lease).
+func (d *DB) leaseOne(ctx context.Context, tx *sql.Tx, owner string, now time.Time, ttl time.Duration) (*LeasedDelivery, error) {
+	nowV := d.t(now)
+	limit := leaseCandidates
+	if d.dialect == sqliteDialect {
+		limit = 1
+	}
+	var after int64
+	for {
+		cands, err := d.readyCandidates(ctx, tx, after, nowV, limit)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range cands {
+			if d.dialect == postgresDialect {
+				ok, err := d.lockCandidate(ctx, tx, c.seq, c.key, nowV)
+				if err != nil {
+					return nil, err
+				}
+				if !ok {
+					continue
+				}
+			}
+			leased, err := d.claim(ctx, tx, c.seq, owner, nowV, now.Add(ttl))
+			if err != nil || leased != nil {
+				return leased, err
+			}
+		}
+		if len(cands) > 0 {
+			return nil, nil // all taken by other replicas just now: try again later
+		}
+		// Nothing ready among the oldest leaseWindow unfinished
+		// deliveries (e.g. a long backlog of one key): slide on.
+		var n int
+		var last sql.NullInt64
+		if err := d.queryRow(ctx, tx, `SELECT COUNT(*), MAX(seq) FROM (SELECT seq FROM deliveries
+			WHERE state IN ('pending', 'leased') AND seq > ? ORDER BY seq LIMIT ?) w`,
+			after, leaseWindow).Scan(&n, &last); err != nil {
+			return nil, fmt.Errorf("find ready deliveries: %w", err)
+		}
+		if n < leaseWindow {
+			return nil, nil
+		}
+		after = last.Int64
+	}
 }
 
 // leaseWindow bounds how many unfinished deliveries one lease query looks
@@ -502,4 +559,57 @@ func (d *DB) PurgeDone(ctx context.Context, before time.Time) (int64, error) {
 		return 0, fmt.Errorf("purge done deliveries: rows affected: %w", err)
 	}
 	return n, nil
+}
+
+// ReclaimLeases makes every leased delivery pending again, ready at now,
+// and returns how many. It is for SQLite at server start: one process owns
+// the SQLite file, so a lease still held when it starts belongs to a process
+// that died (kill -9, power loss) and waiting for it to expire (the lease
+// TTL) would only delay the work. The attempt stays counted, so a delivery
+// that keeps killing its process still ends up dead-lettered. On
+// PostgreSQL several replicas share the queue and a lease may belong to a
+// live one: nothing is reclaimed and leases run out as usual.
+func (d *DB) ReclaimLeases(ctx context.Context, now time.Time) (int64, error) {
+	if d.dialect != sqliteDialect {
+		return 0, nil
+	}
+	res, err := d.exec(ctx, d.w, `UPDATE deliveries SET state = 'pending', available_at = ?, leased_until = NULL,
+		last_error = 'reclaimed at start: the process holding the lease had died'
+		WHERE state IN ('pending', 'leased') AND state = 'leased'`, d.t(now))
+	if err != nil {
+		return 0, fmt.Errorf("reclaim leases: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("reclaim leases: rows affected: %w", err)
+	}
+	return n, nil
+}
+
+// CompleteBatch is Complete for several deliveries leased together (a
+// folded batch), in one statement. If owner no longer holds some of them it
+// fails with ErrLeaseLost and completes the others.
+func (d *DB) CompleteBatch(ctx context.Context, seqs []int64, owner string) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	args := []any{d.t(d.now())}
+	q := "UPDATE deliveries SET state = 'done', finished_at = ?, leased_until = NULL, last_error = '' WHERE seq IN (?" +
+		strings.Repeat(", ?", len(seqs)-1) + ") AND state = 'leased' AND lease_owner = ?"
+	for _, s := range seqs {
+		args = append(args, s)
+	}
+	args = append(args, owner)
+	res, err := d.exec(ctx, d.w, q, args...)
+	if err != nil {
+		return fmt.Errorf("complete %d deliveries: %w", len(seqs), err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("complete %d deliveries: rows affected: %w", len(seqs), err)
+	}
+	if int(n) != len(seqs) {
+		return fmt.Errorf("complete %d deliveries by %s: %d no longer leased: %w", len(seqs), owner, len(seqs)-int(n), ErrLeaseLost)
+	}
+	return nil
 }

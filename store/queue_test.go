@@ -331,3 +331,94 @@ func TestConcurrentLeasing(t *testing.T) {
 		}
 	}, store.WithClock(c.Now))
 }
+
+// At start on SQLite the leases of the dead process come back at once; on
+// PostgreSQL another replica may hold them, so they are left to expire.
+func TestReclaimLeases(t *testing.T) {
+	c := newClock()
+	storetest.ForEach(t, func(t *testing.T, env *storetest.Env) {
+		ctx := context.Background()
+		db := env.DB
+		d := del("r1", "github/acme/app#1")
+		d.ReceivedAt = c.Now()
+		enqueue(t, db, d, del("r2", "github/acme/app#2"))
+		ld := lease(t, db, "dead-owner", c.Now(), "r1")
+		n, err := db.ReclaimLeases(ctx, c.Now())
+		must(t, err)
+		if env.Backend == "postgres" {
+			if n != 0 {
+				t.Fatalf("PostgreSQL reclaimed %d leases", n)
+			}
+			lease(t, db, "o2", c.Now(), "r2")
+			return
+		}
+		if n != 1 {
+			t.Fatalf("reclaimed %d, want 1", n)
+		}
+		// Well before the lease TTL runs out, another owner gets it.
+		got := lease(t, db, "o2", c.Now(), "r1")
+		if got.Seq != ld.Seq || got.Attempts != 2 {
+			t.Fatalf("re-leased %+v, want seq %d on its second attempt", got, ld.Seq)
+		}
+		if err := db.Complete(ctx, ld.Seq, "dead-owner"); !errors.Is(err, store.ErrLeaseLost) {
+			t.Fatalf("the dead owner completed: %v", err)
+		}
+	}, store.WithClock(c.Now))
+}
+
+// LeaseBatch folds the foldable deliveries queued right behind the first
+// one of its key, and stops at the first it may not take: order per key
+// still holds and other keys stay free for other workers.
+func TestLeaseBatchFoldsOneKey(t *testing.T) {
+	c := newClock()
+	storetest.ForEach(t, func(t *testing.T, env *storetest.Env) {
+		ctx := context.Background()
+		db := env.DB
+		k := "github/acme/app#1"
+		push := del("p", k)
+		push.Kind = "branch_push"
+		enqueue(t, db, del("a", k), del("b", k), del("other", "github/acme/app#2"), del("c", k), push, del("d", k))
+		fold := []string{"change"}
+		got, err := db.LeaseBatch(ctx, "o1", c.Now(), ttl, 10, fold)
+		must(t, err)
+		ids := func(ls []*store.LeasedDelivery) (s []string) {
+			for _, l := range ls {
+				s = append(s, l.ID)
+			}
+			return s
+		}
+		if fmt.Sprint(ids(got)) != "[a b c]" {
+			t.Fatalf("first batch = %v, want [a b c] (stopping before the push)", ids(got))
+		}
+		// The next lease takes the other key: k is busy.
+		next, err := db.LeaseBatch(ctx, "o2", c.Now(), ttl, 10, fold)
+		must(t, err)
+		if fmt.Sprint(ids(next)) != "[other]" {
+			t.Fatalf("second batch = %v", ids(next))
+		}
+		var seqs []int64
+		for _, l := range got {
+			seqs = append(seqs, l.Seq)
+		}
+		must(t, db.CompleteBatch(ctx, seqs, "o1"))
+		if err := db.CompleteBatch(ctx, seqs, "o1"); !errors.Is(err, store.ErrLeaseLost) {
+			t.Fatalf("completing done deliveries again: %v", err)
+		}
+		if err := db.CompleteBatch(ctx, []int64{next[0].Seq}, "o1"); !errors.Is(err, store.ErrLeaseLost) {
+			t.Fatalf("completing another owner's delivery: %v", err)
+		}
+		// A kind that does not fold is leased alone.
+		one, err := db.LeaseBatch(ctx, "o3", c.Now(), ttl, 10, fold)
+		must(t, err)
+		if fmt.Sprint(ids(one)) != "[p]" {
+			t.Fatalf("third batch = %v", ids(one))
+		}
+		must(t, db.Retry(ctx, one[0].Seq, "o3", c.Now(), "boom"))
+		// max bounds the batch; a retry not yet due is not folded.
+		r, err := db.LeaseBatch(ctx, "o4", c.Now(), ttl, 10, fold)
+		must(t, err)
+		if fmt.Sprint(ids(r)) != "[p]" {
+			t.Fatalf("fourth batch = %v", ids(r))
+		}
+	}, store.WithClock(c.Now))
+}

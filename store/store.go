@@ -67,6 +67,7 @@ type DB struct {
 	r   *sql.DB
 	log *slog.Logger
 	now func() time.Time
+	in  *intake // group commit of EnqueueAudited and AppendAudit (intake.go)
 	// chain links new audit records; nil links them unkeyed, which
 	// appendAuditTx refuses once the trail is keyed.
 	chain *audit.Chain
@@ -138,6 +139,7 @@ func Open(ctx context.Context, dsn string, logger *slog.Logger, opts ...Option) 
 		d.Close()
 		return nil, err
 	}
+	d.startIntake()
 	return d, nil
 }
 
@@ -214,6 +216,7 @@ func (d *DB) checkSchema(ctx context.Context) error {
 
 // Close closes the database.
 func (d *DB) Close() error {
+	d.stopIntake()
 	var errs []error
 	if d.r != nil && d.r != d.w {
 		errs = append(errs, d.r.Close())

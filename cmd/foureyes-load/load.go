@@ -36,6 +36,10 @@ type loadConfig struct {
 	// newChange, when set, is called once per distinct pull request before
 	// its first delivery is sent (spawn mode seeds the fake GitHub with it).
 	newChange func(number int, sha string)
+	// burst, when set, makes the deliveries (--changes; see burst.go).
+	burst *burst
+	// tally counts the fake GitHub's requests (spawn mode).
+	tally *requestTally
 }
 
 // job is one request to send.
@@ -45,6 +49,8 @@ type job struct {
 	delivery string
 	dup      bool
 	due      time.Time // rate mode: when it should start; zero otherwise
+	tmpl     *template // burst mode: the event's own template
+	review   int64     // burst mode: review ID of a review event
 }
 
 // loadResult is what a run measured.
@@ -180,17 +186,23 @@ func produce(ctx context.Context, cfg loadConfig, start time.Time, jobs chan<- j
 			stoppedBy <- "duration"
 			return
 		}
-		if originals > 0 && cfg.dupFraction > 0 && rng.Float64() < cfg.dupFraction {
+		if cfg.burst != nil {
+			bj := cfg.burst.next(i)
+			bj.due = j.due
+			j = bj
+		} else if originals > 0 && cfg.dupFraction > 0 && rng.Float64() < cfg.dupFraction {
 			j.number = 1 + rng.IntN(originals)
 			j.dup = true
 		} else {
 			originals++
 			j.number = originals
 		}
-		j.delivery = cfg.runID + "-" + strconv.Itoa(j.number)
-		j.sha = headSHA(cfg.runID, j.number)
-		if !j.dup && cfg.newChange != nil {
-			cfg.newChange(j.number, j.sha)
+		if cfg.burst == nil {
+			j.delivery = cfg.runID + "-" + strconv.Itoa(j.number)
+			j.sha = headSHA(cfg.runID, j.number)
+			if !j.dup && cfg.newChange != nil {
+				cfg.newChange(j.number, j.sha)
+			}
 		}
 		select {
 		case jobs <- j:
@@ -209,7 +221,10 @@ func headSHA(runID string, number int) string {
 }
 
 func send(ctx context.Context, client *http.Client, target string, cfg loadConfig, start time.Time, j job, res *loadResult) {
-	body := cfg.tmpl.render(j.number, j.sha)
+	body, event := cfg.tmpl.render(j.number, j.sha), cfg.tmpl.event
+	if j.tmpl != nil {
+		body, event = j.render(), j.tmpl.event
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		res.Errors["transport"]++
@@ -218,7 +233,7 @@ func send(ctx context.Context, client *http.Client, target string, cfg loadConfi
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "GitHub-Hookshot/foureyes-load")
-	req.Header.Set("X-GitHub-Event", cfg.tmpl.event)
+	req.Header.Set("X-GitHub-Event", event)
 	req.Header.Set("X-GitHub-Delivery", j.delivery)
 	req.Header.Set("X-GitHub-Hook-ID", "1")
 	req.Header.Set("X-GitHub-Hook-Installation-Target-Type", "integration")

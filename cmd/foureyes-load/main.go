@@ -60,6 +60,7 @@ type options struct {
 	payload, event          string
 	keepAlive, jsonOut      bool
 	perSecond               bool
+	changes                 int
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -87,6 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.keepAlive, "keepalive", true, "reuse connections (GitHub's senders do; false: one connection per request)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON (it always includes the per-second timeline)")
 	fs.BoolVar(&o.perSecond, "timeline", false, "print acknowledgements and latency per second after the table")
+	fs.IntVar(&o.changes, "changes", 0, "burst mode: --n deliveries telling the story of this many pull requests (pushes, reviews), round-robin; reports forge requests per delivery, final-verdict correctness and time to final (needs --spawn)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -116,6 +118,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("--rate must not be negative")
 	case o.dups < 0 || o.dups >= 1:
 		return nil, errors.New("--duplicates must be in [0, 1)")
+	case o.changes < 0:
+		return nil, errors.New("--changes must not be negative")
+	case o.changes > 0 && (o.spawn == "" || o.payload != "" || o.dups > 0):
+		return nil, errors.New("--changes needs --spawn (it drives the fake GitHub) and no --payload or --duplicates")
+	case o.changes > 0 && o.n/o.changes < 2:
+		return nil, errors.New("--changes: --n must give each pull request at least 2 deliveries")
 	case o.database != "" && !strings.HasPrefix(o.database, "sqlite:") && !strings.HasPrefix(o.database, "postgres://") && !strings.HasPrefix(o.database, "postgresql://"):
 		return nil, errors.New("--database must be sqlite:PATH or a postgres:// URL")
 	}
@@ -179,6 +187,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}()
 		cfg.baseURL, cfg.secret, pid = srv.url, srv.secret, srv.pid()
 		cfg.newChange = srv.seedChange(tmpl)
+		cfg.tally = srv.tally
+		if o.changes > 0 {
+			if cfg.burst, err = newBurst(o.changes, o.n, cfg.runID, srv.fake); err != nil {
+				return err
+			}
+			cfg.n, cfg.newChange = cfg.burst.total(), nil
+			rep.Requested = cfg.n
+			rep.Payload, rep.Event = fmt.Sprintf("burst over %d pull requests (opened, synchronize, reviews)", o.changes), "pull_request, pull_request_review"
+		}
 		rep.Mode, rep.Target, rep.Database = "spawn", srv.url, redactURL(srv.database)
 		rep.ServerWorkers = o.workers
 		rep.ServerLogLevel = o.logLevel
@@ -227,7 +244,11 @@ func measure(ctx context.Context, cfg loadConfig, rep *report, pid int, drain ti
 	if pid != 0 {
 		rssBefore, _ = procStatus(pid, "VmRSS")
 	}
+	if cfg.tally != nil {
+		cfg.tally.reset() // what the fake answered before the load is not the load's
+	}
 	res := runLoad(ctx, cfg)
+	lastAck := time.Now()
 	after := scrape(ctx, cfg.baseURL)
 	rep.fill(res)
 	if before.OK && after.OK {
@@ -235,7 +256,13 @@ func measure(ctx context.Context, cfg loadConfig, rep *report, pid int, drain ti
 		rep.ProcessedDuringLoad = int(after.Processed - before.Processed)
 		rep.RetriesDuringLoad = int(after.Retried - before.Retried)
 		rep.DeadDuringLoad = int(after.Dead - before.Dead)
-		if drain > 0 && res.Accepted > 0 {
+		if cfg.burst != nil {
+			limit := drain
+			if limit <= 0 {
+				limit = burstFinalLimit
+			}
+			rep.Burst = cfg.burst.awaitFinal(ctx, cfg.baseURL, before, res.Accepted, lastAck, cfg.tally, limit)
+		} else if drain > 0 && res.Accepted > 0 {
 			rep.drain(ctx, cfg.baseURL, before, res, drain)
 		}
 	} else {

@@ -13,6 +13,10 @@ import (
 
 // Goals of issue 4 for intake on a two-core machine.
 const (
+	// Issue 16, burst mode.
+	goalRateLimitedPerDelivery = 0.7
+	goalFinalAfterS            = 5.0
+
 	goalAcceptedPerS = 1000
 	goalP99MS        = 50
 	goalPeakRSSMB    = 100
@@ -65,6 +69,8 @@ type report struct {
 	ProcessedPerS       float64 `json:"processed_per_s,omitempty"`
 	ToolPeakRSSMB       float64 `json:"tool_peak_rss_mb,omitempty"`
 
+	Burst *burstReport `json:"burst,omitempty"`
+
 	Goals    []goal   `json:"goals"`
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -114,6 +120,16 @@ func (rep *report) evaluateGoals() {
 			Met: rep.LatencyMS.Count > 0 && rep.LatencyMS.P99 <= goalP99MS, Known: rep.LatencyMS.Count > 0},
 		{Name: "peak RSS", Target: fmt.Sprintf("<= %d MB", goalPeakRSSMB), Measured: rep.ServerPeakRSSMB,
 			Met: rep.ServerPeakRSSMB > 0 && rep.ServerPeakRSSMB <= goalPeakRSSMB, Known: rep.ServerPeakRSSMB > 0},
+	}
+	if b := rep.Burst; b != nil {
+		rep.Goals = append(rep.Goals,
+			goal{Name: "rate-limited requests per delivery", Target: fmt.Sprintf("<= %.1f (304s not counted)", goalRateLimitedPerDelivery),
+				Measured: b.RateLimitedPerD, Met: b.RateLimitedPerD <= goalRateLimitedPerDelivery, Known: rep.Accepted > 0},
+			goal{Name: "final verdicts correct", Target: fmt.Sprintf("all %d", b.Changes), Measured: float64(b.Correct),
+				Met: b.Correct == b.Changes, Known: true},
+			goal{Name: "time to final", Target: fmt.Sprintf("<= %.0f s after the last delivery", goalFinalAfterS), Measured: b.FinalAfterS,
+				Met: b.FinalAfterS >= 0 && b.FinalAfterS <= goalFinalAfterS, Known: true},
+		)
 	}
 }
 
@@ -196,6 +212,24 @@ func (rep *report) writeText(w io.Writer, perSecond bool) {
 	}
 	if rep.ToolPeakRSSMB > 0 {
 		row("load tool RSS", "peak %.1f MB", rep.ToolPeakRSSMB)
+	}
+	if b := rep.Burst; b != nil {
+		fmt.Fprintln(tw, "\t")
+		row("burst", "%d pull requests x %d deliveries", b.Changes, b.PerChange)
+		row("forge requests", "%d: %d rate-limited, %d answered 304, %d token", b.Requests, b.RateLimited, b.NotModified, b.TokenRequests)
+		row("per delivery", "%.3f rate-limited, %.3f 304, %.3f in all", b.RateLimitedPerD, b.NotModifiedPerD, b.PerDelivery)
+		row("final verdicts", "%d of %d correct", b.Correct, b.Changes)
+		if b.FinalAfterS >= 0 {
+			row("time to final", "%.2f s after the last delivery (queue drained, every final head as expected)", b.FinalAfterS)
+		} else {
+			row("time to final", "not reached")
+		}
+		for _, r := range b.TopRoutes {
+			row("  requests", "%6d  %s", r.Count, r.Route)
+		}
+		for _, w := range b.Wrong {
+			row("  wrong", "%s", w)
+		}
 	}
 	fmt.Fprintln(tw, "\t")
 	for _, g := range rep.Goals {

@@ -40,6 +40,7 @@ type server struct {
 	exited   chan struct{}
 	waitErr  error
 	stopFake context.CancelFunc
+	tally    *requestTally
 }
 
 const spawnAppID = 31337
@@ -86,7 +87,8 @@ func spawnServer(ctx context.Context, sc spawnConfig, tmpl *template) (*server, 
 		}
 	}
 	fakeCtx, stopFake := context.WithCancel(context.Background())
-	go forgetRequests(fakeCtx, fake)
+	tally := &requestTally{}
+	go tallyRequests(fakeCtx, fake, tally)
 
 	env := []string{}
 	for _, kv := range os.Environ() {
@@ -126,7 +128,7 @@ func spawnServer(ctx context.Context, sc spawnConfig, tmpl *template) (*server, 
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
 	s := &server{cmd: cmd, url: "http://" + addr, secret: secret, database: db, logPath: logPath,
-		fake: fake, exited: make(chan struct{}), stopFake: stopFake}
+		fake: fake, exited: make(chan struct{}), stopFake: stopFake, tally: tally}
 	go func() {
 		s.waitErr = cmd.Wait()
 		logf.Close()
@@ -139,17 +141,17 @@ func spawnServer(ctx context.Context, sc spawnConfig, tmpl *template) (*server, 
 	return s, nil
 }
 
-// forgetRequests empties the fake's request log now and then: it records
-// every API call, which would otherwise grow with the run.
-func forgetRequests(ctx context.Context, f *fakegithub.Fake) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
+// tallyRequests counts and empties the fake's request log now and then: it
+// records every API call, which would otherwise grow with the run.
+func tallyRequests(ctx context.Context, f *fakegithub.Fake, t *requestTally) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			f.ResetRequests()
+		case <-tick.C:
+			t.add(f.TakeRequests())
 		}
 	}
 }

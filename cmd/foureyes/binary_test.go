@@ -226,12 +226,22 @@ func TestBinaryServeMetricsAndGracefulStop(t *testing.T) {
 	}
 	be.waitRuns(t, []fakegithub.PR{pr}, "success")
 
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	// The check run is published before the evaluation is counted (the
+	// count waits for the audit record), so the metric may lag the check
+	// run by a moment: read /metrics until it shows the evaluation.
+	var metrics []byte
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(metrics), `foureyes_evaluations_total{forge="github",verdict="success"}`) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	metrics, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
 	for _, want := range []string{
 		`foureyes_webhooks_received_total{event="pull_request",forge="github",result="accepted"} 1`,
 		`foureyes_evaluations_total{forge="github",verdict="success"}`,
@@ -298,8 +308,10 @@ func TestBinaryCrashLosesNothing(t *testing.T) {
 		t.Fatalf("%d deliveries stored, %d accepted", got, accepted)
 	}
 
+	restarted := time.Now()
 	be.start(t)
 	be.waitRuns(t, prs, "success")
+	t.Logf("all %d PRs final %s after the restart began", n, time.Since(restarted).Round(time.Millisecond))
 	for _, pr := range prs {
 		if runs := be.fake.CheckRuns(e2eRepo, pr.HeadSHA); len(runs) != 1 {
 			t.Errorf("PR %d: %d check runs on its head, want 1", pr.Number, len(runs))

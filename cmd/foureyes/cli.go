@@ -18,7 +18,8 @@ type command struct {
 var commands = []command{
 	{"serve", "[--config FILE]", "run the webhook server"},
 	{"validate", "[FILE|-]...", "check policy files (default: the usual locations; - reads stdin)"},
-	{"explain", "--policy FILE --change FILE.json [--format text|json|markdown]", "evaluate a described change offline"},
+	{"explain", "(--change FILE.json [--policy FILE] | --repo OWNER/NAME (--pr N | --all-open) [--policy FILE]) [--format text|json|markdown]", "evaluate a described change offline, or live changes as the server would (publishing nothing)"},
+	{"scan", "--repo OWNER/NAME (--since D | --last N) [--branch B] [--policy FILE] [--format table|json|csv] [--resume]", "which commits of a branch's history were independently reviewed"},
 	{"demo", "[--markdown]", "replay example events against a fake forge"},
 	{"audit", "verify|export|list|checkpoint|dead|retry [FLAGS]", "the audit trail and dead-lettered deliveries"},
 	{"report", "--repo OWNER/NAME --tag TAG [--format markdown|json]", "the review report of a release tag"},

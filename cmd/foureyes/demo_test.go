@@ -56,8 +56,9 @@ func TestValidateAndExplainCommands(t *testing.T) {
 		"json":     `"state": "pending"`,
 	} {
 		out.Reset()
-		if err := run(context.Background(), []string{"explain", "--policy", "../../examples/foureyes.yml", "--change", "../../examples/change.json", "--format", format}, &out, &errs); err != nil {
-			t.Fatalf("explain --format %s: %v", format, err)
+		// A pending verdict exits 1 (issue 14: 0 success, 1 pending or failure, 2 error).
+		if err := run(context.Background(), []string{"explain", "--policy", "../../examples/foureyes.yml", "--change", "../../examples/change.json", "--format", format}, &out, &errs); err != exitError(1) {
+			t.Fatalf("explain --format %s: %v, want exit status 1", format, err)
 		}
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("explain --format %s lacks %q:\n%s", format, want, out.String())

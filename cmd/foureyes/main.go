@@ -82,7 +82,9 @@ func dispatch(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	case "validate":
 		return cmdValidate(rest, stdin, stdout, stderr)
 	case "explain":
-		return cmdExplain(rest, stdout)
+		return cmdExplainAny(ctx, rest, stdout, stderr)
+	case "scan":
+		return cmdScan(ctx, rest, stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, rest, stdout)
 	case "audit":
@@ -273,6 +275,9 @@ func cmdExplain(args []string, stdout io.Writer) error {
 		}
 	default:
 		return fmt.Errorf("%w: unknown --format %q (text, json or markdown)", errUsage, *format)
+	}
+	if v.State != bot.Success {
+		return exitError(1)
 	}
 	return nil
 }

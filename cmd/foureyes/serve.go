@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -104,6 +105,9 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger) (*server, 
 			APIURL:     cfg.GitHubAPIURL,
 			Transport:  s.metrics.Transport(string(bot.GitHub), http.DefaultTransport),
 			Logger:     logger.With("forge", "github"),
+			OnRateLimit: func(inst int64, b bot.RateBudget) {
+				s.metrics.InstallationRateLimitRemaining.WithLabelValues(string(bot.GitHub), strconv.FormatInt(inst, 10)).Set(float64(b.Remaining))
+			},
 		})
 		if err != nil {
 			db.Close()
@@ -178,6 +182,10 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger) (*server, 
 			s.metrics.DeliveriesProcessed.WithLabelValues(outcomeLabel(o)).Inc()
 		},
 		OnDeadLetter: s.deadLettered,
+		// Change events of one change waiting behind each other are judged
+		// once, at the newest head (bot.Service.HandleFolded); pushes to
+		// release branches have keys of their own and are never folded.
+		FoldKinds: []string{string(bot.EventChange)},
 	}
 	var pagesErr error
 	hcfg.Extra = func(r *mux.Router) { pagesErr = s.mountPages(r) }
@@ -219,6 +227,13 @@ func (s *server) run(ctx context.Context) error {
 		s.logger.Warn("no forge is configured: open the home page to register the GitHub App", "url", s.cfg.PublicURL+"/")
 	}
 
+	// One process owns a SQLite file: leases left in it are a dead
+	// process's, taken back now rather than after the lease TTL.
+	if n, err := s.db.ReclaimLeases(ctx, time.Now()); err != nil {
+		return err
+	} else if n > 0 {
+		s.logger.Info("took back deliveries leased by a process that died", "count", n)
+	}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	poolDone := make(chan error, 1)
 	go func() { poolDone <- s.pool.Run(workCtx) }()
@@ -304,11 +319,20 @@ func (s *server) ready(ctx context.Context) error {
 }
 
 func (s *server) handleDelivery(ctx context.Context, d queue.Delivery) error {
-	var ev bot.Event
-	if err := json.Unmarshal(d.Payload, &ev); err != nil {
-		return queue.Permanent(fmt.Errorf("decode stored event %s: %w", d.ID, err))
+	evs := make([]bot.Event, 0, len(d.Folded)+1)
+	for _, x := range append(d.Folded, d) {
+		var ev bot.Event
+		if err := json.Unmarshal(x.Payload, &ev); err != nil {
+			return queue.Permanent(fmt.Errorf("decode stored event %s: %w", x.ID, err))
+		}
+		evs = append(evs, ev)
 	}
-	return s.service.Handle(ctx, ev)
+	err := s.service.HandleFolded(ctx, evs)
+	var deferred *bot.DeferredError
+	if errors.As(err, &deferred) {
+		return queue.Defer(err, deferred.Until)
+	}
+	return err
 }
 
 // detailsKey signs details-page tokens (and the setup flow's state).

@@ -63,6 +63,9 @@ type Config struct {
 	// Sleep waits between attempts (default: a timer that honours ctx);
 	// tests inject one that records the waits.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// OnRateLimit, when set, is called with an installation's request
+	// budget each time an answer reports it (for a per-installation gauge).
+	OnRateLimit func(installation int64, b bot.RateBudget)
 }
 
 // Forge is the GitHub adapter. It is safe for concurrent use.
@@ -87,6 +90,7 @@ type Forge struct {
 	perms       *lru[permKey, expiring[policies.Permission]]
 	teams       *lru[permKey, expiring[bool]]
 	hints       *lru[prKey, prMeta]
+	budgets     *budgets
 }
 
 // Cache sizes: bounded so a busy installation cannot grow memory without
@@ -136,6 +140,7 @@ func New(cfg Config) (*Forge, error) {
 		perms:       newLRU[permKey, expiring[policies.Permission]](maxPerms),
 		teams:       newLRU[permKey, expiring[bool]](maxPerms),
 		hints:       newLRU[prKey, prMeta](maxHints),
+		budgets:     &budgets{report: cfg.OnRateLimit},
 	}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
@@ -212,7 +217,7 @@ func (f *Forge) client(inst int64) (*gh.Client, error) {
 	atr := ghinstallation.NewAppsTransportFromPrivateKey(f.api, f.appID, f.key)
 	atr.BaseURL = f.tokenBase
 	itr := ghinstallation.NewFromAppsTransport(atr, inst)
-	hc := &http.Client{Transport: &etagTransport{next: itr, cache: f.etags, inst: inst}}
+	hc := &http.Client{Transport: &etagTransport{next: &budgetTransport{next: itr, inst: inst, budgets: f.budgets}, cache: f.etags, inst: inst}}
 	c := gh.NewClient(hc)
 	c.BaseURL = f.apiURL
 	upload := *f.apiURL

@@ -45,7 +45,10 @@ type Fake struct {
 	requests []Request
 	failures []*Failure
 	usedCode map[string]bool
-	nextID   int64
+	// rateLimit is the requests per hour each token may make (GitHub's
+	// default for an installation is 5,000); SetRateLimit lowers it.
+	rateLimit int
+	nextID    int64
 
 	manifests []ManifestSubmission // posted to the web UI (web.go)
 }
@@ -72,6 +75,7 @@ type repo struct {
 	compares      map[string][]Commit // "base...head"
 	tags          []tag               // in creation order
 	histories     map[string][]Commit // sha -> commits reachable from it, newest first
+	installation  int64               // the App installation on it (0: not installed)
 }
 
 type tag struct{ name, sha string }
@@ -139,6 +143,41 @@ func (f *Fake) Requests() []Request {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]Request(nil), f.requests...)
+}
+
+// SetRateLimit sets the hourly request budget the rate-limit headers
+// report for every token (default 5,000, GitHub's for an App installation:
+// https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api#primary-rate-limit-for-github-app-installations).
+// The fake reports the budget; it does not refuse requests beyond it (use
+// Fail with RateLimited for that).
+func (f *Fake) SetRateLimit(limit int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rateLimit = limit
+}
+
+// Used returns how many requests count against the rate limit so far,
+// summed over the tokens of installation.
+func (f *Fake) Used(installation int64) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, t := range f.tokens {
+		if t.installation == installation {
+			n += t.used
+		}
+	}
+	return n
+}
+
+// TakeRequests returns the requests answered so far and forgets them, in
+// one step (a long-running caller counting every request loses none).
+func (f *Fake) TakeRequests() []Request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := f.requests
+	f.requests = nil
+	return out
 }
 
 // ResetRequests forgets the request log.
@@ -275,7 +314,7 @@ func (f *Fake) handle(w *recorder, r *http.Request, path string) int64 {
 	switch {
 	case strings.HasPrefix(path, "/app-manifests/"):
 		// The manifest conversion is authenticated by the one-time code.
-	case strings.HasPrefix(path, "/app/") || path == "/app":
+	case strings.HasPrefix(path, "/app/") || path == "/app" || isInstallationLookup(path):
 		scheme, cred, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 		if !strings.EqualFold(scheme, "Bearer") {
 			writeError(w, http.StatusUnauthorized, "A JSON web token could not be decoded")
@@ -385,9 +424,13 @@ func (f *Fake) rateHeaders(h http.Header, r *http.Request) {
 		used = t.used
 	}
 	reset := f.now().Add(time.Hour).Unix()
+	limit := 5000
+	if f.rateLimit > 0 {
+		limit = f.rateLimit
+	}
 	f.mu.Unlock()
-	h.Set("X-RateLimit-Limit", "5000")
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(max(0, 5000-used)))
+	h.Set("X-RateLimit-Limit", strconv.Itoa(limit))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(max(0, limit-used)))
 	h.Set("X-RateLimit-Used", strconv.Itoa(used))
 	h.Set("X-RateLimit-Reset", strconv.FormatInt(reset, 10))
 	h.Set("X-RateLimit-Resource", "core")

@@ -27,6 +27,7 @@ func (f *Fake) routes() {
 	m.HandleFunc("GET /app", f.getApp)
 	m.HandleFunc("POST /app-manifests/{code}/conversions", f.convertManifest)
 	m.HandleFunc("GET /repos/{owner}/{repo}", f.withRepo(f.getRepo))
+	m.HandleFunc("GET /repos/{owner}/{repo}/installation", f.withRepo(f.getRepoInstallation))
 	m.HandleFunc("GET /repos/{owner}/{repo}/contents/{path...}", f.withRepo(f.getContents))
 	m.HandleFunc("GET /repos/{owner}/{repo}/pulls", f.withRepo(f.listPulls))
 	m.HandleFunc("GET /repos/{owner}/{repo}/pulls/{number}", f.withPull(f.getPull))
@@ -1056,6 +1057,11 @@ func (f *Fake) listRepoCommits(w http.ResponseWriter, r *http.Request, rp *repo)
 	commits, ok := rp.histories[sha]
 	if !ok {
 		writeError(w, http.StatusNotFound, "No commit found for SHA: "+sha)
+		return
+	}
+	commits, ok = filterByDate(commits, r.URL.Query())
+	if !ok {
+		writeError(w, http.StatusUnprocessableEntity, "Validation Failed: since/until must be ISO 8601 timestamps")
 		return
 	}
 	lo, hi := f.paginate(w, r, len(commits))

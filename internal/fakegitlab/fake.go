@@ -92,6 +92,9 @@ type MergeRequest struct {
 	State          string // opened (default), closed, merged, locked
 	Draft          bool
 	MergeCommitSHA string
+	// SquashCommitSHA is the commit a squash merge created on the target
+	// branch (squash_commit_sha).
+	SquashCommitSHA string
 	// MergedAt is the merged_at of a merged merge request (default: its
 	// last update).
 	MergedAt    time.Time
@@ -181,7 +184,8 @@ type projectState struct {
 	statuses  []*Status
 	issues    []*Issue
 	commits   map[string]Commit
-	tags      []tagState // in creation order
+	tags      []tagState        // in creation order
+	branches  map[string]string // branch -> tip SHA (SetBranch)
 	createdAt time.Time
 }
 

@@ -267,11 +267,18 @@ func (s *Server) route(r *request, rec *Request) (reply, *apiError) {
 		if sha, ok := p.tagSHA(ref); ok {
 			ref = sha
 		}
+		if sha, ok := p.branches[ref]; ok {
+			ref = sha
+		}
 		if _, ok := p.commits[ref]; !ok {
 			return reply{}, notFound("Commit")
 		}
+		hist, aerr := filterByDate(p.history(ref), r.URL.Query())
+		if aerr != nil {
+			return reply{}, aerr
+		}
 		var items []any
-		for _, c := range p.history(ref) {
+		for _, c := range hist {
 			items = append(items, s.commitJSON(p, c))
 		}
 		return s.page(r, items), nil
@@ -584,7 +591,7 @@ func (s *Server) commitMRs(r *request, p *projectState, sha string) (reply, *api
 	var items []any
 	for _, iid := range sortedMRIIDs(p.mrs) {
 		m := p.mrs[iid]
-		hit := m.SHA == sha || (m.MergeCommitSHA != "" && m.MergeCommitSHA == sha)
+		hit := m.SHA == sha || (m.MergeCommitSHA != "" && m.MergeCommitSHA == sha) || (m.SquashCommitSHA != "" && m.SquashCommitSHA == sha)
 		for _, c := range m.Commits {
 			hit = hit || c.ID == sha
 		}
@@ -775,7 +782,7 @@ func (s *Server) mrJSON(p *projectState, m *mrState, single bool) map[string]any
 		"source_project_id": p.ID, "target_project_id": p.ID, "labels": []any{},
 		"draft": m.Draft, "work_in_progress": m.Draft, "milestone": nil, "merge_when_pipeline_succeeds": false,
 		"merge_status": "can_be_merged", "detailed_merge_status": "mergeable",
-		"sha": m.SHA, "merge_commit_sha": mergeSHA, "squash_commit_sha": nil,
+		"sha": m.SHA, "merge_commit_sha": mergeSHA, "squash_commit_sha": squashSHA(m),
 		"discussion_locked": nil, "should_remove_source_branch": nil, "force_remove_source_branch": true,
 		"reference": "!" + strconv.Itoa(m.IID),
 		"references": map[string]any{

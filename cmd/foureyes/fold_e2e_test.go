@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/foureyes-dev/foureyes/audit"
+	"github.com/foureyes-dev/foureyes/bot"
+	"github.com/foureyes-dev/foureyes/internal/fakegithub"
+	"github.com/foureyes-dev/foureyes/store"
+)
+
+// decodeGitHub turns a webhook payload into the events the queue stores.
+func (e *e2e) decodeGitHub(event string, payload map[string]any) []bot.Event {
+	e.t.Helper()
+	body, err := json.Marshal(payload)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	d, ok := e.sb.srv.forges[bot.GitHub].(interface {
+		Decode(string, []byte) ([]bot.Event, error)
+	})
+	if !ok {
+		e.t.Fatal("GitHub forge cannot decode")
+	}
+	evs, err := d.Decode(event, body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for i := range evs {
+		e.n++
+		evs[i].DeliveryID = fmt.Sprintf("fold-%d", e.n)
+	}
+	return evs
+}
+
+func (e *e2e) evaluations(pr fakegithub.PR) int {
+	e.t.Helper()
+	recs, err := e.sb.srv.db.AuditRecords(context.Background(), store.AuditFilter{Repo: e2eRepo})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	n := 0
+	for _, r := range recs {
+		if r.Kind == audit.KindEvaluation && r.Change == pr.Number {
+			n++
+		}
+	}
+	return n
+}
+
+// Folded deliveries still record every fact they carry. The attack: bob
+// pushes a commit to alice's pull request and approves it himself; folded
+// behind carol's earlier approval of the old head, the push's pusher fact
+// must still make bob's approval not count. The honest path beside it: the
+// same fold with an independent approval passes, judged once.
+func TestFoldedDeliveriesKeepEveryFact(t *testing.T) {
+	for _, tc := range []struct {
+		approver string
+		want     string
+	}{
+		{"bob", "in_progress"}, // bob pushed the head: his approval does not count
+		{"carol", "success"},
+	} {
+		t.Run(tc.approver, func(t *testing.T) {
+			e := newE2E(t, nil)
+			e.basePolicy("version: 1\n")
+			pr := e.openPR([]string{"app.go"})
+			if got := conclusion(e.check(pr)); got != "in_progress" {
+				t.Fatalf("opened: %s", got)
+			}
+			before := e.evaluations(pr)
+			old := pr
+			var evs []bot.Event
+			// carol approved the old head; then bob pushed; then tc.approver
+			// approved the new head. All three waited behind each other.
+			id := e.sb.Fake.AddReview(e2eRepo, old.Number, fakegithub.Review{User: fakegithub.User{Login: "carol"}, State: "APPROVED", CommitID: old.HeadSHA})
+			evs = append(evs, e.decodeGitHub("pull_request_review", reviewFixture(t, old, id, "carol", "approved", old.HeadSHA))...)
+			c := fakegithub.Commit{SHA: fakegithub.SHA(t.Name() + "-2"), Message: "more", Author: ident("alice"), Committer: ident("alice")}
+			e.sb.Fake.UpdatePR(e2eRepo, pr.Number, func(p *fakegithub.PR) {
+				p.Commits = append(p.Commits, c)
+				p.HeadSHA = c.SHA
+				p.Files[0].Patch += "\n+more"
+			})
+			pr, _ = e.sb.Fake.PR(e2eRepo, pr.Number)
+			evs = append(evs, e.decodeGitHub("pull_request", prFixture(t, "synchronize", pr, "bob"))...)
+			id = e.sb.Fake.AddReview(e2eRepo, pr.Number, fakegithub.Review{User: fakegithub.User{Login: tc.approver}, State: "APPROVED", CommitID: pr.HeadSHA})
+			evs = append(evs, e.decodeGitHub("pull_request_review", reviewFixture(t, pr, id, tc.approver, "approved", pr.HeadSHA))...)
+			// A late delivery about the old head comes last: the fold must
+			// still judge the head the pull request is at.
+			evs = append(evs, evs[0])
+			evs[len(evs)-1].DeliveryID += "-late"
+
+			if err := e.sb.srv.service.HandleFolded(context.Background(), evs); err != nil {
+				t.Fatal(err)
+			}
+			if got := conclusion(e.check(pr)); got != tc.want {
+				t.Fatalf("after the fold: %s, want %s", got, tc.want)
+			}
+			if n := e.evaluations(pr) - before; n != 1 {
+				t.Fatalf("%d evaluations for %d folded deliveries, want 1", n, len(evs))
+			}
+			pushers, err := e.sb.srv.db.Facts(context.Background(), bot.FactScope(bot.ChangeRef{Forge: bot.GitHub, Repo: bot.Repo{FullName: e2eRepo}, Number: pr.Number}, "pusher"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pushers[pr.HeadSHA] != "bob" {
+				t.Fatalf("pusher facts %v: the folded push was not recorded", pushers)
+			}
+		})
+	}
+}
+
+// When the installation's budget is nearly spent, a change that cannot be
+// evaluated shows pending with the reset time, never the success it had:
+// the attack is a "changes requested" arriving while the budget is low,
+// which must not leave the earlier success standing. The delivery waits
+// for the reset (no attempt counted) with its facts recorded.
+func TestRateLimitLowShowsPendingNeverSuccess(t *testing.T) {
+	e := newE2E(t, nil)
+	e.basePolicy("version: 1\n")
+	pr := e.openPR([]string{"app.go"})
+	e.review(pr, "carol", "approved")
+	if got := conclusion(e.check(pr)); got != "success" {
+		t.Fatalf("approved: %s", got)
+	}
+	// Leave 50 requests in the window: below the reserve of evaluations.
+	e.sb.Fake.SetRateLimit(e.sb.Fake.Used(sandboxInstallation) + 60)
+	e.review(pr, "dave", "approved") // its answers report the low budget
+	if err := e.sb.Drain(context.Background(), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	id := e.sb.Fake.AddReview(e2eRepo, pr.Number, fakegithub.Review{User: fakegithub.User{Login: "erin"}, State: "CHANGES_REQUESTED", CommitID: pr.HeadSHA})
+	e.send("pull_request_review", reviewFixture(t, pr, id, "erin", "changes_requested", pr.HeadSHA))
+	run, err := e.sb.WaitCheck(context.Background(), e2eRepo, pr.HeadSHA, 10*time.Second, func(r fakegithub.CheckRun) bool { return r.Status != "completed" })
+	if err != nil {
+		t.Fatalf("the head kept its old verdict while the budget was low: %v", err)
+	}
+	if !strings.Contains(run.Title, "Waiting for GitHub's rate limit, resets at") {
+		t.Fatalf("pending check title %q", run.Title)
+	}
+	// The delivery waits for the reset: pending, not dead, no attempt spent.
+	var ds []store.LeasedDelivery
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if ds, err = e.sb.srv.db.ListDeliveries(context.Background(), store.StatePending, 10); err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) > 0 {
+			break
+		}
+	}
+	if len(ds) != 1 || ds[0].Attempts != 0 || !ds[0].AvailableAt.After(time.Now().Add(30*time.Minute)) {
+		t.Fatalf("waiting deliveries %+v, want the review put back until the reset", ds)
+	}
+}

@@ -1,0 +1,187 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/foureyes-dev/foureyes/audit"
+	"github.com/foureyes-dev/foureyes/store"
+	"github.com/foureyes-dev/foureyes/store/storetest"
+)
+
+// Many senders at once share group commits. Each delivery must be stored
+// once, exactly one of the senders of a repeated ID is told it was new, each
+// new delivery has exactly one intake record, and the chain still verifies
+// with the records of concurrent single appends (evaluations) interleaved.
+func TestGroupCommitConcurrentIntake(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, env *storetest.Env) {
+		ctx := context.Background()
+		db := env.DB
+		const senders, ids = 48, 300
+		var newCount [ids]atomic.Int32
+		var wg sync.WaitGroup
+		errs := make(chan error, senders+1)
+		for s := 0; s < senders; s++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Every sender sends every third ID: each ID is sent by
+				// 16 senders, many of them in the same batch.
+				for i := s % 3; i < ids; i += 3 {
+					d := del(fmt.Sprintf("d%03d", i), fmt.Sprintf("github/acme/app#%d", i%7))
+					rec := audit.Record{Kind: audit.KindDelivery, Forge: "github", DeliveryID: d.ID}
+					ok, err := db.EnqueueAudited(ctx, d, &rec)
+					if err != nil {
+						errs <- err
+						return
+					}
+					if ok {
+						newCount[i].Add(1)
+					}
+				}
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				if _, err := db.AppendAudit(ctx, evalRecord(i)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		for i := range newCount {
+			if n := newCount[i].Load(); n != 1 {
+				t.Errorf("delivery d%03d reported new %d times, want 1", i, n)
+			}
+		}
+		list, err := db.ListDeliveries(ctx, store.StatePending, 1000)
+		must(t, err)
+		if len(list) != ids {
+			t.Fatalf("stored %d deliveries, want %d", len(list), ids)
+		}
+		n, err := db.VerifyAudit(ctx)
+		if err != nil {
+			t.Fatalf("chain after concurrent group commits: %v", err)
+		}
+		if n != ids+50 {
+			t.Fatalf("audit records = %d, want %d intake + 50 evaluations", n, ids)
+		}
+		recs, err := db.AuditRecords(ctx, store.AuditFilter{})
+		must(t, err)
+		seen := map[string]int{}
+		for _, r := range recs {
+			if r.Kind == audit.KindDelivery {
+				seen[r.DeliveryID]++
+			}
+		}
+		for id, c := range seen {
+			if c != 1 {
+				t.Errorf("delivery %s has %d intake records", id, c)
+			}
+		}
+	})
+}
+
+// A delivery the database refuses (PostgreSQL text cannot hold NUL) fails
+// its own sender only, even when it shares a group commit with others.
+func TestGroupCommitBadDeliveryFailsAlone(t *testing.T) {
+	env := storetest.Open(t, "postgres")
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var bad atomic.Int32
+	errs := make(chan error, 64)
+	for i := 0; i < 64; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("ok-%d", i)
+			if i%16 == 0 {
+				id = fmt.Sprintf("bad\x00%d", i)
+			}
+			rec := audit.Record{Kind: audit.KindDelivery, Forge: "github", DeliveryID: id}
+			_, err := env.DB.EnqueueAudited(ctx, del(id, "github/acme/app#1"), &rec)
+			switch {
+			case i%16 == 0 && err != nil:
+				bad.Add(1)
+			case err != nil:
+				errs <- err
+			case i%16 == 0:
+				errs <- errors.New("a delivery ID with a NUL byte was accepted")
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if bad.Load() != 4 {
+		t.Fatalf("%d bad deliveries failed, want 4", bad.Load())
+	}
+	list, err := env.DB.ListDeliveries(ctx, store.StatePending, 100)
+	must(t, err)
+	if len(list) != 60 {
+		t.Fatalf("stored %d deliveries, want the 60 good ones", len(list))
+	}
+	if n, err := env.DB.VerifyAudit(ctx); err != nil || n != 60 {
+		t.Fatalf("VerifyAudit = %d, %v", n, err)
+	}
+}
+
+// Close lets intake already submitted finish and refuses what comes after.
+func TestIntakeAfterClose(t *testing.T) {
+	env := storetest.Open(t, "sqlite")
+	must(t, env.DB.Close())
+	_, err := env.DB.Enqueue(context.Background(), del("late", "github/acme/app#1"))
+	if !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("Enqueue after Close = %v, want ErrClosed", err)
+	}
+}
+
+// Group commits chain with the store's key: the trail verifies with the
+// key and not without it, and a store opened without the key refuses to
+// add unkeyed records to the keyed trail, even inside a batch.
+func TestGroupCommitKeyedChain(t *testing.T) {
+	chain, err := audit.NewChain([]byte("0123456789abcdef0123456789abcdef"))
+	must(t, err)
+	env := storetest.Open(t, "sqlite", store.WithAuditChain(chain))
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := del(fmt.Sprintf("k%d", i), "github/acme/app#1")
+			rec := audit.Record{Kind: audit.KindDelivery, Forge: "github", DeliveryID: d.ID}
+			if _, err := env.DB.EnqueueAudited(ctx, d, &rec); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n, err := env.DB.VerifyAudit(ctx); err != nil || n != 40 {
+		t.Fatalf("keyed VerifyAudit = %d, %v", n, err)
+	}
+	var v audit.Verifier
+	if err := env.DB.EachAudit(ctx, v.Add); err == nil {
+		t.Fatal("a keyed trail verified without the key")
+	}
+	unkeyed, err := store.Open(ctx, env.DSN, nil)
+	must(t, err)
+	defer unkeyed.Close()
+	rec := audit.Record{Kind: audit.KindDelivery, Forge: "github", DeliveryID: "plain"}
+	if _, err := unkeyed.EnqueueAudited(ctx, del("plain", "github/acme/app#2"), &rec); !errors.Is(err, audit.ErrKeyRequired) {
+		t.Fatalf("unkeyed intake into a keyed trail: %v, want ErrKeyRequired", err)
+	}
+}
