@@ -479,6 +479,8 @@ func contractState(f *Fake, full bool) {
 	f.AddTag(repo, "v1.0.0", SHA("c5"))
 	f.AddTag(repo, "v1.1.0", SHA("c6"))
 	f.SetHistory(repo, "main", []Commit{commit(6), commit(5)})
+	f.SetInstallation(repo, 42)
+	f.AddRepo("acme/elsewhere") // the App is not installed there
 }
 
 func contractCases() []contractCase {
@@ -488,6 +490,8 @@ func contractCases() []contractCase {
 		{method: "POST", path: "/app-manifests/code-1/conversions", auth: "none", status: 201},
 		{method: "POST", path: "/app-manifests/code-1/conversions", auth: "none", status: 404}, // a code converts once
 		{method: "POST", path: "/app/installations/42/access_tokens", auth: "jwt", status: 201},
+		{method: "GET", path: "/repos/acme/app/installation", auth: "jwt", status: 200},
+		{method: "GET", path: "/repos/acme/elsewhere/installation", auth: "jwt", status: 404},
 		{method: "GET", path: "/repos/acme/app", status: 200},
 		{method: "GET", path: "/repos/acme/nope", status: 404},
 		{method: "GET", path: "/repos/acme/app/contents/.github/foureyes.yml", status: 200},
@@ -530,6 +534,7 @@ func contractCases() []contractCase {
 		{method: "GET", path: "/repos/acme/app/compare/v0...main", status: 404},
 		{method: "GET", path: "/repos/acme/app/tags", status: 200},
 		{method: "GET", path: "/repos/acme/app/commits?sha=main&per_page=100", status: 200},
+		{method: "GET", path: "/repos/acme/app/commits?sha=main&since=2026-03-04T00:00:00Z&until=2026-03-05T00:00:00Z", status: 200},
 		{method: "GET", path: "/repos/acme/app/commits?sha=nope", status: 404},
 		{method: "POST", path: "/repos/acme/app/issues", body: map[string]any{
 			"title": "Unreviewed change on release/1.0", "body": "…", "labels": []string{"foureyes", "unreviewed"}}, status: 201},
@@ -605,7 +610,11 @@ func TestContractResponses(t *testing.T) {
 					t.Errorf("%s: Content-Type %q", name, ct)
 				}
 				op, err := s.check(c.method, path, c.status, body)
-				covered[op]++
+				// An empty list validates against anything: only an answer
+				// with content covers its operation.
+				if strings.TrimSpace(string(body)) != "[]" {
+					covered[op]++
+				}
 				if err != nil {
 					t.Errorf("%s: %v", name, err)
 					continue
@@ -639,7 +648,7 @@ func TestContractResponses(t *testing.T) {
 			continue
 		}
 		if covered[op] == 0 {
-			t.Errorf("route %s (%s) has no case in contractCases", route, op)
+			t.Errorf("route %s (%s) has no case in contractCases with a non-empty answer", route, op)
 		}
 	}
 }
