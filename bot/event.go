@@ -23,6 +23,10 @@ const (
 	EventForeignCheck EventKind = "foreign_check"
 	// EventMergeGroup: a merge queue asks for checks on a queued group.
 	EventMergeGroup EventKind = "merge_group"
+	// EventInstallation: foureyes was installed on Event.Repo (GitHub
+	// installation.created, installation_repositories.added); every open
+	// change of it is queued for evaluation.
+	EventInstallation EventKind = "installation"
 )
 
 // Event is a webhook delivery decoded into forge-neutral terms. It is what
@@ -77,6 +81,13 @@ type PushEvent struct {
 	// ChangedFiles lists paths added, modified or removed by the commits in
 	// the payload, used to notice a policy file change.
 	ChangedFiles []string `json:"changed_files,omitempty"`
+	// FilesIncomplete is set when ChangedFiles may miss paths (GitHub lists
+	// at most 3,000 files per commit and 2,048 commits per push): whether
+	// the policy changed must then be asked of the forge.
+	FilesIncomplete bool `json:"files_incomplete,omitempty"`
+	// Reconciled is set on a push foureyes found by comparing the forge's
+	// refs with the ones it last judged: the forge never delivered it.
+	Reconciled bool `json:"reconciled,omitempty"`
 }
 
 // PushCommit is a commit as a push payload lists it.

@@ -32,7 +32,8 @@ func (s *Service) HandleFolded(ctx context.Context, evs []Event) error {
 		return s.Handle(ctx, evs[0])
 	}
 	for _, ev := range evs {
-		if ev.Kind != EventChange || ev.Change == nil || !sameChange(ev, evs[0]) {
+		// Number 0 names a head, not a change (handleByHead): never folded.
+		if ev.Kind != EventChange || ev.Change == nil || ev.Change.Number == 0 || !sameChange(ev, evs[0]) {
 			return s.handleEach(ctx, evs)
 		}
 	}

@@ -12,11 +12,19 @@ import (
 // (the webhook answers 200/204 and nothing is stored).
 var ErrIgnored = errors.New("event needs no work")
 
+// ErrIssuesDisabled is wrapped by an adapter that cannot open an issue
+// because the repository has issues turned off (GitHub: 410 Gone). It is
+// permanent: retrying cannot help.
+var ErrIssuesDisabled = errors.New("issues are disabled in the repository")
+
 // PolicyFile is a policy file as found on a forge.
 type PolicyFile struct {
 	Source string // e.g. "acme/app@base:.github/foureyes.yml"
 	Data   []byte
 	Found  bool // false: the repository (and its org) has none
+	// Note says where the lookup could not see (e.g. an org .github
+	// repository the installation cannot read); shown in the report.
+	Note string
 }
 
 // Report is a verdict to publish on the forge.
@@ -49,7 +57,8 @@ type Forge interface {
 	// Publish reports a verdict, idempotently (see Report.PriorID), and
 	// returns the ID of the forge object to remember for the next time.
 	Publish(ctx context.Context, r Report) (string, error)
-	// OpenChanges lists the open changes whose base is branch.
+	// OpenChanges lists the open changes whose base is branch ("" lists
+	// every open change of the repository).
 	OpenChanges(ctx context.Context, repo Repo, branch string) ([]ChangeRef, error)
 }
 
@@ -60,6 +69,26 @@ type Store interface {
 	PutFact(ctx context.Context, scope, key, value string) error
 	Facts(ctx context.Context, scope string) (map[string]string, error)
 	AppendAudit(ctx context.Context, rec audit.Record) (audit.Record, error)
+}
+
+// ErrViewerToken is returned (wrapped) by Viewers when the forge refuses a
+// viewer's OAuth token (revoked or expired): the viewer must sign in again.
+var ErrViewerToken = errors.New("the forge refused the viewer's token")
+
+// Viewers is optionally implemented by a Forge adapter (checked by type
+// assertion): it tells the details page who may read a verdict. The
+// answers come from the forge; when one is unknown the page treats the
+// repository as private.
+type Viewers interface {
+	// RepoPublic reports whether everyone, signed in or not, can read
+	// repo (GitHub: not private and not internal; GitLab: visibility
+	// public). It asks with the forge adapter's own credentials.
+	RepoPublic(ctx context.Context, repo Repo) (bool, error)
+	// Viewer returns the login of the person a user OAuth token belongs to.
+	Viewer(ctx context.Context, token string) (string, error)
+	// CanRead reports whether the person of token may read the change:
+	// asked with their token, so the forge applies their own access.
+	CanRead(ctx context.Context, token string, ref ChangeRef) (bool, error)
 }
 
 // RateBudget is what is left of a forge's request budget.

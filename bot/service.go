@@ -41,6 +41,10 @@ type Service struct {
 	// Release handles branch and tag pushes (the release-branch guard);
 	// nil leaves them alone.
 	Release PushHandler
+	// Enqueue stores follow-up work durably for the workers (the webhook
+	// intake); an installation's open changes are queued through it. Nil
+	// evaluates them in place.
+	Enqueue func(ctx context.Context, ev Event) (duplicate bool, err error)
 }
 
 // PushHandler takes the pushes that are not about one change.
@@ -101,6 +105,8 @@ func (s *Service) Handle(ctx context.Context, ev Event) error {
 		return s.handlePolicyPush(ctx, f, ev)
 	case EventMergeGroup:
 		return s.handleMergeGroup(ctx, f, ev)
+	case EventInstallation:
+		return s.handleInstallation(ctx, f, ev)
 	case EventBranchPush, EventTagPush:
 		if s.Release == nil {
 			return nil
@@ -111,6 +117,9 @@ func (s *Service) Handle(ctx context.Context, ev Event) error {
 }
 
 func (s *Service) handleChange(ctx context.Context, f Forge, ev Event) error {
+	if ev.Change != nil && ev.Change.Number == 0 {
+		return s.handleByHead(ctx, f, ev)
+	}
 	if err := s.recordChangeFacts(ctx, ev); err != nil {
 		return err
 	}
@@ -126,6 +135,9 @@ func (s *Service) recordChangeFacts(ctx context.Context, ev Event) error {
 	ce := ev.Change
 	if ce == nil {
 		return fmt.Errorf("event %s: change event without change", ev.DeliveryID)
+	}
+	if ce.Number == 0 {
+		return nil // names no change (see handleByHead): nothing to record
 	}
 	ref := ChangeRef{Forge: ev.Forge, Repo: ev.Repo, Number: ce.Number, HeadSHA: ce.HeadSHA}
 	if ce.Pushed && ev.Sender.Known() && ce.HeadSHA != "" {
@@ -198,6 +210,15 @@ func (s *Service) handlePolicyPush(ctx context.Context, f Forge, ev Event) error
 		return fmt.Errorf("event %s: push without details", ev.DeliveryID)
 	}
 	branch := strings.TrimPrefix(p.Ref, "refs/heads/")
+	if p.FilesIncomplete {
+		same, err := policyUnchanged(ctx, f, ev.Repo, p)
+		if err != nil {
+			return fmt.Errorf("event %s: the push's file list is cut; compare the policy before and after it: %w", ev.DeliveryID, err)
+		}
+		if same {
+			return nil
+		}
+	}
 	refs, err := f.OpenChanges(ctx, ev.Repo, branch)
 	if err != nil {
 		return fmt.Errorf("list open changes on %s: %w", branch, err)
@@ -377,6 +398,9 @@ func (s *Service) judge(ctx context.Context, f Forge, ref ChangeRef, baseRef, ba
 	change.Ref = ref
 	if err := CompleteFacts(ctx, s.Store, change); err != nil {
 		return judgement{}, err
+	}
+	if pf.Note != "" {
+		change.Notices = append(change.Notices, pf.Note)
 	}
 	v := Decide(Input{Policy: pol, PolicyErr: perr, Change: change})
 	return judgement{ref: ref, change: change, verdict: v}, nil

@@ -549,18 +549,46 @@ func TestSystemdUnit(t *testing.T) {
 		t.Errorf("FOUREYES_DATABASE=%q, want sqlite:/var/lib/foureyes/foureyes.db (the StateDirectory)", env["FOUREYES_DATABASE"])
 	}
 	known := settings(t)
+	// The setup page writes the App's secrets into the state directory,
+	// which must be the StateDirectory (mode 0700, this service's only).
+	if env["FOUREYES_STATE_DIR"] != "/var/lib/foureyes" {
+		t.Errorf("FOUREYES_STATE_DIR=%q, want /var/lib/foureyes (the StateDirectory, where setup writes the credentials)", env["FOUREYES_STATE_DIR"])
+	}
+	if one("StateDirectoryMode") != "0700" {
+		t.Errorf("StateDirectoryMode=%q, want 0700: it holds the App's key", one("StateDirectoryMode"))
+	}
+	// The LoadCredential=/Environment= pairs for an existing App are
+	// commented out by default (a missing file would stop the unit);
+	// they are checked as if active: one day someone uncomments them.
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lcs := slices.Clone(svc["LoadCredential"])
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "#LoadCredential="); ok {
+			lcs = append(lcs, v)
+		}
+		if v, ok := strings.CutPrefix(line, "#Environment="); ok {
+			k, val, _ := strings.Cut(v, "=")
+			env[k] = val
+		}
+	}
 	creds := map[string]bool{}
-	for _, lc := range svc["LoadCredential"] {
+	for _, lc := range lcs {
 		id, src, ok := strings.Cut(lc, ":")
 		if !ok || !filepath.IsAbs(src) {
 			t.Errorf("LoadCredential=%q, want ID:/absolute/path", lc)
 		}
 		creds[id] = false
 	}
-	if len(creds) == 0 {
-		t.Error("no LoadCredential=: secrets must not sit in the environment file")
+	if _, ok := creds["github-private-key"]; !ok {
+		t.Error("no LoadCredential= for the GitHub App's key: secrets must not sit in the environment file")
 	}
 	for k, v := range env {
+		if k == "FOUREYES_DATABASE" && strings.HasPrefix(v, "sqlite:") {
+			continue // a file path, no password: fine by value
+		}
 		checkSettingName(t, path, k, known, true)
 		if !strings.HasSuffix(k, "_FILE") {
 			continue
@@ -922,7 +950,7 @@ func TestKubernetes(t *testing.T) {
 	for _, m := range c.VolumeMounts {
 		mounts[m.Name] = m.MountPath
 	}
-	secretFiles := map[string]bool{} // paths of the files the Secret volume provides
+	secretFiles := map[string]string{} // path of each file the Secret volume provides -> its key
 	for _, v := range pod.Volumes {
 		if v.Secret == nil {
 			continue
@@ -941,7 +969,7 @@ func TestKubernetes(t *testing.T) {
 			if !secretKeys[it.Key] {
 				t.Errorf("secret volume %s: key %s is not in secret.example.yaml", v.Name, it.Key)
 			}
-			secretFiles[filepath.Join(mp, it.Path)] = true
+			secretFiles[filepath.Join(mp, it.Path)] = it.Key
 		}
 	}
 	env := map[string]bool{}
@@ -949,19 +977,22 @@ func TestKubernetes(t *testing.T) {
 	for _, e := range c.Env {
 		env[e.Name] = true
 		checkSettingName(t, "deployment.yaml", e.Name, known, true)
-		if strings.HasSuffix(e.Name, "_FILE") && !secretFiles[e.Value] {
+		key, isSecretFile := secretFiles[e.Value]
+		if strings.HasSuffix(e.Name, "_FILE") && !isSecretFile {
 			t.Errorf("%s=%s is not a file of the mounted Secret", e.Name, e.Value)
+		}
+		// The database URL carries PostgreSQL's password: it is read from
+		// the mounted Secret's file, as the manifest says.
+		if e.Name == "FOUREYES_DATABASE_FILE" && isSecretFile {
+			dbFromSecret = true
+			if v := sec.StringData[key]; !strings.HasPrefix(v, "postgres://") {
+				t.Errorf("secret.example.yaml %s = %q, want a postgres:// URL", key, v)
+			}
 		}
 		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
 			ref := e.ValueFrom.SecretKeyRef
 			if ref.Name != sec.Metadata.Name || !secretKeys[ref.Key] {
 				t.Errorf("%s: secretKeyRef %s/%s is not in secret.example.yaml", e.Name, ref.Name, ref.Key)
-			}
-			if e.Name == "FOUREYES_DATABASE" {
-				dbFromSecret = true
-				if v := sec.StringData[ref.Key]; !strings.HasPrefix(v, "postgres://") {
-					t.Errorf("secret.example.yaml %s = %q, want a postgres:// URL", ref.Key, v)
-				}
 			}
 		}
 		if v := e.Value; e.Name == "FOUREYES_LISTEN" && v != ":"+strconv.Itoa(c.Ports[0].ContainerPort) {
@@ -969,7 +1000,7 @@ func TestKubernetes(t *testing.T) {
 		}
 	}
 	if !dbFromSecret {
-		t.Error("FOUREYES_DATABASE must come from the Secret (secretKeyRef)")
+		t.Error("FOUREYES_DATABASE must come from a file of the mounted Secret (FOUREYES_DATABASE_FILE)")
 	}
 	if d.Spec.Replicas != nil && *d.Spec.Replicas > 1 && !dbFromSecret {
 		t.Error("more than one replica needs PostgreSQL")

@@ -127,7 +127,7 @@ func TestBrowserDetailsPage(t *testing.T) {
 	srv := detailsServer(t, src)
 
 	err := chromedp.Do(ctx,
-		chromedp.Navigate(srv.URL+"/details/"+handlers.SignDetails(detailsKey, ref)),
+		chromedp.Navigate(srv.URL+"/details/"+handlers.SignDetails(detailsKey, ref, soon())),
 		chromedp.WaitVisible(chromedp.CSS(`.state`)),
 	)
 	if err != nil {
@@ -172,7 +172,7 @@ func TestBrowserDetailsPage(t *testing.T) {
 
 	// A forged token shows the not-found page, not a verdict.
 	err = chromedp.Do(ctx,
-		chromedp.Navigate(srv.URL+"/details/"+handlers.SignDetails([]byte("forger"), ref)),
+		chromedp.Navigate(srv.URL+"/details/"+handlers.SignDetails([]byte("forger"), ref, soon())),
 		chromedp.WaitVisible(chromedp.CSS(`h1`)),
 	)
 	if err != nil {
@@ -240,6 +240,7 @@ func TestBrowserManifestFlow(t *testing.T) {
 		Converter:       httpConverter{client: gh.Client()},
 		CredentialsFile: envFile,
 		StateKey:        []byte("browser-test"),
+		SetupCode:       testSetupCode,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -257,6 +258,7 @@ func TestBrowserManifestFlow(t *testing.T) {
 	shots := t.TempDir()
 	screenshot(t, ctx, shots, "setup-home.png")
 	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.ID(`setup_code`), testSetupCode),
 		chromedp.SendKeys(chromedp.ID(`org`), "acme"),
 		chromedp.Click(chromedp.CSS(`form.setup button[type=submit]`)),
 		chromedp.WaitVisible(createButton),

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -23,14 +22,17 @@ import (
 )
 
 // The details token is base64url(compact JSON) "." base64url(HMAC-SHA256).
-// The JSON names the change at one head; the MAC covers the encoded JSON
-// exactly as sent, so there is no canonicalization to get wrong. The token
-// is a capability: whoever holds the link (anyone who can see the check
-// run) can read the verdict, and nobody can make one up.
+// The JSON names the change at one head and when the link expires; the MAC
+// covers the encoded JSON exactly as sent, so there is no canonicalization
+// to get wrong. For a public repository the token is a capability: whoever
+// holds the link can read the verdict until it expires, and nobody can
+// make one up. For any other repository the holder must also sign in with
+// the forge and be able to read the change (signin.go).
 
 // detailsMACContext separates details MACs from anything else the same key
-// might sign.
-const detailsMACContext = "foureyes details token v1\x00"
+// might sign. v2 added the expiry: a v1 token (no expiry) no longer
+// verifies and gets the not-found page.
+const detailsMACContext = "foureyes details token v2\x00"
 
 // maxDetailsToken bounds the work done on a token before its MAC is known
 // to be good. Real tokens are a few hundred bytes.
@@ -40,25 +42,32 @@ const maxDetailsToken = 4096
 // refuses.
 var ErrDetailsToken = errors.New("invalid details token")
 
+// ErrDetailsExpired is returned by VerifyDetails for a genuine token whose
+// expiry has passed. It wraps ErrDetailsToken.
+var ErrDetailsExpired = fmt.Errorf("%w: the link has expired", ErrDetailsToken)
+
 type detailsClaims struct {
 	Forge   string `json:"f"`
 	Repo    string `json:"r"`
 	RepoURL string `json:"u,omitempty"`
 	Number  int    `json:"n"`
 	HeadSHA string `json:"h"`
+	Expires int64  `json:"x"` // Unix seconds
 }
 
 // SignDetails returns the URL-safe token of the details page of ref (forge,
-// repo full name and URL, change number, head SHA), signed with key. Only
-// those fields are kept: the page looks the verdict up by them. key must be
-// secret and non-empty; VerifyDetails refuses every token under an empty key.
-func SignDetails(key []byte, ref bot.ChangeRef) string {
+// repo full name and URL, change number, head SHA), valid until expires and
+// signed with key. Only those fields are kept: the page looks the verdict
+// up by them. key must be secret and non-empty; VerifyDetails refuses every
+// token under an empty key.
+func SignDetails(key []byte, ref bot.ChangeRef, expires time.Time) string {
 	payload, _ := json.Marshal(detailsClaims{ // plain strings and ints cannot fail
 		Forge:   string(ref.Forge),
 		Repo:    ref.Repo.FullName,
 		RepoURL: ref.Repo.URL,
 		Number:  ref.Number,
 		HeadSHA: ref.HeadSHA,
+		Expires: expires.Unix(),
 	})
 	p := base64.RawURLEncoding.EncodeToString(payload)
 	return p + "." + base64.RawURLEncoding.EncodeToString(detailsMAC(key, p))
@@ -71,9 +80,10 @@ func detailsMAC(key []byte, payload string) []byte {
 	return m.Sum(nil)
 }
 
-// VerifyDetails checks token's MAC in constant time and returns the change
-// it names. Every failure wraps ErrDetailsToken.
-func VerifyDetails(key []byte, token string) (bot.ChangeRef, error) {
+// VerifyDetails checks token's MAC in constant time and its expiry against
+// now, and returns the change it names. Every failure wraps
+// ErrDetailsToken; a genuine but expired token is ErrDetailsExpired.
+func VerifyDetails(key []byte, token string, now time.Time) (bot.ChangeRef, error) {
 	if len(key) == 0 {
 		return bot.ChangeRef{}, fmt.Errorf("%w: no signing key", ErrDetailsToken)
 	}
@@ -104,8 +114,11 @@ func VerifyDetails(key []byte, token string) (bot.ChangeRef, error) {
 		return bot.ChangeRef{}, fmt.Errorf("%w: payload: %w", ErrDetailsToken, err)
 	}
 	forge := bot.ForgeName(c.Forge)
-	if (forge != bot.GitHub && forge != bot.GitLab) || c.Repo == "" || c.Number <= 0 || c.HeadSHA == "" {
+	if (forge != bot.GitHub && forge != bot.GitLab) || c.Repo == "" || c.Number <= 0 || c.HeadSHA == "" || c.Expires <= 0 {
 		return bot.ChangeRef{}, fmt.Errorf("%w: incomplete", ErrDetailsToken)
+	}
+	if !now.Before(time.Unix(c.Expires, 0)) {
+		return bot.ChangeRef{}, ErrDetailsExpired
 	}
 	return bot.ChangeRef{
 		Forge:   forge,
@@ -124,64 +137,79 @@ type VerdictSource interface {
 // detailsPages is parsed once per process; the templates are immutable.
 var detailsPages = parsePages("details", "notfound", "error")
 
-// DetailsHandler serves GET /details/{token}: the verdict of one change at
+// serveDetails answers GET /details/{token}: the verdict of one change at
 // one head, for people. A token that does not verify and a verdict that
 // does not exist get the same 404 page, so the page reveals nothing about
-// what exists. It reads the token from the mux variable "token", or from
-// the path after "/details/" when mounted without gorilla/mux. It panics
-// on an empty key (a wiring mistake: anybody could sign tokens).
-func DetailsHandler(key []byte, src VerdictSource, logger *slog.Logger) http.Handler {
-	if len(key) == 0 {
-		panic("handlers: DetailsHandler needs a signing key")
+// what exists; an expired token says so. A repository the forge does not
+// confirm as public needs a signed-in viewer who can read the change.
+func (d *details) serveDetails(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
 	}
-	if src == nil {
-		panic("handlers: DetailsHandler needs a VerdictSource")
+	token, ok := mux.Vars(r)["token"]
+	if !ok {
+		token = strings.TrimPrefix(r.URL.Path, "/details/")
 	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	ref, err := VerifyDetails(d.cfg.Key, token, d.now())
+	if errors.Is(err, ErrDetailsExpired) {
+		d.expired(w)
+		return
 	}
-	key = bytes.Clone(key)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		token, ok := mux.Vars(r)["token"]
-		if !ok {
-			token = strings.TrimPrefix(r.URL.Path, "/details/")
-		}
-		notFound := func() {
-			detailsPages.render(w, logger, http.StatusNotFound, "notfound", pageData{Title: "foureyes: verdict not found"})
-		}
-		ref, err := VerifyDetails(key, token)
-		if err != nil {
-			logger.DebugContext(r.Context(), "details token refused", "error", err)
-			notFound()
-			return
-		}
-		// A slow store must not hold the request forever.
-		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-		defer cancel()
-		v, found, err := src.StoredVerdict(ctx, ref)
-		if err != nil {
-			logger.ErrorContext(r.Context(), "details: load verdict", "change", ref.Key(), "head", ref.HeadSHA, "error", err)
-			detailsPages.render(w, logger, http.StatusInternalServerError, "error", pageData{
-				Title: "foureyes: error",
-				Page:  errorView{Heading: "The verdict could not be loaded", Message: "foureyes could not read its database. Try again in a minute; if it persists, the operators will find the error in the server log."},
-			})
-			return
-		}
-		if !found {
-			notFound()
-			return
-		}
-		view := newDetailsView(ref, v)
-		detailsPages.render(w, logger, http.StatusOK, "details", pageData{
-			Title: "foureyes: " + view.StateWord + " — " + ref.Repo.FullName + view.ChangeSigil + strconv.Itoa(ref.Number),
-			Tone:  view.State,
-			Page:  view,
-		})
+	if err != nil {
+		d.log.DebugContext(r.Context(), "details token refused", "error", err)
+		d.notFound(w)
+		return
+	}
+	// A slow store or forge must not hold the request forever.
+	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+	defer cancel()
+	v, found, err := d.cfg.Verdicts.StoredVerdict(ctx, ref)
+	if err != nil {
+		d.log.ErrorContext(r.Context(), "details: load verdict", "change", ref.Key(), "head", ref.HeadSHA, "error", err)
+		d.errorPage(w, http.StatusInternalServerError, "The verdict could not be loaded",
+			"foureyes could not read its database. Try again in a minute; if it persists, the operators will find the error in the server log.")
+		return
+	}
+	if !found {
+		d.notFound(w)
+		return
+	}
+	if !d.mayView(ctx, w, r, token, ref, v) {
+		return
+	}
+	view := newDetailsView(ref, v)
+	detailsPages.render(w, d.log, http.StatusOK, "details", pageData{
+		Title: "foureyes: " + view.StateWord + " — " + ref.Repo.FullName + view.ChangeSigil + strconv.Itoa(ref.Number),
+		Tone:  view.State,
+		Page:  view,
+	})
+}
+
+func (d *details) notFound(w http.ResponseWriter) {
+	detailsPages.render(w, d.log, http.StatusNotFound, "notfound", pageData{Title: "foureyes: verdict not found"})
+}
+
+// expired answers 410 Gone: the link was genuine, and will not work again.
+func (d *details) expired(w http.ResponseWriter) {
+	msg := "Details links expire"
+	if days := int(d.cfg.TTL.Hours() / 24); days >= 1 {
+		msg += " " + strconv.Itoa(days) + " days after the check was written"
+	}
+	msg += ", so that a link pasted somewhere does not show the verdict forever. Open the Details link of the foureyes check on the pull or merge request again; if that link is old too, re-run the check (a new review or push does the same) to get a fresh one."
+	detailsPages.render(w, d.log, http.StatusGone, "error", pageData{
+		Title: "foureyes: link expired",
+		Tone:  "pending",
+		Page:  errorView{Heading: "This link has expired", Message: msg},
+	})
+}
+
+func (d *details) errorPage(w http.ResponseWriter, status int, heading, msg string) {
+	detailsPages.render(w, d.log, status, "error", pageData{
+		Title: "foureyes: " + strings.ToLower(heading),
+		Tone:  "failure",
+		Page:  errorView{Heading: heading, Message: msg},
 	})
 }
 
@@ -189,8 +217,20 @@ func DetailsHandler(key []byte, src VerdictSource, logger *slog.Logger) http.Han
 type errorView struct {
 	Heading string
 	Message string
+	// Steps are things to do, in order (none: no list).
+	Steps []string
+	// Action is a button-like link (zero: none), e.g. "Sign in with GitHub".
+	Action link
+	// Links are further links under the message.
+	Links []link
 	// Home links back to the start of a flow ("" for none).
 	Home string
+}
+
+// link is a link on a page; URL is always built by foureyes, never taken
+// from a request.
+type link struct {
+	URL, Text string
 }
 
 // detailsView is the verdict shaped for the template: every decision about

@@ -12,14 +12,16 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/gorilla/mux"
+	"time"
 
 	"github.com/foureyes-dev/foureyes/bot"
 	"github.com/foureyes-dev/foureyes/handlers"
 )
 
 var detailsKey = []byte("details-key-for-tests-0123456789")
+
+// soon is an expiry in the future for links that should work.
+func soon() time.Time { return time.Now().Add(time.Hour) }
 
 func sampleRef() bot.ChangeRef {
 	return bot.ChangeRef{
@@ -102,12 +104,18 @@ func (s *memVerdicts) StoredVerdict(_ context.Context, ref bot.ChangeRef) (bot.V
 	return v, ok, nil
 }
 
+// linkOnly shows every verdict to whoever holds a valid link: the page's
+// rendering tests need no sign-in (signin_test.go tests who may see it).
+var linkOnly = map[bot.ForgeName]handlers.DetailsAccess{bot.GitHub: {LinkOnly: true}, bot.GitLab: {LinkOnly: true}}
+
 // detailsServer mounts the details page the way the server does.
 func detailsServer(t testing.TB, src handlers.VerdictSource) *httptest.Server {
 	t.Helper()
-	h := handlers.New(handlers.Config{Extra: func(r *mux.Router) {
-		r.Handle("/details/{token}", handlers.DetailsHandler(detailsKey, src, nil)).Methods(http.MethodGet, http.MethodHead)
-	}})
+	mount, err := handlers.Details(handlers.DetailsConfig{Key: detailsKey, Verdicts: src, Forges: linkOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := handlers.New(handlers.Config{Extra: mount})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv
@@ -133,11 +141,11 @@ func TestDetailsTokenRoundTrip(t *testing.T) {
 		{Forge: bot.GitLab, Repo: bot.Repo{FullName: "group/sub/project", URL: "https://gitlab.example.com/group/sub/project"}, Number: 7, HeadSHA: "abc123"},
 		{Forge: bot.GitHub, Repo: bot.Repo{FullName: "acme/app"}, Number: 1, HeadSHA: "def"},
 	} {
-		tok := handlers.SignDetails(detailsKey, ref)
+		tok := handlers.SignDetails(detailsKey, ref, soon())
 		if strings.ContainsAny(tok, "/+=?#&% ") {
 			t.Errorf("token %q is not URL-safe", tok)
 		}
-		got, err := handlers.VerifyDetails(detailsKey, tok)
+		got, err := handlers.VerifyDetails(detailsKey, tok, time.Now())
 		if err != nil {
 			t.Fatalf("%s: %v", ref.Key(), err)
 		}
@@ -148,13 +156,13 @@ func TestDetailsTokenRoundTrip(t *testing.T) {
 	// Fields that do not name the change stay out of the token.
 	ref := sampleRef()
 	ref.Repo.ID, ref.Repo.Installation = 99, 7
-	if handlers.SignDetails(detailsKey, ref) != handlers.SignDetails(detailsKey, sampleRef()) {
+	if handlers.SignDetails(detailsKey, ref, soon()) != handlers.SignDetails(detailsKey, sampleRef(), soon()) {
 		t.Error("token depends on fields it does not carry")
 	}
 }
 
 func TestDetailsTokenRefusesTampering(t *testing.T) {
-	tok := handlers.SignDetails(detailsKey, sampleRef())
+	tok := handlers.SignDetails(detailsKey, sampleRef(), soon())
 	payload, mac, _ := strings.Cut(tok, ".")
 	raw, err := base64.RawURLEncoding.DecodeString(payload)
 	if err != nil {
@@ -196,26 +204,26 @@ func TestDetailsTokenRefusesTampering(t *testing.T) {
 		"empty":         "",
 		"dot":           ".",
 		"long":          strings.Repeat("a", 5000) + "." + mac,
-		"other key":     handlers.SignDetails([]byte("another key"), sampleRef()),
+		"other key":     handlers.SignDetails([]byte("another key"), sampleRef(), soon()),
 	}
 	for name, bad := range cases {
-		if _, err := handlers.VerifyDetails(detailsKey, bad); !errors.Is(err, handlers.ErrDetailsToken) {
+		if _, err := handlers.VerifyDetails(detailsKey, bad, time.Now()); !errors.Is(err, handlers.ErrDetailsToken) {
 			t.Errorf("%s: err = %v", name, err)
 		}
 	}
 	// An empty key would let anybody sign: nothing verifies under it.
-	if _, err := handlers.VerifyDetails(nil, handlers.SignDetails(nil, sampleRef())); err == nil {
+	if _, err := handlers.VerifyDetails(nil, handlers.SignDetails(nil, sampleRef(), soon()), time.Now()); err == nil {
 		t.Error("a token verified under an empty key")
 	}
 	// Signed but incomplete payloads are refused too.
 	ref := sampleRef()
 	ref.Number = 0
-	if _, err := handlers.VerifyDetails(detailsKey, handlers.SignDetails(detailsKey, ref)); err == nil {
+	if _, err := handlers.VerifyDetails(detailsKey, handlers.SignDetails(detailsKey, ref, soon()), time.Now()); err == nil {
 		t.Error("number 0 verified")
 	}
 	ref = sampleRef()
 	ref.Forge = "bitbucket"
-	if _, err := handlers.VerifyDetails(detailsKey, handlers.SignDetails(detailsKey, ref)); err == nil {
+	if _, err := handlers.VerifyDetails(detailsKey, handlers.SignDetails(detailsKey, ref, soon()), time.Now()); err == nil {
 		t.Error("unknown forge verified")
 	}
 }
@@ -231,7 +239,7 @@ func TestDetailsPage(t *testing.T) {
 	src.put(ref, v)
 	srv := detailsServer(t, src)
 
-	resp, body := get(t, srv.URL+"/details/"+handlers.SignDetails(detailsKey, ref))
+	resp, body := get(t, srv.URL+"/details/"+handlers.SignDetails(detailsKey, ref, soon()))
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d: %s", resp.StatusCode, body)
 	}
@@ -278,12 +286,12 @@ func TestDetailsPage(t *testing.T) {
 	// Forged, altered and unknown all get the same 404 page.
 	unknown := ref
 	unknown.HeadSHA = "1111111111111111111111111111111111111111"
-	respU, bodyU := get(t, srv.URL+"/details/"+handlers.SignDetails(detailsKey, unknown))
+	respU, bodyU := get(t, srv.URL+"/details/"+handlers.SignDetails(detailsKey, unknown, soon()))
 	if respU.StatusCode != http.StatusNotFound || !strings.Contains(bodyU, "No verdict here") {
 		t.Fatalf("unknown verdict: %d %s", respU.StatusCode, bodyU)
 	}
-	forged := handlers.SignDetails([]byte("attacker"), ref)
-	tok := handlers.SignDetails(detailsKey, ref)
+	forged := handlers.SignDetails([]byte("attacker"), ref, soon())
+	tok := handlers.SignDetails(detailsKey, ref, soon())
 	for _, bad := range []string{forged, tok[:len(tok)-3] + "AAA", "x", "a.b"} {
 		resp, body := get(t, srv.URL+"/details/"+bad)
 		if resp.StatusCode != http.StatusNotFound || body != bodyU {
@@ -295,7 +303,7 @@ func TestDetailsPage(t *testing.T) {
 	}
 
 	src.err = errors.New("database is down")
-	resp, body = get(t, srv.URL+"/details/"+handlers.SignDetails(detailsKey, ref))
+	resp, body = get(t, srv.URL+"/details/"+handlers.SignDetails(detailsKey, ref, soon()))
 	if resp.StatusCode != http.StatusInternalServerError || strings.Contains(body, "database is down") {
 		t.Errorf("store error: %d %s", resp.StatusCode, body)
 	}
@@ -308,7 +316,7 @@ func TestDetailsPageGitLabAndStates(t *testing.T) {
 	for state, word := range map[bot.State]string{bot.Success: "Success", bot.Failure: "Failure", "weird": "Failure"} {
 		v := bot.Verdict{State: state, Ref: ref, Title: "t", Categories: []bot.CategoryResult{{Name: "code", Required: 1, Counted: []string{"x"}}}}
 		src.put(ref, v)
-		resp, body := get(t, srv.URL+"/details/"+handlers.SignDetails(detailsKey, ref))
+		resp, body := get(t, srv.URL+"/details/"+handlers.SignDetails(detailsKey, ref, soon()))
 		if resp.StatusCode != http.StatusOK || !strings.Contains(body, `<span class="state `+strings.ToLower(word)+`">`+word+`</span>`) {
 			t.Errorf("state %s: %d, want %s", state, resp.StatusCode, word)
 		}
@@ -319,7 +327,7 @@ func TestDetailsPageGitLabAndStates(t *testing.T) {
 	// A GitLab repo without a known URL gets no link rather than a wrong one.
 	ref.Repo.URL = ""
 	src.put(ref, bot.Verdict{State: bot.Success, Ref: ref})
-	_, body := get(t, srv.URL+"/details/"+handlers.SignDetails(detailsKey, ref))
+	_, body := get(t, srv.URL+"/details/"+handlers.SignDetails(detailsKey, ref, soon()))
 	if strings.Contains(body, "merge_requests") {
 		t.Error("GitLab link without a repo URL")
 	}
@@ -329,9 +337,12 @@ func TestDetailsHandlerWithoutMux(t *testing.T) {
 	src := &memVerdicts{}
 	ref := sampleRef()
 	src.put(ref, sampleVerdict(ref))
-	h := handlers.DetailsHandler(detailsKey, src, nil)
+	h, err := handlers.DetailsHandler(handlers.DetailsConfig{Key: detailsKey, Verdicts: src, Forges: linkOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/details/"+handlers.SignDetails(detailsKey, ref), nil))
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/details/"+handlers.SignDetails(detailsKey, ref, soon()), nil))
 	if rec.Code != http.StatusOK {
 		t.Fatalf("status %d", rec.Code)
 	}
@@ -339,5 +350,43 @@ func TestDetailsHandlerWithoutMux(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/details/x", nil))
 	if rec.Code != http.StatusMethodNotAllowed {
 		t.Fatalf("POST: %d", rec.Code)
+	}
+}
+
+func TestDetailsLinksExpire(t *testing.T) {
+	ref := sampleRef()
+	now := time.Now()
+	tok := handlers.SignDetails(detailsKey, ref, now.Add(time.Hour))
+	if _, err := handlers.VerifyDetails(detailsKey, tok, now.Add(59*time.Minute)); err != nil {
+		t.Fatalf("before expiry: %v", err)
+	}
+	for _, at := range []time.Time{now.Add(time.Hour), now.Add(24 * time.Hour)} {
+		if _, err := handlers.VerifyDetails(detailsKey, tok, at); !errors.Is(err, handlers.ErrDetailsExpired) || !errors.Is(err, handlers.ErrDetailsToken) {
+			t.Errorf("at %s: %v, want expired", at.Sub(now), err)
+		}
+	}
+	// A forged token is not "expired" (that would confirm it names
+	// something): the MAC is checked first.
+	forged := handlers.SignDetails([]byte("attacker"), ref, now.Add(-time.Hour))
+	if _, err := handlers.VerifyDetails(detailsKey, forged, now); errors.Is(err, handlers.ErrDetailsExpired) {
+		t.Error("a forged expired token reads as expired")
+	}
+	// Moving the expiry breaks the MAC.
+	payload, mac, _ := strings.Cut(handlers.SignDetails(detailsKey, ref, now.Add(-time.Hour)), ".")
+	raw, _ := base64.RawURLEncoding.DecodeString(payload)
+	var m map[string]any
+	_ = json.Unmarshal(raw, &m)
+	m["x"] = now.Add(1000 * time.Hour).Unix()
+	b, _ := json.Marshal(m)
+	if _, err := handlers.VerifyDetails(detailsKey, base64.RawURLEncoding.EncodeToString(b)+"."+mac, now); err == nil || errors.Is(err, handlers.ErrDetailsExpired) {
+		t.Errorf("extended expiry: %v", err)
+	}
+
+	src := &memVerdicts{}
+	src.put(ref, sampleVerdict(ref))
+	srv := detailsServer(t, src)
+	resp, body := get(t, srv.URL+"/details/"+handlers.SignDetails(detailsKey, ref, now.Add(-time.Minute)))
+	if resp.StatusCode != http.StatusGone || !strings.Contains(body, "This link has expired") || strings.Contains(body, "deploy/prod") {
+		t.Errorf("expired link: %d", resp.StatusCode)
 	}
 }

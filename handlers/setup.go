@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -63,9 +64,22 @@ type SetupConfig struct {
 	GitHubAPIURL string
 	Converter    ManifestConverter
 	// CredentialsFile is where the App's settings are written (default
-	// "foureyes.env" in the working directory). An existing file is never
-	// overwritten: the next free of FILE.1, FILE.2, ... is used instead.
+	// "foureyes.env" in the working directory; the server passes
+	// FOUREYES_STATE_DIR/foureyes.env, which it reads at start). The private
+	// key goes beside it. An existing file is never overwritten: the next
+	// free of FILE.1, FILE.2, ... is used instead.
 	CredentialsFile string
+	// SetupCode is the one-time code the form requires, so that only
+	// someone who can read the server's log can register an App (as
+	// Jenkins and Grafana guard their first admin). Empty: one is
+	// generated. While setup is open, SetupHandler logs it at start.
+	SetupCode string
+	// InstallURL returns the page where the configured App is installed
+	// (nil or "": the home page shows no such link).
+	InstallURL func(ctx context.Context) string
+	// ReadsCredentialsFile says the server reads CredentialsFile at start
+	// (FOUREYES_STATE_DIR/foureyes.env): a restart is then all it takes.
+	ReadsCredentialsFile bool
 	// Configured reports which forges have credentials. The setup routes
 	// answer 404 once GitHub is configured. nil means neither.
 	Configured func() (github, gitlab bool)
@@ -104,6 +118,7 @@ type setup struct {
 	now      func() time.Time
 	key      []byte
 	localURL bool // PublicURL is a loopback address GitHub cannot reach
+	code     string
 
 	// mu serializes callbacks: a flow ends at most once per process, and
 	// two racing callbacks must not both write credentials.
@@ -169,6 +184,14 @@ func newSetup(cfg SetupConfig) (*setup, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.code = strings.ToUpper(strings.TrimSpace(cfg.SetupCode))
+	if s.code == "" {
+		s.code = rand.Text()
+	}
+	if gh, _ := s.configured(); !gh {
+		s.log.Warn("GitHub is not configured: to register the GitHub App, open the home page and enter this one-time setup code",
+			"setup_code", s.code, "url", cfg.PublicURL+"/", "credentials_file", cfg.CredentialsFile)
+	}
 	if len(s.key) == 0 {
 		s.key = make([]byte, 32)
 		_, _ = rand.Read(s.key) // never fails (crypto/rand panics instead)
@@ -193,10 +216,14 @@ func (s *setup) configured() (github, gitlab bool) {
 	return s.cfg.Configured()
 }
 
-// setupOpen reports whether the manifest flow is offered; when it is not,
-// it answers 404 as if the routes did not exist.
+// setupOpen reports whether the manifest flow is offered; when it is not
+// (GitHub is configured, or this process registered an App already), it
+// answers 404 as if the routes did not exist.
 func (s *setup) setupOpen(w http.ResponseWriter, r *http.Request) bool {
-	if gh, _ := s.configured(); gh {
+	s.mu.Lock()
+	done := s.done != nil
+	s.mu.Unlock()
+	if gh, _ := s.configured(); gh || done {
 		http.NotFound(w, r)
 		return false
 	}
@@ -214,6 +241,7 @@ type homeView struct {
 	Docs           string
 	Error          string // a form error to show above the form
 	Host, Org      string // form values to keep after an error
+	InstallURL     string // the configured App's install page, or ""
 }
 
 func (s *setup) homeView() homeView {
@@ -226,14 +254,19 @@ func (s *setup) homeView() homeView {
 		PublicURL:     s.cfg.PublicURL,
 		LocalURL:      s.localURL,
 		DefaultHost:   hostOf(s.cfg.GitHubWebURL),
-		CredentialsAt: filepath.Base(s.cfg.CredentialsFile),
+		CredentialsAt: s.cfg.CredentialsFile,
 		Done:          done,
 		Docs:          DocsURL,
 	}
 }
 
-func (s *setup) home(w http.ResponseWriter, _ *http.Request) {
+func (s *setup) home(w http.ResponseWriter, r *http.Request) {
 	v := s.homeView()
+	if v.GitHub && s.cfg.InstallURL != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		v.InstallURL = s.cfg.InstallURL(ctx)
+		cancel()
+	}
 	title := "foureyes"
 	if !v.GitHub && !v.GitLab {
 		title = "foureyes: set up"
@@ -283,6 +316,13 @@ func (s *setup) start(w http.ResponseWriter, r *http.Request) {
 	}
 	host := strings.TrimSpace(r.PostForm.Get("host"))
 	org := strings.TrimSpace(r.PostForm.Get("org"))
+	code := strings.ToUpper(strings.TrimSpace(r.PostForm.Get("setup_code")))
+	if subtle.ConstantTimeCompare([]byte(code), []byte(s.code)) != 1 {
+		s.log.WarnContext(r.Context(), "setup: wrong setup code", "remote", r.RemoteAddr)
+		w.Header().Set("X-Setup-Code", "required")
+		s.formErrorStatus(w, http.StatusForbidden, "The setup code is missing or wrong. It is printed in foureyes' log at start (the line with setup_code).", host, org)
+		return
+	}
 	web, api := s.cfg.GitHubWebURL, s.cfg.GitHubAPIURL
 	if host != "" {
 		h, err := parseGHESHost(host)
@@ -300,7 +340,7 @@ func (s *setup) start(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	state, err := s.signState(web, api)
+	state, err := s.signState(web, api, org)
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "setup: sign state", "error", err)
 		s.errorPage(w, http.StatusInternalServerError, "Something went wrong", "foureyes could not start the registration. Try again.")
@@ -342,16 +382,24 @@ func (s *setup) start(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *setup) formError(w http.ResponseWriter, msg, host, org string) {
+	s.formErrorStatus(w, http.StatusBadRequest, msg, host, org)
+}
+
+func (s *setup) formErrorStatus(w http.ResponseWriter, status int, msg, host, org string) {
 	v := s.homeView()
 	v.Error, v.Host, v.Org = msg, host, org
-	setupPages.render(w, s.log, http.StatusBadRequest, "home", pageData{Title: "foureyes: set up", Page: v})
+	setupPages.render(w, s.log, status, "home", pageData{Title: "foureyes: set up", Page: v})
 }
 
 func (s *setup) errorPage(w http.ResponseWriter, status int, heading, msg string) {
+	s.errorPageView(w, status, errorView{Heading: heading, Message: msg, Home: "/"})
+}
+
+func (s *setup) errorPageView(w http.ResponseWriter, status int, v errorView) {
 	setupPages.render(w, s.log, status, "error", pageData{
-		Title: "foureyes: " + strings.ToLower(heading),
+		Title: "foureyes: " + strings.ToLower(v.Heading),
 		Tone:  "failure",
-		Page:  errorView{Heading: heading, Message: msg, Home: "/"},
+		Page:  v,
 	})
 }
 
@@ -392,6 +440,9 @@ func (s *setup) manifestJSON() ([]byte, error) {
 	hook["url"] = s.cfg.PublicURL + "/webhooks/github"
 	m["hook_attributes"] = hook
 	m["redirect_url"] = s.cfg.PublicURL + "/setup/github/callback"
+	// The App's OAuth client signs viewers of private repositories in on
+	// the details page; GitHub only redirects to a registered callback URL.
+	m["callback_urls"] = []string{s.cfg.PublicURL + SignInCallbackPath("github")}
 	m["url"] = s.cfg.PublicURL
 	b, err := json.Marshal(m)
 	if err != nil {
@@ -408,6 +459,7 @@ type flowState struct {
 	Expires int64  `json:"e"`
 	Web     string `json:"w"`
 	API     string `json:"a"`
+	Org     string `json:"o,omitempty"` // the owner chosen on the form, for the error pages
 }
 
 func (s *setup) stateMAC(payload string) []byte {
@@ -417,7 +469,7 @@ func (s *setup) stateMAC(payload string) []byte {
 	return m.Sum(nil)
 }
 
-func (s *setup) signState(web, api string) (string, error) {
+func (s *setup) signState(web, api, org string) (string, error) {
 	nonce := make([]byte, 16)
 	if _, err := rand.Read(nonce); err != nil {
 		return "", fmt.Errorf("nonce: %w", err)
@@ -427,6 +479,7 @@ func (s *setup) signState(web, api string) (string, error) {
 		Expires: s.now().Add(stateTTL).Unix(),
 		Web:     web,
 		API:     api,
+		Org:     org,
 	})
 	if err != nil {
 		return "", fmt.Errorf("encode state: %w", err)
@@ -486,6 +539,9 @@ type doneView struct {
 	KeyFile      string
 	StartCommand string
 	GHES         bool
+	// Restart: the server reads EnvFile at start, so restarting it is
+	// enough (no StartCommand needed).
+	Restart bool
 }
 
 // manifestCodeShape is what a conversion code may look like before it is
@@ -533,9 +589,21 @@ func (s *setup) callback(w http.ResponseWriter, r *http.Request) {
 		return s.cfg.CredentialsFile + "." + strconv.Itoa(i)
 	})
 	if err != nil {
+		// The code is unspent: let the same link work again once the
+		// directory is fixed.
+		delete(s.used, st.Nonce)
 		s.log.ErrorContext(r.Context(), "setup: credentials file", "error", err)
-		s.errorPage(w, http.StatusInternalServerError, "The credentials cannot be written",
-			"foureyes cannot create its credentials file ("+err.Error()+"). Fix the directory's permissions or set another file, then start again; GitHub has not created anything yet.")
+		dir := filepath.Dir(s.cfg.CredentialsFile)
+		s.errorPageView(w, http.StatusInternalServerError, errorView{
+			Heading: "GitHub created the App, but foureyes cannot store its credentials",
+			Message: "GitHub has created the App. The code it sent back is still unused (it works once, within an hour), but foureyes cannot create its credentials file: " + err.Error() + ".",
+			Steps: []string{
+				"Make " + dir + " writable by foureyes (it is FOUREYES_STATE_DIR), then reload this page within the hour: foureyes then fetches the App's credentials and writes them.",
+				byHand(),
+			},
+			Links: []link{{URL: appsPage(st, ""), Text: "Your GitHub Apps, where the new App is listed"}},
+			Home:  "/",
+		})
 		return
 	}
 	keep := false
@@ -551,14 +619,27 @@ func (s *setup) callback(w http.ResponseWriter, r *http.Request) {
 	creds, err := s.cfg.Converter.Convert(ctx, st.API, code)
 	if err != nil {
 		s.log.ErrorContext(r.Context(), "setup: convert App manifest code", "api", st.API, "error", err)
-		s.errorPage(w, http.StatusBadGateway, "GitHub did not hand over the App's credentials",
-			"foureyes could not exchange the code GitHub sent (it works once and for an hour). If GitHub shows the new App under Developer settings, delete it there, then start again from the home page.")
+		s.errorPageView(w, http.StatusBadGateway, errorView{
+			Heading: "GitHub created the App, but did not hand over its credentials",
+			Message: "GitHub has created the App, but foureyes could not exchange the code GitHub sent for the App's credentials (the code works once, within an hour). Nothing was written here.",
+			Steps: []string{
+				byHand(),
+				"Or delete the App on the same page and start again from the home page.",
+			},
+			Links: []link{{URL: appsPage(st, ""), Text: "Your GitHub Apps, where the new App is listed"}},
+			Home:  "/",
+		})
 		return
 	}
 	if creds.AppID <= 0 || creds.PEM == "" || creds.WebhookSecret == "" {
 		s.log.ErrorContext(r.Context(), "setup: incomplete App credentials", "app_id", creds.AppID)
-		s.errorPage(w, http.StatusBadGateway, "GitHub's answer was incomplete",
-			"GitHub created the App but did not return its ID, private key and webhook secret. Delete the App in your GitHub settings and start again.")
+		s.errorPageView(w, http.StatusBadGateway, errorView{
+			Heading: "GitHub created the App, but its answer was incomplete",
+			Message: "GitHub created the App " + creds.Slug + " but did not return its ID, private key and webhook secret. Nothing was written here.",
+			Steps:   []string{byHand(), "Or delete the App on the same page and start again from the home page."},
+			Links:   []link{{URL: appsPage(st, creds.Slug), Text: "The App's settings on GitHub"}},
+			Home:    "/",
+		})
 		return
 	}
 
@@ -577,7 +658,7 @@ func (s *setup) callback(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err != nil {
-		s.writeFailed(w, r, creds, err)
+		s.writeFailed(w, r, st, creds, err)
 		return
 	}
 	absKey, err := filepath.Abs(keyPath)
@@ -587,7 +668,7 @@ func (s *setup) callback(w http.ResponseWriter, r *http.Request) {
 	env := s.envFile(creds, st, absKey, envPath)
 	if err := writeAndClose(envFile, env); err != nil {
 		_ = os.Remove(keyPath)
-		s.writeFailed(w, r, creds, err)
+		s.writeFailed(w, r, st, creds, err)
 		return
 	}
 	keep = true
@@ -604,6 +685,7 @@ func (s *setup) callback(w http.ResponseWriter, r *http.Request) {
 		KeyFile:      absKey,
 		StartCommand: "set -a; . " + shellQuote(sourcePath(envPath)) + "; set +a; foureyes serve",
 		GHES:         st.API != githubAPI,
+		Restart:      s.cfg.ReadsCredentialsFile && envPath == s.cfg.CredentialsFile,
 	}
 	if appURL != "" {
 		d.InstallURL = appURL + "/installations/new"
@@ -616,10 +698,37 @@ func (s *setup) callback(w http.ResponseWriter, r *http.Request) {
 // writeFailed reports credentials that were received but could not be
 // stored. They are not shown (no secret goes into a page); GitHub lets the
 // owner make a new private key and webhook secret for the App.
-func (s *setup) writeFailed(w http.ResponseWriter, r *http.Request, creds AppCredentials, err error) {
+func (s *setup) writeFailed(w http.ResponseWriter, r *http.Request, st flowState, creds AppCredentials, err error) {
 	s.log.ErrorContext(r.Context(), "setup: write credentials", "app_id", creds.AppID, "error", err)
-	s.errorPage(w, http.StatusInternalServerError, "The credentials could not be written",
-		"GitHub created the App "+creds.Slug+" (ID "+strconv.FormatInt(creds.AppID, 10)+"), but foureyes could not store its credentials ("+err.Error()+"). Delete the App in your GitHub settings and start again, or generate a new private key and webhook secret there and configure them by hand.")
+	s.errorPageView(w, http.StatusInternalServerError, errorView{
+		Heading: "GitHub created the App, but foureyes could not store its credentials",
+		Message: "GitHub created the App " + creds.Slug + " (App ID " + strconv.FormatInt(creds.AppID, 10) + ") and handed over its credentials, but foureyes could not write them (" + err.Error() + "), so they are lost. The App itself exists and keeps its ID.",
+		Steps: []string{
+			"On the App's settings page, generate a new private key (GitHub downloads it as a .pem file), set a new webhook secret, note the client ID and generate a client secret.",
+			"Give them to foureyes: FOUREYES_GITHUB_APP_ID=" + strconv.FormatInt(creds.AppID, 10) + ", FOUREYES_GITHUB_PRIVATE_KEY_FILE (the .pem), FOUREYES_GITHUB_WEBHOOK_SECRET, FOUREYES_GITHUB_CLIENT_ID and FOUREYES_GITHUB_CLIENT_SECRET, then restart it.",
+			"Or delete the App on the same page and start again from the home page.",
+		},
+		Links: []link{{URL: appsPage(st, creds.Slug), Text: "The App's settings on GitHub"}},
+		Home:  "/",
+	})
+}
+
+// byHand is the recipe for finishing a registration on GitHub's pages.
+func byHand() string {
+	return "Or finish by hand on the App's settings page on GitHub: note its App ID and client ID, generate a client secret, generate a private key (GitHub downloads it as a .pem file) and set a webhook secret; give them to foureyes as FOUREYES_GITHUB_APP_ID, FOUREYES_GITHUB_CLIENT_ID, FOUREYES_GITHUB_CLIENT_SECRET, FOUREYES_GITHUB_PRIVATE_KEY_FILE and FOUREYES_GITHUB_WEBHOOK_SECRET, and restart it."
+}
+
+// appsPage is the GitHub page listing the owner's Apps, or one App's
+// settings page when its slug is known.
+func appsPage(st flowState, slug string) string {
+	u := st.Web + "/settings/apps"
+	if st.Org != "" {
+		u = st.Web + "/organizations/" + url.PathEscape(st.Org) + "/settings/apps"
+	}
+	if slug != "" {
+		u += "/" + url.PathEscape(slug)
+	}
+	return u
 }
 
 // envFile renders the credentials as KEY=value lines that a POSIX shell,
@@ -634,6 +743,12 @@ func (s *setup) envFile(creds AppCredentials, st flowState, keyPath, envPath str
 	line("FOUREYES_GITHUB_APP_ID", strconv.FormatInt(creds.AppID, 10))
 	line("FOUREYES_GITHUB_WEBHOOK_SECRET", creds.WebhookSecret)
 	line("FOUREYES_GITHUB_PRIVATE_KEY_FILE", keyPath)
+	if creds.ClientID != "" && creds.ClientSecret != "" {
+		// The App's OAuth client: viewers of private repositories sign in
+		// with it on the details page.
+		line("FOUREYES_GITHUB_CLIENT_ID", creds.ClientID)
+		line("FOUREYES_GITHUB_CLIENT_SECRET", creds.ClientSecret)
+	}
 	if st.API != githubAPI {
 		line("FOUREYES_GITHUB_API_URL", st.API)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"html"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -96,7 +97,8 @@ func newSetupEnv(t *testing.T, edit func(*handlers.SetupConfig)) *setupEnv {
 			defer mu.Unlock()
 			return e.gh, false
 		},
-		StateKey: []byte("state-key"),
+		StateKey:  []byte("state-key"),
+		SetupCode: testSetupCode,
 		Now: func() time.Time {
 			mu.Lock()
 			defer mu.Unlock()
@@ -117,8 +119,19 @@ func newSetupEnv(t *testing.T, edit func(*handlers.SetupConfig)) *setupEnv {
 
 var noFollow = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
+// testSetupCode is the setup code of newSetupEnv; post adds it to every
+// form that does not name one.
+const testSetupCode = "TESTSETUPCODE234567"
+
 func (e *setupEnv) post(t *testing.T, form url.Values) (*http.Response, string) {
 	t.Helper()
+	if !form.Has("setup_code") {
+		form = maps.Clone(form)
+		if form == nil {
+			form = url.Values{}
+		}
+		form.Set("setup_code", testSetupCode)
+	}
 	resp, err := noFollow.PostForm(e.srv.URL+"/setup/github", form)
 	if err != nil {
 		t.Fatal(err)
@@ -236,6 +249,8 @@ func TestSetupCallbackWritesCredentials(t *testing.T) {
 	e := newSetupEnv(t, nil)
 	u, _ := e.startFlow(t, url.Values{"org": {"acme"}})
 	state := u.Query().Get("state")
+	// A second flow started before the first one ends.
+	u2, _ := e.startFlow(t, url.Values{})
 
 	status, body := e.callback(t, "code123", state)
 	if status != http.StatusOK {
@@ -277,12 +292,15 @@ func TestSetupCallbackWritesCredentials(t *testing.T) {
 		"\nFOUREYES_GITHUB_WEBHOOK_SECRET='wh'\\''sec $ret'\n",
 		"\nFOUREYES_GITHUB_PRIVATE_KEY_FILE=" + keyPath + "\n",
 		"\nFOUREYES_PUBLIC_URL=https://foureyes.acme.example\n",
+		// The App's OAuth client, for signing viewers in on details pages.
+		"\nFOUREYES_GITHUB_CLIENT_ID=Iv1.0123456789abcdef\n",
+		"\nFOUREYES_GITHUB_CLIENT_SECRET=" + creds.ClientSecret + "\n",
 	} {
 		if !strings.Contains(string(content), want) {
 			t.Errorf("credentials file lacks %q:\n%s", want, content)
 		}
 	}
-	if strings.Contains(string(content), "FOUREYES_GITHUB_API_URL") || strings.Contains(string(content), creds.ClientSecret) {
+	if strings.Contains(string(content), "FOUREYES_GITHUB_API_URL") {
 		t.Errorf("credentials file:\n%s", content)
 	}
 	// A POSIX shell reads it back exactly, as the next-step page says.
@@ -293,10 +311,13 @@ func TestSetupCallbackWritesCredentials(t *testing.T) {
 		}
 	}
 
-	// One App per process: later callbacks do nothing.
-	u2, _ := e.startFlow(t, url.Values{})
-	if status, body := e.callback(t, "code456", u2.Query().Get("state")); status != http.StatusConflict || !strings.Contains(body, "already registered") {
+	// One App per process: once the credentials exist the setup routes
+	// are gone, even for a flow that started before.
+	if status, _ := e.callback(t, "code456", u2.Query().Get("state")); status != http.StatusNotFound {
 		t.Errorf("second callback: %d", status)
+	}
+	if r, _ := e.post(t, url.Values{}); r.StatusCode != http.StatusNotFound {
+		t.Errorf("form after registration: %d", r.StatusCode)
 	}
 	if e.conv.count() != 1 {
 		t.Errorf("converter called %d times", e.conv.count())

@@ -75,6 +75,9 @@ type Metrics struct {
 	Overrides *prometheus.CounterVec
 	// PolicyErrors counts evaluations that met an invalid policy, by forge.
 	PolicyErrors *prometheus.CounterVec
+	// ReconciledPushes counts pushes the forge never delivered that
+	// reconciliation found and queued, by forge.
+	ReconciledPushes *prometheus.CounterVec
 	// TamperedChecks counts "foureyes" checks or statuses written by someone
 	// else, by forge.
 	TamperedChecks *prometheus.CounterVec
@@ -166,6 +169,11 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name:      "policy_errors_total",
 			Help:      "Evaluations that met an invalid policy file, by forge.",
 		}, []string{"forge"}),
+		ReconciledPushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace,
+			Name:      "reconciled_pushes_total",
+			Help:      "Pushes the forge sent no event for, found by reconciling branch tips and tags, by forge.",
+		}, []string{"forge"}),
 		TamperedChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace,
 			Name:      "tampered_checks_total",
@@ -182,7 +190,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		m.DeliveriesProcessed, m.Evaluations, m.EvaluationDuration,
 		m.ForgeAPIRequests, m.ForgeRateLimitRemaining, m.InstallationRateLimitRemaining, m.ForgeAPIRequestsPerEvaluation,
 		m.UnreviewedCommits, m.Overrides, m.PolicyErrors, m.TamperedChecks,
-		m.BuildInfo,
+		m.ReconciledPushes, m.BuildInfo,
 	}
 	// A build_info series from the embedded build information, so the
 	// family is never empty even when the caller does not know better.

@@ -74,6 +74,7 @@ func TestNamesComeFromRegisteredCollectors(t *testing.T) {
 		"foureyes_queue_dead_letters",
 		"foureyes_queue_depth",
 		"foureyes_queue_oldest_age_seconds",
+		"foureyes_reconciled_pushes_total",
 		"foureyes_tampered_checks_total",
 		"foureyes_unreviewed_commits_total",
 		"foureyes_webhooks_received_total",
@@ -96,6 +97,7 @@ func TestNamesComeFromRegisteredCollectors(t *testing.T) {
 	m.Overrides.WithLabelValues("github").Inc()
 	m.PolicyErrors.WithLabelValues("github").Inc()
 	m.TamperedChecks.WithLabelValues("gitlab").Inc()
+	m.ReconciledPushes.WithLabelValues("github").Inc()
 	fams, err := reg.Gather() // the pedantic registry also lints help and names
 	if err != nil {
 		t.Fatal(err)

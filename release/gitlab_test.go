@@ -206,3 +206,29 @@ func TestGitLabDirectPushFlaggedOnce(t *testing.T) {
 		t.Errorf("audit %+v, metrics %v", e.flagAudits(), e.metrics.snapshot())
 	}
 }
+
+// compare_timeout means GitLab's compare diffs overflowed, not that its
+// commits are partial: the guard still completes a truncated push from
+// the commits and flags the direct commit only the compare API names.
+func TestGitLabCompareTimeoutStillUsesCommits(t *testing.T) {
+	e := newGitLab(t)
+	e.fake.SetCompareTimeout(true)
+	e.fake.AddCommits(glProject, glCommit("r0", "dave", t0.Add(-48*time.Hour)))
+	e.fake.AddCommits(glProject, glCommit("x1", "mallory", t0.Add(-30*time.Hour), "r0"))
+	var mr []fakegitlab.Commit
+	prev := "x1"
+	for i := 1; i <= 23; i++ {
+		c := glCommit(fmt.Sprintf("c%02d", i), "alice", t0.Add(-24*time.Hour+time.Duration(i)*time.Minute), prev)
+		mr = append(mr, c)
+		prev = c.ID
+	}
+	e.fake.AddCommits(glProject, mr...)
+	head := e.mergedMR(1, glAlice, "alice", mr, []int{glBob}, t0.Add(-2*time.Hour), t0.Add(-time.Hour))
+	if err := e.guard.HandlePush(e.ctx, glPush("d1", "r0", head, "alice", 24, mr[len(mr)-20:]...)); err != nil {
+		t.Fatalf("a compare whose diffs timed out failed the guard: %v", err)
+	}
+	fl := e.flagAudits()
+	if len(fl) != 1 || !reflect.DeepEqual(fl[0].reasons(), []string{"x1:direct-push"}) {
+		t.Fatalf("flag records: %+v", fl)
+	}
+}

@@ -28,6 +28,7 @@ type pushAnalysis struct {
 	Judged       int           `json:"judged"` // commits judged
 	Skipped      int           `json:"skipped,omitempty"`
 	Note         string        `json:"note,omitempty"`
+	Reconciled   bool          `json:"reconciled,omitempty"`
 	PolicySource string        `json:"policy_source"`
 	PolicyDigest string        `json:"policy_digest"`
 	PolicyError  string        `json:"policy_error,omitempty"`
@@ -155,6 +156,12 @@ func (g *Guard) analyzePush(ctx context.Context, f Forge, ev bot.Event, branch s
 		return pushAnalysis{}, false, err
 	}
 	an.Note = note
+	if p.Reconciled {
+		// Named in the check, the issue and the audit record: nobody was
+		// told of this push, and its pusher is unknown.
+		an.Reconciled = true
+		an.Note = strings.TrimPrefix(an.Note+"; "+reconciledNote, "; ")
+	}
 
 	an.Forced = p.Forced
 	var dropped int
@@ -252,6 +259,7 @@ type flagData struct {
 	After       string     `json:"after"`
 	Forced      bool       `json:"forced"`
 	PolicyError string     `json:"policy_error,omitempty"`
+	Reconciled  bool       `json:"reconciled,omitempty"`
 	Commits     []flagItem `json:"commits"`
 }
 
@@ -276,7 +284,7 @@ func (g *Guard) flag(ctx context.Context, f Forge, ev bot.Event, scope string, f
 		// After a crash between appending and recording, the record is
 		// appended again: a duplicate audit record is better than none.
 		d := flagData{Branch: an.Branch, Pusher: an.Pusher, Before: an.Before, After: an.After, Forced: an.Forced,
-			PolicyError: an.PolicyError, Commits: []flagItem{}}
+			PolicyError: an.PolicyError, Reconciled: an.Reconciled, Commits: []flagItem{}}
 		for _, fl := range an.Flags {
 			d.Commits = append(d.Commits, flagItem{SHA: fl.SHA, Author: fl.Author, Reason: fl.Reason, Change: fl.Change, Detail: fl.Detail})
 		}
@@ -300,9 +308,20 @@ func (g *Guard) flag(ctx context.Context, f Forge, ev bot.Event, scope string, f
 					return u, err
 				}
 			}
-			return f.OpenIssue(ctx, repo, issueTitle(an), issueBody(an, marker), an.Labels)
+			u, err := f.OpenIssue(ctx, repo, issueTitle(an), issueBody(an, marker), an.Labels)
+			if errors.Is(err, bot.ErrIssuesDisabled) {
+				// Permanent: recorded as done, so no retry; the check says
+				// that no issue could be opened.
+				g.logger().Warn("cannot open the alert issue: issues are disabled", "repo", an.Repo, "branch", an.Branch, "error", err)
+				return issuesDisabled, nil
+			}
+			return u, err
 		})
 		errs = append(errs, err)
+		if issueURL == issuesDisabled {
+			issueURL = ""
+			an.Note = strings.TrimPrefix(an.Note+"; "+issuesDisabledNote, "; ")
+		}
 	}
 
 	_, err = g.effect(ctx, scope, keyCheck, facts, func(prior string) (string, error) {
@@ -331,6 +350,15 @@ func (g *Guard) flag(ctx context.Context, f Forge, ev bot.Event, scope string, f
 		"after", an.After, "flags", len(an.Flags), "issue", issueURL)
 	return nil
 }
+
+// issuesDisabled is the recorded result of the issue effect when the
+// repository has issues turned off.
+const issuesDisabled = "disabled"
+
+const issuesDisabledNote = "no issue could be opened: issues are disabled in this repository (enable them, or set release.alert.issue: false to stop asking)"
+
+// reconciledNote explains a push found by reconciliation.
+const reconciledNote = "reconciled: the forge sent no push event for this push (GitHub sends none for more than three tags pushed at once, GitLab none for more than three branches or tags); foureyes found it by comparing the branch with the last tip it judged, so the pusher is unknown"
 
 // pushMarker is hidden in the issue body so a crashed attempt's issue can
 // be found again.

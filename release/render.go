@@ -32,6 +32,9 @@ func reasonCounts(flags []Flag) string {
 }
 
 func checkTitle(an pushAnalysis) string {
+	if an.Reconciled {
+		return fmt.Sprintf("unreviewed push to %s (reconciled): %s", an.Branch, reasonCounts(an.Flags))
+	}
 	return fmt.Sprintf("unreviewed push to %s: %s", an.Branch, reasonCounts(an.Flags))
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -50,7 +51,23 @@ type Config struct {
 	ReconcileInterval time.Duration
 	// DetailsTTL is how long a details link stays valid.
 	DetailsTTL time.Duration
+	// GitHubClientID/Secret are the GitHub App's OAuth client: viewers of
+	// private repositories sign in with it on the details page.
+	GitHubClientID     string
+	GitHubClientSecret string
+	// GitLabClientID/Secret are a GitLab OAuth application's, for the same.
+	GitLabClientID     string
+	GitLabClientSecret string
+	// CredentialsFile is STATE_DIR/foureyes.env: setup writes the App's
+	// settings there and LoadConfig reads it (CredentialsLoaded) when it
+	// exists, below the environment.
+	CredentialsFile   string
+	CredentialsLoaded bool
 }
+
+// CredentialsFileName is the file in FOUREYES_STATE_DIR that the setup
+// page writes and the server reads at start.
+const CredentialsFileName = "foureyes.env"
 
 // GitHubOn reports whether the GitHub App is configured.
 func (c *Config) GitHubOn() bool { return c.GitHubAppID != 0 }
@@ -67,16 +84,20 @@ var settings = []struct {
 }{
 	{"FOUREYES_LISTEN", false, ":8080"},
 	{"FOUREYES_PUBLIC_URL", false, "http://localhost:8080"},
-	{"FOUREYES_DATABASE", false, "sqlite:foureyes.db"},
+	{"FOUREYES_DATABASE", true, "sqlite:foureyes.db"}, // a PostgreSQL URL carries its password
 	{"FOUREYES_LOG_LEVEL", false, "info"},
 	{"FOUREYES_LOG_FORMAT", false, "json"},
 	{"FOUREYES_GITHUB_APP_ID", false, ""},
 	{"FOUREYES_GITHUB_PRIVATE_KEY", true, ""},
 	{"FOUREYES_GITHUB_WEBHOOK_SECRET", true, ""},
 	{"FOUREYES_GITHUB_API_URL", false, "https://api.github.com/"},
+	{"FOUREYES_GITHUB_CLIENT_ID", false, ""},
+	{"FOUREYES_GITHUB_CLIENT_SECRET", true, ""},
 	{"FOUREYES_GITLAB_URL", false, "https://gitlab.com"},
 	{"FOUREYES_GITLAB_TOKEN", true, ""},
 	{"FOUREYES_GITLAB_WEBHOOK_SECRET", true, ""},
+	{"FOUREYES_GITLAB_CLIENT_ID", false, ""},
+	{"FOUREYES_GITLAB_CLIENT_SECRET", true, ""},
 	{"FOUREYES_DEFAULT_POLICY_FILE", false, ""},
 	{"FOUREYES_DETAILS_KEY", true, ""},
 	{"FOUREYES_WORKERS", false, "4"},
@@ -122,6 +143,10 @@ func LoadConfig(file string, getenv func(string) string) (*Config, error) {
 			vals["FOUREYES_"+strings.ToUpper(k)] = fmt.Sprint(v)
 		}
 	}
+	credFile, loaded, err := loadCredentialsFile(vals, getenv)
+	if err != nil {
+		return nil, err
+	}
 	for _, s := range settings {
 		if v := getenv(s.env); v != "" {
 			vals[s.env] = v
@@ -151,7 +176,125 @@ func LoadConfig(file string, getenv func(string) string) (*Config, error) {
 			}
 		}
 	}
-	return buildConfig(vals)
+	c, err := buildConfig(vals)
+	if err != nil {
+		return nil, err
+	}
+	c.CredentialsFile, c.CredentialsLoaded = credFile, loaded
+	return c, nil
+}
+
+// loadCredentialsFile reads STATE_DIR/foureyes.env, the file the setup page
+// writes, into vals when it exists: above the defaults and the --config
+// file, below the environment. A setting the environment gives (by value
+// or as _FILE) is left alone, so an operator can always override it.
+func loadCredentialsFile(vals map[string]string, getenv func(string) string) (string, bool, error) {
+	dir := getenv("FOUREYES_STATE_DIR")
+	if dir == "" {
+		dir = vals["FOUREYES_STATE_DIR"]
+	}
+	if dir == "" {
+		dir = "."
+	}
+	path := filepath.Join(dir, CredentialsFileName)
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return path, false, nil
+	}
+	if err != nil {
+		return path, false, fmt.Errorf("read %s: %w", path, err)
+	}
+	kv, err := parseEnvFile(raw)
+	if err != nil {
+		return path, false, fmt.Errorf("%s: %w", path, err)
+	}
+	secret := map[string]bool{}
+	known := map[string]bool{}
+	for _, s := range settings {
+		known[s.env] = true
+		secret[s.env] = s.secret
+	}
+	for _, e := range kv {
+		base, isFile := strings.CutSuffix(e.key, "_FILE")
+		if !isFile || !secret[base] {
+			base, isFile = e.key, false
+		}
+		if !known[base] || base == "FOUREYES_STATE_DIR" {
+			return path, false, fmt.Errorf("%s:%d: unknown or misplaced setting %s", path, e.line, e.key)
+		}
+		if getenv(base) != "" || (secret[base] && getenv(base+"_FILE") != "") {
+			continue
+		}
+		vals[e.key] = e.value
+		// The file's X_FILE replaces a lower layer's X, and the other way.
+		if secret[base] {
+			if isFile {
+				vals[base] = ""
+			} else {
+				delete(vals, base+"_FILE")
+			}
+		}
+	}
+	return path, true, nil
+}
+
+type envEntry struct {
+	key, value string
+	line       int
+}
+
+// parseEnvFile reads KEY=VALUE lines as the setup page writes them (and as
+// sh, systemd's EnvironmentFile= and docker's --env-file agree on): blank
+// lines and # comments are skipped; a value is plain characters or
+// single-quoted parts, with \' between them for a quote.
+func parseEnvFile(raw []byte) ([]envEntry, error) {
+	var out []envEntry
+	for i, line := range strings.Split(string(raw), "\n") {
+		line = strings.TrimSuffix(line, "\r")
+		t := strings.TrimSpace(line)
+		if t == "" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(t, "=")
+		if !ok || !envKey.MatchString(k) {
+			return nil, fmt.Errorf("line %d: want FOUREYES_NAME=value", i+1)
+		}
+		val, err := unquoteEnv(v)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %s: %w", i+1, k, err)
+		}
+		out = append(out, envEntry{key: k, value: val, line: i + 1})
+	}
+	return out, nil
+}
+
+var envKey = regexp.MustCompile(`^FOUREYES_[A-Z0-9_]+$`)
+
+func unquoteEnv(v string) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(v); {
+		switch c := v[i]; c {
+		case '\'':
+			j := strings.IndexByte(v[i+1:], '\'')
+			if j < 0 {
+				return "", errors.New("unterminated single quote")
+			}
+			b.WriteString(v[i+1 : i+1+j])
+			i += j + 2
+		case '\\':
+			if i+1 >= len(v) || v[i+1] != '\'' {
+				return "", errors.New("a backslash may only escape a single quote")
+			}
+			b.WriteByte('\'')
+			i += 2
+		case '"', '$', '`', ' ', '\t':
+			return "", fmt.Errorf("unquoted %q: put the value in single quotes", c)
+		default:
+			b.WriteByte(c)
+			i++
+		}
+	}
+	return b.String(), nil
 }
 
 func buildConfig(v map[string]string) (*Config, error) {
@@ -170,6 +313,10 @@ func buildConfig(v map[string]string) (*Config, error) {
 		DefaultPolicyFile:  v["FOUREYES_DEFAULT_POLICY_FILE"],
 		DetailsKey:         []byte(v["FOUREYES_DETAILS_KEY"]),
 		StateDir:           v["FOUREYES_STATE_DIR"],
+		GitHubClientID:     v["FOUREYES_GITHUB_CLIENT_ID"],
+		GitHubClientSecret: v["FOUREYES_GITHUB_CLIENT_SECRET"],
+		GitLabClientID:     v["FOUREYES_GITLAB_CLIENT_ID"],
+		GitLabClientSecret: v["FOUREYES_GITLAB_CLIENT_SECRET"],
 		AuditKey:           []byte(v["FOUREYES_AUDIT_KEY"]),
 		AuditCheckpointDir: v["FOUREYES_AUDIT_CHECKPOINT_DIR"],
 	}
@@ -219,6 +366,20 @@ func buildConfig(v map[string]string) (*Config, error) {
 		errs = append(errs, errors.New("FOUREYES_GITLAB_TOKEN is set but FOUREYES_GITLAB_WEBHOOK_SECRET is not: any caller could post events"))
 	case !c.GitLabOn() && len(c.GitLabSecret) > 0:
 		errs = append(errs, errors.New("FOUREYES_GITLAB_WEBHOOK_SECRET is set but FOUREYES_GITLAB_TOKEN is not"))
+	}
+	for _, oc := range []struct{ forge, id, secret string }{
+		{"GITHUB", c.GitHubClientID, c.GitHubClientSecret},
+		{"GITLAB", c.GitLabClientID, c.GitLabClientSecret},
+	} {
+		if (oc.id == "") != (oc.secret == "") {
+			errs = append(errs, fmt.Errorf("set both FOUREYES_%s_CLIENT_ID and FOUREYES_%s_CLIENT_SECRET (or _FILE), or neither", oc.forge, oc.forge))
+		}
+	}
+	if c.GitHubClientID != "" && !c.GitHubOn() {
+		errs = append(errs, errors.New("FOUREYES_GITHUB_CLIENT_ID is set but FOUREYES_GITHUB_APP_ID is not"))
+	}
+	if c.GitLabClientID != "" && !c.GitLabOn() {
+		errs = append(errs, errors.New("FOUREYES_GITLAB_CLIENT_ID is set but FOUREYES_GITLAB_TOKEN is not"))
 	}
 	for name, raw := range map[string]string{"FOUREYES_PUBLIC_URL": c.PublicURL, "FOUREYES_GITHUB_API_URL": c.GitHubAPIURL, "FOUREYES_GITLAB_URL": c.GitLabURL} {
 		u, err := url.Parse(raw)

@@ -71,7 +71,8 @@ func newSandbox(ctx context.Context, dir string, logger *slog.Logger, env map[st
 		"FOUREYES_LOG_LEVEL":               "warn",
 		"FOUREYES_WORKERS":                 "4",
 		// The audit key and checkpoints stay in the sandbox, not in the
-		// caller's working directory.
+		// caller's working directory, and no foureyes.env of the caller's
+		// is read.
 		"FOUREYES_STATE_DIR": dir,
 	}
 	for k, v := range env {

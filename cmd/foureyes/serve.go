@@ -28,6 +28,7 @@ import (
 	"github.com/foureyes-dev/foureyes/metrics"
 	"github.com/foureyes-dev/foureyes/policies"
 	"github.com/foureyes-dev/foureyes/queue"
+	"github.com/foureyes-dev/foureyes/reconcile"
 	"github.com/foureyes-dev/foureyes/release"
 	"github.com/foureyes-dev/foureyes/store"
 )
@@ -70,6 +71,8 @@ type server struct {
 
 	// checkpoints signs the audit trail's head at start and hourly.
 	checkpoints *checkpointer
+	// reconciler finds the pushes the forges never delivered (reconcile.go).
+	reconciler *reconcile.Reconciler
 }
 
 func newServer(ctx context.Context, cfg *Config, logger *slog.Logger) (*server, error) {
@@ -89,7 +92,7 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger) (*server, 
 	s.checkpoints = newCheckpointer(db, chain, cfg.AuditCheckpointDir, logger)
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = metrics.New(s.reg)
-	s.metrics.SetBuildInfo(version, commit)
+	s.metrics.SetBuildInfo(version, buildCommit())
 
 	hcfg := handlers.Config{
 		Intake:   &intake{db: db, notify: func() { s.pool.Notify() }},
@@ -169,7 +172,11 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger) (*server, 
 		}
 		guard.Forges[name] = rf
 	}
-	s.service.Release = guard
+	s.service.Release = reconcile.Tracker{Next: guard, Store: db}
+	if err := s.wireReconcile(hcfg.Intake, defPolicy); err != nil {
+		db.Close()
+		return nil, err
+	}
 	s.pool = &queue.Pool{
 		Store:   db,
 		Handler: s.handleDelivery,
@@ -239,6 +246,7 @@ func (s *server) run(ctx context.Context) error {
 	go func() { poolDone <- s.pool.Run(workCtx) }()
 	go s.watchQueue(workCtx)
 	go s.checkpoints.run(workCtx)
+	go s.reconciler.Loop(workCtx, s.cfg.ReconcileInterval)
 
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- s.http.Serve(ln) }()
@@ -362,7 +370,7 @@ func (s *server) detailsKey() []byte {
 }
 
 func (s *server) detailsURL(ref bot.ChangeRef) string {
-	return s.cfg.PublicURL + "/details/" + handlers.SignDetails(s.detailsKey(), ref)
+	return s.cfg.PublicURL + "/details/" + handlers.SignDetails(s.detailsKey(), ref, time.Now().Add(s.cfg.DetailsTTL))
 }
 
 // intake stores accepted events durably, then wakes a worker.

@@ -130,6 +130,12 @@ type payload struct {
 // payload holding that many may have been cut.
 const maxPushCommits = 2048
 
+// maxPushCommitFiles is how many paths GitHub lists per commit in each of
+// a push payload's added/modified/removed: "A maximum of 3000 changed files
+// will be reported per commit" (push webhook schema, @octokit/openapi-webhooks
+// 12.1.0). A list that long may hide a policy file edit.
+const maxPushCommitFiles = 3000
+
 // Decode turns a webhook delivery into normalized events. Deliveries that
 // need no work give bot.ErrIgnored; a body that is not JSON gives another
 // error. The handler must have checked the signature first: Decode also
@@ -151,6 +157,8 @@ const maxPushCommits = 2048
 func (f *Forge) Decode(eventName string, body []byte) ([]bot.Event, error) {
 	switch eventName {
 	case "pull_request", "pull_request_review", "check_run", "check_suite", "merge_group", "push":
+	case "installation", "installation_repositories":
+		return f.decodeInstallation(eventName, body)
 	default:
 		if !json.Valid(body) {
 			return nil, fmt.Errorf("github: %s payload is not valid JSON", eventName)
@@ -190,6 +198,9 @@ func (f *Forge) Decode(eventName string, body []byte) ([]bot.Event, error) {
 	case "check_suite":
 		if p.CheckSuite == nil || (p.Action != "requested" && p.Action != "rerequested") {
 			return nil, bot.ErrIgnored
+		}
+		if p.Action == "rerequested" && len(p.CheckSuite.PullRequests) == 0 {
+			return byHead(base, p.CheckSuite.HeadSHA)
 		}
 		return perPull(base, bot.EventChange, p.CheckSuite.HeadSHA, p.CheckSuite.PullRequests, nil)
 	case "merge_group":
@@ -265,7 +276,13 @@ func (f *Forge) decodeReview(ev bot.Event, p *payload) ([]bot.Event, error) {
 	if p.PullRequest == nil || p.Review == nil {
 		return nil, errors.New("github: pull_request_review payload has no pull_request or review")
 	}
-	f.rememberPull(ev.Repo.FullName, p.PullRequest)
+	if p.PullRequest.State == "open" {
+		// A review payload carries GitHub's simple pull request (no
+		// "merged", no counts: pull_request_review webhook schema,
+		// @octokit/openapi-webhooks 12.1.0): a closed one may be merged,
+		// which only the pull request itself says. Remember open ones only.
+		f.rememberPull(ev.Repo.FullName, p.PullRequest)
+	}
 	ev.Kind = bot.EventChange
 	ev.Change = changeOf(p.PullRequest)
 	r := p.Review
@@ -286,6 +303,9 @@ func (f *Forge) decodeCheckRun(ev bot.Event, p *payload) ([]bot.Event, error) {
 	}
 	switch p.Action {
 	case "rerequested":
+		if len(cr.PullRequests) == 0 {
+			return byHead(ev, cr.HeadSHA)
+		}
 		return perPull(ev, bot.EventChange, cr.HeadSHA, cr.PullRequests, nil)
 	case "created", "completed":
 		if cr.Name != CheckName || cr.App == nil || cr.App.ID == f.appID {
@@ -329,6 +349,21 @@ func perPull(ev bot.Event, kind bot.EventKind, head string, prs []pPRRef, foreig
 	return out, nil
 }
 
+// byHead is a re-run request that names no pull request: GitHub sends
+// check_run and check_suite payloads of a fork's pull request with an
+// empty pull_requests ("When the check suite's head_branch is in a forked
+// repository it will be null and the pull_requests array will be empty",
+// check_suite webhook schema, @octokit/openapi-webhooks 12.1.0). The
+// service finds the open pull requests of that head (Number 0).
+func byHead(ev bot.Event, head string) ([]bot.Event, error) {
+	if head == "" {
+		return nil, bot.ErrIgnored
+	}
+	ev.Kind = bot.EventChange
+	ev.Change = &bot.ChangeEvent{HeadSHA: head}
+	return []bot.Event{ev}, nil
+}
+
 // IsPolicyPath reports whether a repository path is a policy file location
 // (any forge's spelling: a repository may carry either).
 func IsPolicyPath(path string) bool {
@@ -366,8 +401,12 @@ func decodePush(ev bot.Event, p *payload) ([]bot.Event, error) {
 			for _, path := range list {
 				changed[path] = true
 			}
+			if len(list) >= maxPushCommitFiles {
+				pe.FilesIncomplete = true
+			}
 		}
 	}
+	pe.FilesIncomplete = pe.FilesIncomplete || pe.Truncated
 	for path := range changed {
 		pe.ChangedFiles = append(pe.ChangedFiles, path)
 	}
@@ -379,7 +418,7 @@ func decodePush(ev bot.Event, p *payload) ([]bot.Event, error) {
 	}
 	ev.Kind = bot.EventBranchPush
 	out := []bot.Event{ev}
-	if !p.Deleted && slices.ContainsFunc(pe.ChangedFiles, IsPolicyPath) {
+	if !p.Deleted && (slices.ContainsFunc(pe.ChangedFiles, IsPolicyPath) || pe.FilesIncomplete) {
 		pol := ev
 		pol.Kind = bot.EventPolicyPush
 		pc := *pe

@@ -8,8 +8,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/foureyes-dev/foureyes/bot"
+	"github.com/foureyes-dev/foureyes/internal/fakegithub"
 )
 
 // TestDecodeEveryFixture runs Decode over every GitHub payload example and
@@ -19,8 +21,8 @@ func TestDecodeEveryFixture(t *testing.T) {
 	want := map[string]string{ // file -> comma-separated kinds, or "ignored"
 		"check_run.created.json":                                        "ignored", // another app's run, not named foureyes
 		"check_run.requested_action.json":                               "ignored",
-		"check_run.rerequested.json":                                    "ignored", // no pull request on the run
-		"check_run.rerequested.with-organization.json":                  "ignored",
+		"check_run.rerequested.json":                                    "change", // no pull request on the run (a fork): found by head
+		"check_run.rerequested.with-organization.json":                  "change",
 		"check_suite.requested.json":                                    "ignored", // pull_requests: []
 		"check_suite.requested.with-email-with-special-characters.json": "ignored",
 		"check_suite.requested.with-organization.json":                  "ignored",
@@ -43,13 +45,16 @@ func TestDecodeEveryFixture(t *testing.T) {
 		"pull_request_review.dismissed.json":                            "change",
 		"pull_request_review.submitted.json":                            "change",
 		"pull_request_review.submitted.with-organization.json":          "change",
-		"push.1.json":                          "ignored", // tag deletion
-		"push.json":                            "ignored",
-		"push.with-installation.json":          "ignored",
-		"push.with-organization.json":          "ignored",
-		"push.ghes-35.tag-created.json":        "tag_push",
-		"push.with-new-branch.json":            "branch_push",
-		"push.with-no-username-committer.json": "branch_push",
+		"installation.created.json":                                     "installation",
+		"installation.created.with-requester.json":                      "installation",
+		"installation_repositories.added.json":                          "installation",
+		"push.1.json":                                                   "ignored", // tag deletion
+		"push.json":                                                     "ignored",
+		"push.with-installation.json":                                   "ignored",
+		"push.with-organization.json":                                   "ignored",
+		"push.ghes-35.tag-created.json":                                 "tag_push",
+		"push.with-new-branch.json":                                     "branch_push",
+		"push.with-no-username-committer.json":                          "branch_push",
 	}
 	seen := 0
 	for _, path := range fixtureFiles(t) {
@@ -255,5 +260,27 @@ func TestDecodeErrors(t *testing.T) {
 	}
 	if _, err := e.forge.Decode("pull_request", []byte(`{"action":"opened"}`)); err == nil || errors.Is(err, bot.ErrIgnored) {
 		t.Errorf("no repository: %v", err)
+	}
+}
+
+// A review of a merged pull request: the payload's simple pull request
+// says "closed" and has no "merged"; the facts must still say merged.
+func TestReviewPayloadDoesNotMakeMergedPullRequestClosed(t *testing.T) {
+	e := newEnv(t, envOpt{})
+	e.smallPR()
+	e.fake.UpdatePR(repo.FullName, 1, func(p *fakegithub.PR) {
+		p.State, p.Merged, p.MergeCommitSHA = "closed", true, fakegithub.SHA("merge")
+	})
+	m := fixture(t, "pull_request_review.submitted.json")
+	set(t, m, "repository.full_name", repo.FullName)
+	set(t, m, "pull_request.number", 1)
+	set(t, m, "pull_request.state", "closed")
+	set(t, m, "pull_request.head.sha", headSHA)
+	set(t, m, "pull_request.updated_at", time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	set(t, m, "review.state", "approved")
+	set(t, m, "review.commit_id", headSHA)
+	decodeOne(t, e, "pull_request_review", m)
+	if ch := mustChange(t, e, prRef(1, headSHA)); ch.State != "merged" {
+		t.Fatalf("state %q after a review payload of a merged pull request, want merged", ch.State)
 	}
 }

@@ -334,6 +334,19 @@ func TestRetryAfterAndRateLimitReset(t *testing.T) {
 	}
 }
 
+// A secondary rate limit without Retry-After: GitHub's advice is at least
+// a minute, then exponentially longer while it persists — not a flat 60 s
+// that keeps hitting the limit.
+func TestSecondaryRateLimitBacksOffExponentially(t *testing.T) {
+	e := newEnv(t, envOpt{maxWait: 10 * time.Minute})
+	e.smallPR()
+	e.fake.Fail(fakegithub.Failure{Path: "/pulls/1/files", Secondary: true, Times: 3})
+	mustChange(t, e, prRef(1, headSHA))
+	if got := e.Sleeps(); !slices.Equal(got, []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute}) {
+		t.Fatalf("waits = %v, want 1m, 2m, 4m", got)
+	}
+}
+
 func TestRateLimitResetTooFarFailsAtOnce(t *testing.T) {
 	e := newEnv(t, envOpt{})
 	e.smallPR()

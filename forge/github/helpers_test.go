@@ -58,6 +58,7 @@ type env struct {
 type envOpt struct {
 	prefix      string
 	maxAttempts int
+	maxWait     time.Duration
 	apiURL      func(f *fakegithub.Fake) string
 }
 
@@ -79,12 +80,13 @@ func newEnv(t *testing.T, o envOpt) *env {
 		api = o.apiURL(e.fake)
 	}
 	f, err := github.New(github.Config{
-		AppID:       appID,
-		PrivateKey:  pemBytes,
-		APIURL:      api,
-		Transport:   e.fake.Client().Transport,
-		Now:         e.clock.Now,
-		MaxAttempts: o.maxAttempts,
+		AppID:        appID,
+		PrivateKey:   pemBytes,
+		APIURL:       api,
+		Transport:    e.fake.Client().Transport,
+		Now:          e.clock.Now,
+		MaxAttempts:  o.maxAttempts,
+		MaxRetryWait: o.maxWait,
 		Sleep: func(_ context.Context, d time.Duration) error {
 			e.mu.Lock()
 			defer e.mu.Unlock()

@@ -30,6 +30,9 @@ type policyKey struct{ repo, sha, path string }
 type policyEntry struct {
 	data  []byte
 	found bool
+	// unreadable: the org's .github repository answered 404 itself, so
+	// the installation cannot read it (or it does not exist).
+	unreadable bool
 }
 
 // Policy returns the policy file on ref, which must be the change's base
@@ -64,10 +67,15 @@ func (f *Forge) Policy(ctx context.Context, repo bot.Repo, ref string) (bot.Poli
 		if err != nil {
 			return bot.PolicyFile{}, fmt.Errorf("github: reading org policy %s/%s:%s: %w", owner, OrgPolicyRepo, OrgPolicyPath, err)
 		}
+		if !e.found {
+			if e.unreadable, err = f.orgRepoHidden(ctx, c, owner); err != nil {
+				return bot.PolicyFile{}, err
+			}
+		}
 		f.orgPolicies.put(key, expiring[policyEntry]{val: e, exp: f.now().Add(f.ttl)})
 	}
 	if !e.found {
-		return bot.PolicyFile{}, nil
+		return bot.PolicyFile{Note: orgPolicyNote(repo, at, e.unreadable)}, nil
 	}
 	return bot.PolicyFile{Source: fmt.Sprintf("%s/%s@default:%s", owner, OrgPolicyRepo, OrgPolicyPath), Data: e.data, Found: true}, nil
 }

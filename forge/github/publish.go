@@ -230,7 +230,7 @@ func (f *Forge) OpenChanges(ctx context.Context, repo bot.Repo, branch string) (
 	for {
 		prs, resp, err := c.PullRequests.List(ctx, repo.Owner(), repo.Name(), opts)
 		if err != nil {
-			return nil, fmt.Errorf("github: listing open pull requests of %s into %s: %w", repo.FullName, branch, err)
+			return nil, fmt.Errorf("github: listing open pull requests of %s (base %q): %w", repo.FullName, branch, err)
 		}
 		for _, pr := range prs {
 			out = append(out, bot.ChangeRef{Forge: bot.GitHub, Repo: repo, Number: pr.GetNumber(), HeadSHA: pr.GetHead().GetSHA()})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -180,7 +181,12 @@ func (f *Forge) OpenIssue(ctx context.Context, repo bot.Repo, title, body string
 	// Not retried blindly on a 5xx: GitHub may have opened the issue before
 	// failing. The guard records the attempt and finds the issue again by
 	// the marker in its body (FindIssue) instead.
-	is, _, err := c.Issues.Create(withoutUnsafeRetry(ctx), repo.Owner(), repo.Name(), req)
+	is, resp, err := c.Issues.Create(withoutUnsafeRetry(ctx), repo.Owner(), repo.Name(), req)
+	if err != nil && resp != nil && resp.StatusCode == http.StatusGone {
+		// Issues are turned off (the create-issue operation documents 410
+		// Gone): permanent, so the guard does not retry it.
+		return "", fmt.Errorf("github: opening issue in %s: %w (%v)", repo.FullName, bot.ErrIssuesDisabled, err)
+	}
 	if err != nil {
 		return "", fmt.Errorf("github: opening issue in %s: %w", repo.FullName, err)
 	}

@@ -91,9 +91,23 @@ const (
 	backoffBase = time.Second
 	backoffMax  = 30 * time.Second
 	// secondaryWait is GitHub's advice for a secondary rate limit without
-	// Retry-After: wait at least a minute.
+	// Retry-After: "wait for at least one minute before retrying. If your
+	// request continues to fail due to a secondary rate limit, wait for an
+	// exponentially increasing amount of time between retries" (REST API
+	// docs, "Rate limits for the REST API", exceeding the rate limit). So
+	// 1m, 2m, 4m, ... capped at secondaryMax, within maxWait.
 	secondaryWait = time.Minute
+	secondaryMax  = 16 * time.Minute
 )
+
+// secondaryBackoff is the wait before retry attempt+1 of a secondary rate
+// limit that named no Retry-After.
+func secondaryBackoff(attempt int) time.Duration {
+	if attempt > 5 {
+		return secondaryMax
+	}
+	return min(secondaryWait<<(attempt-1), secondaryMax)
+}
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// Buffer the body once so every attempt can resend it.
@@ -174,12 +188,12 @@ func (t *retryTransport) classify(req *http.Request, resp *http.Response, err er
 			return backoff, "rate limit spent"
 		}
 		if code == http.StatusTooManyRequests {
-			return max(backoff, secondaryWait), "too many requests"
+			return max(backoff, secondaryBackoff(attempt)), "too many requests"
 		}
 		// A 403 is usually a real "forbidden"; only GitHub's secondary
 		// rate limit message makes it retryable.
 		if peekBody(resp, "secondary rate limit") {
-			return secondaryWait, "secondary rate limit"
+			return secondaryBackoff(attempt), "secondary rate limit"
 		}
 	}
 	return 0, ""

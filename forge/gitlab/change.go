@@ -33,6 +33,13 @@ type headFacts struct {
 type mrMemo struct {
 	sourceBranch string
 	noteID       int
+	// sourceProject is the fork a merge request comes from (0: its own
+	// project); statusFallback is set once the token could not post there.
+	sourceProject  int
+	statusFallback bool
+	// webURL is the merge request's page: the status links it when the
+	// details link is too long for GitLab's target_url.
+	webURL string
 }
 
 // statusMemo is what Change last saw of the "foureyes" statuses on a head:
@@ -71,11 +78,14 @@ func (f *Forge) Policy(ctx context.Context, repo bot.Repo, ref string) (bot.Poli
 // OpenChanges lists the opened merge requests that target branch.
 func (f *Forge) OpenChanges(ctx context.Context, repo bot.Repo, branch string) ([]bot.ChangeRef, error) {
 	mrs, err := paginate("open merge requests", func(page int) ([]*gl.MergeRequest, *gl.Response, error) {
-		return f.client.MergeRequests.ListProjectMergeRequests(pid(repo), &gl.ListProjectMergeRequestsOptions{
-			ListOptions:  gl.ListOptions{PerPage: perPage, Page: page},
-			State:        gl.Ptr("opened"),
-			TargetBranch: gl.Ptr(branch),
-		}, gl.WithContext(ctx))
+		opt := &gl.ListProjectMergeRequestsOptions{
+			ListOptions: gl.ListOptions{PerPage: perPage, Page: page},
+			State:       gl.Ptr("opened"),
+		}
+		if branch != "" {
+			opt.TargetBranch = gl.Ptr(branch)
+		}
+		return f.client.MergeRequests.ListProjectMergeRequests(pid(repo), opt, gl.WithContext(ctx))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gitlab: %s: %w", repo.FullName, err)
@@ -98,7 +108,9 @@ func (f *Forge) Change(ctx context.Context, ref bot.ChangeRef, teams []string) (
 	if err != nil {
 		return nil, fmt.Errorf("gitlab: get merge request %s!%d: %w", repo.FullName, ref.Number, err)
 	}
-	f.rememberMR(repo, ref.Number, func(m *mrMemo) { m.sourceBranch = statusRefOf(mr) })
+	f.rememberMR(repo, ref.Number, func(m *mrMemo) {
+		m.sourceBranch, m.sourceProject, m.webURL = mr.SourceBranch, forkOf(mr), mr.WebURL
+	})
 
 	c := &bot.Change{
 		Ref:     bot.ChangeRef{Forge: bot.GitLab, Repo: repo, Number: ref.Number, HeadSHA: mr.SHA},
@@ -125,6 +137,13 @@ func (f *Forge) Change(ctx context.Context, ref bot.ChangeRef, teams []string) (
 	hf, err := f.headFacts(ctx, repo, ref.Number, mr.DiffRefs.BaseSha, mr.SHA)
 	if err != nil {
 		return nil, err
+	}
+	if msg := diffIncomplete(mr.ChangesCount, len(hf.files)); msg != "" {
+		// Files past the limit are never classified: judging the rest
+		// could pass an infra change on one code approval, and a digest
+		// of a partial list would survive a push to a hidden file.
+		c.EvalError = msg
+		return c, nil
 	}
 	c.Files = append([]bot.File(nil), hf.files...)
 	c.Commits, c.Unverified, err = f.linkCommits(ctx, hf.commits)
@@ -174,7 +193,13 @@ func (f *Forge) Change(ctx context.Context, ref bot.ChangeRef, teams []string) (
 	}
 	c.Reviews = reviews
 
-	foreign, err := f.readStatuses(ctx, repo, mr.SHA, self)
+	foreign, err := f.readStatuses(ctx, repo, f.statusProject(repo, ref.Number), mr.SHA, self)
+	if fp, ok := f.statusProject(repo, ref.Number).(int); ok && fp != int(repo.ID) && isNoAccess(err) {
+		// The fork cannot be read with this token: Publish falls back to
+		// this project, so read the statuses there.
+		f.rememberMR(repo, ref.Number, func(m *mrMemo) { m.statusFallback = true })
+		foreign, err = f.readStatuses(ctx, repo, pid(repo), mr.SHA, self)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -380,14 +405,10 @@ func (f *Forge) userByEmail(ctx context.Context, email string) (bot.User, error)
 		pub, priv := c.PublicEmail, c.Email
 		if pub == "" && priv == "" {
 			// Non-admin searches return short user objects without e-mails.
-			// GitLab matches a search against names and usernames by
-			// substring and against e-mails exactly, so a candidate whose
-			// name and username do not contain the address matched on it.
-			if !strings.Contains(strings.ToLower(c.Username), key) && !strings.Contains(strings.ToLower(c.Name), key) {
-				found = bot.User{Login: c.Username, ID: int64(c.ID), Name: c.Name, Bot: isTokenBot(c.Username)}
-				break
-			}
-			// Otherwise read the full user to see its public e-mail.
+			// Current GitLab matches e-mails exactly, but older versions
+			// matched them by substring too ("bob@x.io" finds the owner of
+			// "xbob@x.io"): only the full user's public e-mail, compared
+			// exactly, links a commit to an account.
 			full, err := f.user(ctx, c.ID)
 			if err != nil {
 				return bot.User{}, err
@@ -566,9 +587,9 @@ func (f *Forge) participants(ctx context.Context, repo bot.Repo, iid int) ([]*gl
 // readStatuses reads the latest "foureyes" statuses of the head: the ones
 // written by another user are returned as foreign checks, and what was
 // seen is remembered for Publish.
-func (f *Forge) readStatuses(ctx context.Context, repo bot.Repo, sha string, self bot.User) ([]bot.ForeignCheck, error) {
+func (f *Forge) readStatuses(ctx context.Context, repo bot.Repo, project any, sha string, self bot.User) ([]bot.ForeignCheck, error) {
 	statuses, err := paginate("commit statuses", func(page int) ([]*gl.CommitStatus, *gl.Response, error) {
-		return f.client.Commits.GetCommitStatuses(pid(repo), sha, &gl.GetCommitStatusesOptions{
+		return f.client.Commits.GetCommitStatuses(project, sha, &gl.GetCommitStatusesOptions{
 			ListOptions: gl.ListOptions{PerPage: perPage, Page: page},
 			Name:        gl.Ptr(StatusName),
 		}, gl.WithContext(ctx))

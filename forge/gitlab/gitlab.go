@@ -78,6 +78,10 @@ type Forge struct {
 	now     func() time.Time
 	ttl     time.Duration
 
+	// transport also carries the requests made with a viewer's OAuth
+	// token (viewers.go).
+	transport http.RoundTripper
+
 	selfMu sync.Mutex
 	self   bot.User
 
@@ -109,7 +113,7 @@ func New(cfg Config) (*Forge, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gitlab: create client for %s: %w", base, err)
 	}
-	f := &Forge{client: client, baseURL: u, log: cfg.Logger, now: cfg.Now, ttl: cfg.CacheTTL}
+	f := &Forge{client: client, baseURL: u, log: cfg.Logger, now: cfg.Now, ttl: cfg.CacheTTL, transport: cfg.Transport}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}

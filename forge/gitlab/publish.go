@@ -20,6 +20,28 @@ import (
 // maxDescription is GitLab's limit on a commit status description.
 const maxDescription = 255
 
+// maxTargetURL is GitLab's limit on a commit status target_url: a longer
+// one is refused with a 400 (gitlab-org/gitlab issue 501079, "Gitlab API
+// request to create a commit status is failing if target_url field is
+// greater than 255 chars"). A signed details link cannot be cut, so it is
+// left out of the status and put in the note instead.
+const maxTargetURL = 255
+
+func targetURLFits(u string) bool { return u != "" && len(u) <= maxTargetURL }
+
+// statusTargetURL is the link of a merge request's status: the details
+// page, or when that link is too long the merge request itself, whose
+// note links the details page.
+func (f *Forge) statusTargetURL(repo bot.Repo, iid int, details string) string {
+	if details == "" || targetURLFits(details) {
+		return details
+	}
+	if m, ok := f.mrs.get(mrKey(repo, iid)); ok && targetURLFits(m.webURL) {
+		return m.webURL
+	}
+	return ""
+}
+
 // priorID is what Publish returns and gets back as Report.PriorID:
 // "state|noteID|digest" — the status state foureyes last posted on the
 // head, its note, and a digest of the note body last written.
@@ -89,7 +111,15 @@ func (f *Forge) Publish(ctx context.Context, r bot.Report) (string, error) {
 	}
 	next := priorID{state: state}
 
-	body := NoteMarker + "\n" + r.Markdown
+	extra := ""
+	if memo, ok := f.mrs.get(mrKey(repo, iid)); ok && memo.statusFallback {
+		extra += "\n\n" + forkFallbackNotice(iid)
+	}
+	if r.DetailsURL != "" && !targetURLFits(r.DetailsURL) {
+		// Too long for the status's target_url: the note links it.
+		extra += "\n\n[Details of this verdict](" + r.DetailsURL + ")"
+	}
+	body := NoteMarker + "\n" + r.Markdown + extra
 	sum := sha256.Sum256([]byte(body))
 	next.digest = hex.EncodeToString(sum[:8])
 	if prior.noteID != 0 && prior.digest == next.digest {
@@ -109,7 +139,7 @@ func (f *Forge) Publish(ctx context.Context, r bot.Report) (string, error) {
 	// version mentions people and groups; every edit names them quietly.
 	quiet := body
 	if r.QuietMarkdown != "" {
-		quiet = NoteMarker + "\n" + r.QuietMarkdown
+		quiet = NoteMarker + "\n" + r.QuietMarkdown + extra
 	}
 	next.noteID, err = f.upsertNote(ctx, repo, iid, self, noteID, body, quiet)
 	if err != nil {
@@ -120,7 +150,7 @@ func (f *Forge) Publish(ctx context.Context, r bot.Report) (string, error) {
 }
 
 func (f *Forge) postStatus(ctx context.Context, repo bot.Repo, iid int, sha, state string, r bot.Report) error {
-	ref, err := f.statusRef(ctx, repo, iid)
+	ref, project, err := f.statusRef(ctx, repo, iid)
 	if err != nil {
 		return err
 	}
@@ -130,10 +160,19 @@ func (f *Forge) postStatus(ctx context.Context, repo bot.Repo, iid int, sha, sta
 		Ref:         gl.Ptr(ref),
 		Description: gl.Ptr(truncate(r.Title, maxDescription)),
 	}
-	if r.DetailsURL != "" {
-		opt.TargetURL = gl.Ptr(r.DetailsURL)
+	if u := f.statusTargetURL(repo, iid, r.DetailsURL); u != "" {
+		opt.TargetURL = gl.Ptr(u)
 	}
-	_, _, err = f.client.Commits.SetCommitStatus(pid(repo), sha, opt, gl.WithContext(ctx))
+	_, _, err = f.client.Commits.SetCommitStatus(project, sha, opt, gl.WithContext(ctx))
+	if fp, ok := project.(int); ok && fp != int(repo.ID) && isNoAccess(err) {
+		// The token cannot write to the fork: post on this project, on the
+		// merge request's head ref, and say so in the note.
+		f.log.Warn("gitlab: cannot post the status on the fork; posting on the target project",
+			"repo", repo.FullName, "mr", iid, "fork", fp, "err", err)
+		f.rememberMR(repo, iid, func(m *mrMemo) { m.statusFallback = true })
+		opt.Ref = gl.Ptr(fmt.Sprintf("refs/merge-requests/%d/head", iid))
+		_, _, err = f.client.Commits.SetCommitStatus(pid(repo), sha, opt, gl.WithContext(ctx))
+	}
 	switch {
 	case isSameStateError(err):
 		// Our status already has this state (a retry after a crash, or a
@@ -154,28 +193,25 @@ func isSameStateError(err error) bool {
 		strings.Contains(er.Message, "Cannot transition status")
 }
 
-// statusRef is the ref the status is posted for: the source branch, so the
-// status joins the merge request's head pipeline ("Pipelines must
-// succeed"); for a merge request from a fork, whose branch the target
-// project does not have, the merge request's head ref.
-func (f *Forge) statusRef(ctx context.Context, repo bot.Repo, iid int) (string, error) {
-	if m, ok := f.mrs.get(mrKey(repo, iid)); ok && m.sourceBranch != "" {
-		return m.sourceBranch, nil
+// statusRef is the ref and project the status is posted for: the source
+// branch, so the status joins the merge request's head pipeline
+// ("Pipelines must succeed"), in the source project — a fork's, for a
+// merge request from a fork (see statusProject).
+func (f *Forge) statusRef(ctx context.Context, repo bot.Repo, iid int) (string, any, error) {
+	m, ok := f.mrs.get(mrKey(repo, iid))
+	if !ok || m.sourceBranch == "" {
+		mr, _, err := f.client.MergeRequests.GetMergeRequest(pid(repo), iid, nil, gl.WithContext(ctx))
+		if err != nil {
+			return "", nil, fmt.Errorf("gitlab: get merge request %s!%d for its source branch: %w", repo.FullName, iid, err)
+		}
+		f.rememberMR(repo, iid, func(m *mrMemo) { m.sourceBranch, m.sourceProject = mr.SourceBranch, forkOf(mr) })
+		m, _ = f.mrs.get(mrKey(repo, iid))
 	}
-	mr, _, err := f.client.MergeRequests.GetMergeRequest(pid(repo), iid, nil, gl.WithContext(ctx))
-	if err != nil {
-		return "", fmt.Errorf("gitlab: get merge request %s!%d for its source branch: %w", repo.FullName, iid, err)
+	if m.sourceProject != 0 && m.statusFallback {
+		// Fallen back to the target project, which has no such branch.
+		return fmt.Sprintf("refs/merge-requests/%d/head", iid), pid(repo), nil
 	}
-	ref := statusRefOf(mr)
-	f.rememberMR(repo, iid, func(m *mrMemo) { m.sourceBranch = ref })
-	return ref, nil
-}
-
-func statusRefOf(mr *gl.MergeRequest) string {
-	if mr.SourceProjectID != 0 && mr.TargetProjectID != 0 && mr.SourceProjectID != mr.TargetProjectID {
-		return fmt.Sprintf("refs/merge-requests/%d/head", mr.IID)
-	}
-	return mr.SourceBranch
+	return m.sourceBranch, f.statusProject(repo, iid), nil
 }
 
 func truncate(s string, n int) string {
@@ -303,8 +339,11 @@ func (f *Forge) Compare(ctx context.Context, repo bot.Repo, from, to string) ([]
 		return nil, fmt.Errorf("gitlab: compare %s...%s in %s: %w", short(from), short(to), repo.FullName, err)
 	}
 	if cmp.CompareTimeout {
-		// A partial list would hide commits from the release guard.
-		return nil, fmt.Errorf("gitlab: compare %s...%s in %s timed out on the server", short(from), short(to), repo.FullName)
+		// compare_timeout is the diffs' overflow (GitLab's compare entity
+		// exposes it as compare.diffs.overflow?): the diffs may be cut, the
+		// commits are complete. Only commits are used here; nothing reads
+		// the compare diffs, which must fail closed if anything ever does.
+		f.log.Info("gitlab compare diffs incomplete; using its commits", "repo", repo.FullName, "from", short(from), "to", short(to))
 	}
 	return pushCommits(cmp.Commits), nil
 }
@@ -375,7 +414,7 @@ func (f *Forge) PublishCommit(ctx context.Context, repo bot.Repo, ref, sha, titl
 	if ref = strings.TrimPrefix(strings.TrimPrefix(ref, "refs/heads/"), "refs/tags/"); ref != "" {
 		opt.Ref = gl.Ptr(ref)
 	}
-	if detailsURL != "" {
+	if targetURLFits(detailsURL) {
 		opt.TargetURL = gl.Ptr(detailsURL)
 	}
 	_, _, err := f.client.Commits.SetCommitStatus(pid(repo), sha, opt, gl.WithContext(ctx))

@@ -51,6 +51,7 @@ type Fake struct {
 	nextID    int64
 
 	manifests []ManifestSubmission // posted to the web UI (web.go)
+	oauthSt   *oauthState          // the OAuth web flow and user tokens (oauth.go)
 }
 
 type token struct {
@@ -76,6 +77,11 @@ type repo struct {
 	tags          []tag               // in creation order
 	histories     map[string][]Commit // sha -> commits reachable from it, newest first
 	installation  int64               // the App installation on it (0: not installed)
+	branches      map[string]string   // name -> tip (see SetBranch)
+	// issuesDisabled: see SetIssuesDisabled.
+	issuesDisabled bool
+	// hidden: see HideFromInstallation.
+	hidden bool
 }
 
 type tag struct{ name, sha string }
@@ -271,6 +277,9 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		path = strings.TrimPrefix(path, f.prefix)
+	}
+	if f.serveUserAPI(w, r, path) {
+		return
 	}
 	rec := &recorder{header: http.Header{}}
 	inst := f.handle(rec, r, path)

@@ -45,6 +45,7 @@ func (f *Fake) routes() {
 	m.HandleFunc("GET /repos/{owner}/{repo}/commits/{sha}/pulls", f.withRepo(f.commitPulls))
 	m.HandleFunc("GET /repos/{owner}/{repo}/compare/{basehead...}", f.withRepo(f.compare))
 	m.HandleFunc("GET /repos/{owner}/{repo}/tags", f.withRepo(f.listTags))
+	m.HandleFunc("GET /repos/{owner}/{repo}/branches", f.withRepo(f.listBranches))
 	m.HandleFunc("GET /repos/{owner}/{repo}/commits", f.withRepo(f.listRepoCommits))
 	m.HandleFunc("POST /repos/{owner}/{repo}/issues", f.withRepo(f.createIssue))
 	m.HandleFunc("GET /repos/{owner}/{repo}/issues", f.withRepo(f.listIssues))
@@ -63,7 +64,7 @@ func (f *Fake) withRepo(h repoHandler) http.HandlerFunc {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		rp := f.lookup(r.PathValue("owner"), r.PathValue("repo"))
-		if rp == nil {
+		if rp == nil || f.hiddenFrom(r, rp) {
 			writeError(w, http.StatusNotFound, "Not Found")
 			return
 		}
@@ -154,18 +155,19 @@ func (f *Fake) userJSON(u User) map[string]any {
 
 func (f *Fake) repoJSON(r *http.Request, rp *repo) map[string]any {
 	owner, name, _ := strings.Cut(rp.fullName, "/")
+	private, visibility := f.repoVisibility(rp)
 	return map[string]any{
 		"id":             rp.id,
 		"node_id":        fmt.Sprintf("R_%d", rp.id),
 		"name":           name,
 		"full_name":      rp.fullName,
-		"private":        false,
+		"private":        private,
 		"owner":          f.userJSON(User{Login: owner, Type: "Organization"}),
 		"html_url":       f.htmlBase() + "/" + rp.fullName,
 		"url":            f.apiBase(r) + "/repos/" + rp.fullName,
 		"fork":           false,
 		"default_branch": rp.defaultBranch,
-		"visibility":     "public",
+		"visibility":     visibility,
 	}
 }
 
@@ -481,6 +483,9 @@ func (f *Fake) pullJSON(r *http.Request, rp *repo, p *pull, full bool) map[strin
 			"commits":         map[string]any{"href": fmt.Sprintf("%s/pulls/%d/commits", api, p.Number)},
 			"statuses":        map[string]any{"href": fmt.Sprintf("%s/statuses/%s", api, p.HeadSHA)},
 		},
+	}
+	if p.HeadRepo != "" {
+		out["head"] = f.forkHead(r, p)
 	}
 	if full {
 		commits := p.CommitsCount
@@ -1135,6 +1140,10 @@ func (f *Fake) createIssue(w http.ResponseWriter, r *http.Request, rp *repo) {
 	}
 	if b.Title == "" {
 		writeError(w, http.StatusUnprocessableEntity, "Validation Failed: title")
+		return
+	}
+	if rp.issuesDisabled {
+		writeError(w, http.StatusGone, "Issues are disabled for this repo")
 		return
 	}
 	is := &Issue{Number: nextNumber(rp), Title: b.Title, Body: b.Body, State: "open", Labels: b.Labels,

@@ -60,10 +60,13 @@ type PR struct {
 	MergedBy       User
 	HeadRef        string
 	HeadSHA        string
-	BaseRef        string
-	BaseSHA        string
-	Files          []File
-	Commits        []Commit
+	// HeadRepo is the fork the head branch lives in ("" for a branch of
+	// the repository itself).
+	HeadRepo string
+	BaseRef  string
+	BaseSHA  string
+	Files    []File
+	Commits  []Commit
 	// CommitsCount and ChangedFiles override the counts the PR object
 	// reports (0: len(Commits), len(Files)); GitHub lists at most 250
 	// commits and 3,000 files while the counts say the truth.

@@ -41,6 +41,9 @@ func (f *Fake) ManifestSubmissions() []ManifestSubmission {
 // (where the user may rename the App) before redirecting; the fake
 // redirects at once so a browser test can run the whole flow.
 func (f *Fake) serveWeb(w http.ResponseWriter, r *http.Request) bool {
+	if f.serveOAuth(w, r) {
+		return true
+	}
 	org, ok := manifestPath(r.URL.Path)
 	if !ok {
 		return false

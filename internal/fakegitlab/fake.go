@@ -102,6 +102,13 @@ type MergeRequest struct {
 	Diffs       []Diff
 	// Commits of the merge request, newest first (GitLab's order).
 	Commits []Commit
+
+	// SourceProjectID is the fork the source branch lives in (0: the
+	// merge request's own project). GitLab's merge request API names it in
+	// source_project_id; the commits API wants statuses of its commits
+	// posted there ("the API call must target the commit in the merge
+	// request's source branch", https://docs.gitlab.com/api/commits/).
+	SourceProjectID int
 }
 
 // Status is a commit status (GitLab's "generic commit status").
@@ -215,6 +222,12 @@ type Server struct {
 	strict       bool
 	failures     []failure
 	log          []Request
+	diffFiles    int // see SetDiffLimit
+	// compareTimeout: see SetCompareTimeout.
+	compareTimeout bool
+	// partialEmails: see SetPartialEmailSearch.
+	partialEmails bool
+	oauthSt       *oauthState // the OAuth provider and its tokens (oauth.go)
 }
 
 // failure makes matching requests fail (see SetFailure).

@@ -44,6 +44,9 @@ type request struct {
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.serveOAuth(w, r) {
+		return
+	}
 	path := r.URL.EscapedPath()
 	rec := Request{Method: r.Method, Query: r.URL.RawQuery}
 	if !strings.HasPrefix(path, apiPrefix) {
@@ -259,6 +262,8 @@ func (s *Server) route(r *request, rec *Request) (reply, *apiError) {
 		return s.page(r, items), nil
 	case len(rest) == 2 && rest[0] == "repository" && rest[1] == "tags" && get:
 		return s.listTags(r, p), nil
+	case len(rest) == 2 && rest[0] == "repository" && rest[1] == "branches" && get:
+		return s.listBranches(r, p), nil
 	case len(rest) == 2 && rest[0] == "repository" && rest[1] == "commits" && get:
 		ref := r.URL.Query().Get("ref_name")
 		if ref == "" {
@@ -293,7 +298,7 @@ func (s *Server) routeMR(r *request, p *projectState, m *mrState, rest []string)
 		return reply{body: s.mrJSON(p, m, true)}, nil
 	case len(rest) == 1 && rest[0] == "diffs" && get:
 		var items []any
-		for _, d := range m.Diffs {
+		for _, d := range s.limitedDiffs(m.Diffs) {
 			items = append(items, diffJSON(d))
 		}
 		return s.page(r, items), nil
@@ -485,8 +490,8 @@ func (s *Server) listUsers(r *request) (reply, *apiError) {
 			// against e-mails exactly: public ones, or any for an admin.
 			hit := strings.Contains(strings.ToLower(o.Username), search) ||
 				strings.Contains(strings.ToLower(o.Name), search) ||
-				(o.PublicEmail != "" && strings.EqualFold(o.PublicEmail, search)) ||
-				(r.user.Admin && strings.EqualFold(o.Email, search))
+				(o.PublicEmail != "" && s.emailMatch(o.PublicEmail, search)) ||
+				(r.user.Admin && s.emailMatch(o.Email, search))
 			if !hit {
 				continue
 			}
@@ -574,6 +579,9 @@ func (s *Server) createStatus(r *request, p *projectState, sha string) (reply, *
 		return reply{}, forbidden()
 	}
 	str := func(k string) string { v, _ := r.body[k].(string); return v }
+	if msg := targetURLTooLong(str("target_url")); msg != "" {
+		return reply{}, badRequest(msg)
+	}
 	name := str("name")
 	if name == "" {
 		name = str("context")
@@ -621,7 +629,7 @@ func (s *Server) compareJSON(r *request, p *projectState) (reply, *apiError) {
 		last = s.commitJSON(p, commits[len(commits)-1])
 	}
 	return reply{body: map[string]any{
-		"commit": last, "commits": list, "diffs": []any{}, "compare_timeout": false,
+		"commit": last, "commits": list, "diffs": []any{}, "compare_timeout": s.compareTimeout,
 		"compare_same_ref": from == to, "web_url": s.webURL(p) + "/-/compare/" + from + "..." + to,
 	}}, nil
 }
@@ -740,7 +748,7 @@ func (s *Server) projectJSON(p *projectState) map[string]any {
 	return map[string]any{
 		"id": p.ID, "name": lastSegment(p.PathWithNamespace), "path": lastSegment(p.PathWithNamespace),
 		"path_with_namespace": p.PathWithNamespace, "name_with_namespace": strings.ReplaceAll(p.PathWithNamespace, "/", " / "),
-		"default_branch": p.DefaultBranch, "web_url": s.webURL(p), "visibility": "internal",
+		"default_branch": p.DefaultBranch, "web_url": s.webURL(p), "visibility": s.visibilityOf(p),
 		"http_url_to_repo": s.webURL(p) + ".git", "created_at": ts(p.createdAt),
 		"namespace": map[string]any{"full_path": ns, "path": lastSegment(ns), "name": lastSegment(ns), "kind": "group"},
 	}
@@ -779,7 +787,7 @@ func (s *Server) mrJSON(p *projectState, m *mrState, single bool) map[string]any
 		"target_branch": m.TargetBranch, "source_branch": m.SourceBranch,
 		"user_notes_count": len(m.notes), "upvotes": 0, "downvotes": 0,
 		"author": author, "assignees": []any{}, "assignee": nil, "reviewers": reviewers,
-		"source_project_id": p.ID, "target_project_id": p.ID, "labels": []any{},
+		"source_project_id": sourceProject(p, m), "target_project_id": p.ID, "labels": []any{},
 		"draft": m.Draft, "work_in_progress": m.Draft, "milestone": nil, "merge_when_pipeline_succeeds": false,
 		"merge_status": "can_be_merged", "detailed_merge_status": "mergeable",
 		"sha": m.SHA, "merge_commit_sha": mergeSHA, "squash_commit_sha": squashSHA(m),
@@ -801,7 +809,7 @@ func (s *Server) mrJSON(p *projectState, m *mrState, single bool) map[string]any
 		// object); go-gitlab decodes it as an int, so the fake sends null.
 		out["approvals_before_merge"] = nil
 		out["subscribed"] = true
-		out["changes_count"] = strconv.Itoa(len(m.Diffs))
+		out["changes_count"], _ = s.changesCount(m.Diffs)
 		out["first_contribution"] = false
 		out["merge_error"] = nil
 		out["diverged_commits_count"] = 0
