@@ -481,6 +481,15 @@ func contractState(f *Fake, full bool) {
 	f.SetHistory(repo, "main", []Commit{commit(6), commit(5)})
 	f.SetInstallation(repo, 42)
 	f.AddRepo("acme/elsewhere") // the App is not installed there
+	f.SetBranch(repo, "main", SHA("c6"))
+	f.SetBranch(repo, "release/1.0", SHA("c5"))
+	// A pull request from a fork.
+	f.AddPR(repo, PR{Number: 10, Title: "From a fork", Author: User{Login: "mallory"}, HeadRepo: "mallory/app",
+		HeadRef: "patch-1", Commits: []Commit{commit(8)}})
+	f.AddRepo("acme/noissues")
+	f.SetIssuesDisabled("acme/noissues", true)
+	f.AddRepo("acme/hidden")
+	f.HideFromInstallation("acme/hidden")
 }
 
 func contractCases() []contractCase {
@@ -494,6 +503,7 @@ func contractCases() []contractCase {
 		{method: "GET", path: "/repos/acme/elsewhere/installation", auth: "jwt", status: 404},
 		{method: "GET", path: "/repos/acme/app", status: 200},
 		{method: "GET", path: "/repos/acme/nope", status: 404},
+		{method: "GET", path: "/repos/acme/hidden", status: 404},
 		{method: "GET", path: "/repos/acme/app/contents/.github/foureyes.yml", status: 200},
 		{method: "GET", path: "/repos/acme/app/contents/.github", status: 200},
 		{method: "GET", path: "/repos/acme/app/contents/deploy/prod.tf?ref=" + head, status: 200},
@@ -503,6 +513,7 @@ func contractCases() []contractCase {
 		{method: "GET", path: "/repos/acme/app/pulls/7", status: 200},
 		{method: "GET", path: "/repos/acme/app/pulls/8", status: 200},
 		{method: "GET", path: "/repos/acme/app/pulls/9", status: 200},
+		{method: "GET", path: "/repos/acme/app/pulls/10", status: 200},
 		{method: "GET", path: "/repos/acme/app/pulls/99", status: 404},
 		{method: "GET", path: "/repos/acme/app/pulls/7/files?per_page=100", status: 200},
 		{method: "GET", path: "/repos/acme/app/pulls/7/commits?per_page=100", status: 200},
@@ -533,12 +544,14 @@ func contractCases() []contractCase {
 		{method: "GET", path: "/repos/acme/app/compare/v1.0.0...main", status: 200},
 		{method: "GET", path: "/repos/acme/app/compare/v0...main", status: 404},
 		{method: "GET", path: "/repos/acme/app/tags", status: 200},
+		{method: "GET", path: "/repos/acme/app/branches", status: 200},
 		{method: "GET", path: "/repos/acme/app/commits?sha=main&per_page=100", status: 200},
 		{method: "GET", path: "/repos/acme/app/commits?sha=main&since=2026-03-04T00:00:00Z&until=2026-03-05T00:00:00Z", status: 200},
 		{method: "GET", path: "/repos/acme/app/commits?sha=nope", status: 404},
 		{method: "POST", path: "/repos/acme/app/issues", body: map[string]any{
 			"title": "Unreviewed change on release/1.0", "body": "…", "labels": []string{"foureyes", "unreviewed"}}, status: 201},
 		{method: "POST", path: "/repos/acme/app/issues", body: map[string]any{"title": "No labels"}, status: 201},
+		{method: "POST", path: "/repos/acme/noissues/issues", body: map[string]any{"title": "Unreviewed change"}, status: 410},
 		{method: "GET", path: "/repos/acme/app/issues?labels=foureyes&state=all", status: 200},
 		{method: "GET", path: "/repos/acme/app/issues/{issue}", status: 200},
 		{method: "PATCH", path: "/repos/acme/app/issues/{issue}", body: map[string]any{"state": "closed"}, status: 200},
