@@ -396,7 +396,7 @@ func mayBeObject(typ any) bool {
 // contractCase is one request to the fake and the status it must answer.
 type contractCase struct {
 	method, path string
-	auth         string // "" = the installation token; "jwt"; "none"
+	auth         string // "" = the installation token; "jwt"; "user" (an OAuth user token of bob); "none"
 	body         any
 	status       int
 }
@@ -504,6 +504,8 @@ func contractCases() []contractCase {
 		{method: "GET", path: "/repos/acme/app", status: 200},
 		{method: "GET", path: "/repos/acme/nope", status: 404},
 		{method: "GET", path: "/repos/acme/hidden", status: 404},
+		{method: "GET", path: "/user", auth: "user", status: 200},
+		{method: "GET", path: "/repos/acme/app", auth: "user", status: 200},
 		{method: "GET", path: "/repos/acme/app/contents/.github/foureyes.yml", status: 200},
 		{method: "GET", path: "/repos/acme/app/contents/.github", status: 200},
 		{method: "GET", path: "/repos/acme/app/contents/deploy/prod.tf?ref=" + head, status: 200},
@@ -599,6 +601,11 @@ func TestContractResponses(t *testing.T) {
 			defer f.Close()
 			contractState(f, mode == "full")
 			tok := newToken(t, f, 42)
+			// A user access token as the OAuth web flow (oauth.go) hands out.
+			userTok := "ghu_contract"
+			f.mu.Lock()
+			f.oauth().tokens[userTok] = userToken{login: "bob", expires: time.Now().Add(time.Hour)}
+			f.mu.Unlock()
 			vars := map[string]string{}
 			for _, c := range contractCases() {
 				path := c.path
@@ -610,6 +617,8 @@ func TestContractResponses(t *testing.T) {
 				case "jwt":
 					now := time.Now()
 					auth = "Bearer " + signJWT(t, testKey(), "RS256", claims("77", now.Add(-30*time.Second), now.Add(2*time.Minute)))
+				case "user":
+					auth = "token " + userTok
 				case "none":
 					auth = ""
 				}
