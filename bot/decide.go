@@ -72,10 +72,21 @@ func Decide(in Input) Verdict {
 	markExcluded(v.Categories, notIndependent(p.Review, c))
 
 	head := c.Ref.HeadSHA
-	pusher, pusherKnown := c.PusherOf(head)
-	pusherKnown = pusherKnown && head != ""
+	headPushers := c.HeadPushers(head)
+	pusherKnown := len(headPushers) > 0 && head != ""
+	// A bot that pushed the head of someone else's change did so for
+	// somebody (a workflow, an "update branch" app): who is not recorded,
+	// so the head's real pusher is unknown.
+	var botPushers []string
+	for _, p := range c.Pushes {
+		// Any record of the push may carry the bot flag (a push hook does,
+		// a merge request event may not): scan them all.
+		if u := p.Pusher; p.HeadSHA == head && isBotUser(u) && !u.Same(c.Author) && !slices.Contains(botPushers, u.Display()) {
+			botPushers = append(botPushers, u.Display())
+		}
+	}
 	rs := gatherReviewers(c)
-	judgeIndependence(p, c, rs, pusher, v.DiffDigest)
+	judgeIndependence(p, c, rs, headPushers, v.DiffDigest)
 
 	for i := range rs {
 		r := &rs[i]
@@ -103,11 +114,19 @@ func Decide(in Input) Verdict {
 	}
 	v.Ignored = ignored(rs, v.Categories)
 
-	if !pusherKnown && c.EvalError == "" {
+	if c.EvalError == "" {
 		// (With an EvalError the facts are incomplete anyway and the verdict
 		// is a failure; the notice would only add noise.)
-		v.Notices = append(v.Notices, "the pusher of head "+short(head)+
-			" is not known yet; foureyes cannot tell whether an approver pushed it, so the check stays pending until the push is reported")
+		switch {
+		case !pusherKnown && c.PusherNote != "":
+			v.Notices = append(v.Notices, "the pusher of head "+short(head)+" is unknown: "+c.PusherNote)
+		case !pusherKnown:
+			v.Notices = append(v.Notices, "the pusher of head "+short(head)+
+				" is not known yet; foureyes cannot tell whether an approver pushed it, so the check stays pending until the forge reports the push")
+		case len(botPushers) > 0:
+			v.Notices = append(v.Notices, "head "+short(head)+" was pushed by "+strings.Join(botPushers, ", ")+
+				": foureyes cannot tell who triggered it, so it cannot tell whether an approver did; a push of a new head by a person resolves it")
+		}
 	}
 
 	missing := false
@@ -128,9 +147,15 @@ func Decide(in Input) Verdict {
 	case missing:
 		v.State = PendingState
 		v.Title = missingTitle(v.Categories)
+	case !pusherKnown && c.PusherNote != "":
+		v.State = PendingState
+		v.Title = clip("pusher of head "+short(head)+" unknown: "+c.PusherNote, maxTitle)
 	case !pusherKnown:
 		v.State = PendingState
 		v.Title = "waiting to learn who pushed head " + short(head)
+	case len(botPushers) > 0:
+		v.State = PendingState
+		v.Title = clip("pushed by "+strings.Join(botPushers, ", ")+": foureyes cannot tell who triggered it", maxTitle)
 	default:
 		v.State = Success
 		v.Title = successTitle(v.Categories)
@@ -373,7 +398,7 @@ type involvement [4]string
 
 // judgeIndependence fills each reviewer's category-independent reasons:
 // independence (SPEC §6), bot, permission and staleness.
-func judgeIndependence(p *policies.Policy, c *Change, rs []reviewer, headPusher User, digest string) {
+func judgeIndependence(p *policies.Policy, c *Change, rs []reviewer, headPushers []User, digest string) {
 	// Walk commits and pushes once, looking each identity up among the
 	// reviewers, rather than walking them once per reviewer.
 	idx := make(map[string]int, len(rs))
@@ -438,25 +463,43 @@ func judgeIndependence(p *policies.Policy, c *Change, rs []reviewer, headPusher 
 				add(ReasonCoAuthor, "co-authored "+short(x[viaCoAuthored]))
 			}
 		}
-		if !rv.AllowLastPusher && r.user.Same(headPusher) {
+		if !rv.AllowLastPusher && containsUser(headPushers, r.user) {
 			add(ReasonLastPusher, "pushed head "+short(head))
 		}
-		if !rv.CountBots && (r.user.Bot || r.facts.Bot || strings.HasSuffix(r.key, "[bot]")) {
+		if !rv.CountBots && (isBotUser(r.user) || r.facts.Bot) {
 			add(ReasonBot, "bot account")
 		}
 		if r.facts.Permission < minPerm {
 			add(ReasonPermission, "permission "+r.facts.Permission.String()+", needs "+minPerm.String())
 		}
-		r.stale, r.staleText = staleness(rv, r.latest.CommitSHA, head, digest, c.DiffDigests)
+		r.stale, r.staleText = staleness(rv, r.latest, head, digest, c.DiffDigests)
 	}
 }
 
-// staleness applies the diff-digest rule: an approval of an earlier head
-// still counts when that head's recorded diff equals the current one (the
-// base branch was merged or rebased in), and is stale when it differs or
-// nobody recorded it.
-func staleness(rv policies.Review, approved, head, digest string, earlier map[string]string) (bool, string) {
-	if (approved != "" && approved == head) || !rv.DismissStale {
+// staleness applies the diff-digest rule: an approval counts while the
+// diff it was given on equals the current one. The diff it was given on is
+// the digest recorded when foureyes first saw the review (so a retarget
+// that keeps the head but grows the diff makes it stale); for a review
+// without one, that of the head it approved, recorded when that head was
+// evaluated (a merge or rebase of the base branch keeps it). An approval
+// whose diff is unknown, or differs, is stale.
+func staleness(rv policies.Review, r *Review, head, digest string, earlier map[string]string) (bool, string) {
+	if !rv.DismissStale {
+		return false, ""
+	}
+	approved := r.CommitSHA
+	if r.Digest != "" && approved != "" && (approved == head || rv.IgnoreBaseUpdates) {
+		switch {
+		case digest == "":
+			return true, "approved " + short(approved) + "; the current diff is not fully known, so it cannot be the one approved"
+		case r.Digest != digest && approved == head:
+			return true, "approved " + short(approved) + " with a different diff (the base branch changed what the change shows)"
+		case r.Digest != digest:
+			return true, "approved " + short(approved) + ", head is now " + short(head) + " with a different diff"
+		}
+		return false, ""
+	}
+	if approved != "" && approved == head {
 		return false, ""
 	}
 	if approved == "" {
@@ -618,6 +661,10 @@ func stateWords(s ReviewState) string {
 	}
 	return string(s)
 }
+
+// isBotUser reports whether an account is a bot by its flag or by GitHub's
+// "[bot]" login suffix.
+func isBotUser(u User) bool { return u.Bot || strings.HasSuffix(strings.ToLower(u.Login), "[bot]") }
 
 // short abbreviates a SHA the way git and the forges display it.
 func short(sha string) string {

@@ -1,8 +1,10 @@
 package bot
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -74,4 +76,74 @@ func DiffDigest(files []File) string {
 	h.Write(buf)
 	var sum [sha256.Size]byte
 	return hex.EncodeToString(h.Sum(sum[:0]))
+}
+
+// factReviewDigest is the scope of the review bindings: review key -> the
+// diff digest of the change when foureyes first saw the review.
+const factReviewDigest = "review-digest"
+
+// completeReviewDigests binds each review to the digest recorded for it.
+func completeReviewDigests(ctx context.Context, st FactReader, c *Change) error {
+	bound, err := st.Facts(ctx, FactScope(c.Ref, factReviewDigest))
+	if err != nil {
+		return fmt.Errorf("read review digests: %w", err)
+	}
+	for i := range c.Reviews {
+		if r := &c.Reviews[i]; r.Digest == "" {
+			r.Digest = bound[r.Key()]
+		}
+	}
+	return nil
+}
+
+// recordDigests remembers, after an evaluation, what each review newly seen
+// was given on and the digest of the evaluated head. A review of the
+// current head is bound to the current digest; one of an earlier head to
+// the digest recorded for that head, if any (else it stays unbound, and
+// stale). A head evaluated with two different diffs (retargeted) keeps no
+// digest: which one an approval of it saw is unknown, so it is never
+// shared.
+func (s *Service) recordDigests(ctx context.Context, c *Change, digest string) error {
+	heads := FactScope(c.Ref, factDigest)
+	known, err := s.Store.Facts(ctx, heads)
+	if err != nil {
+		return fmt.Errorf("read diff digests: %w", err)
+	}
+	if old, seen := known[c.Ref.HeadSHA]; digest != "" && (!seen || (old != digest && old != "")) {
+		v := digest
+		if seen {
+			v = "" // evaluated with another diff before: ambiguous
+		}
+		if err := s.Store.PutFact(ctx, heads, c.Ref.HeadSHA, v); err != nil {
+			return fmt.Errorf("record diff digest: %w", err)
+		}
+	}
+	scope := FactScope(c.Ref, factReviewDigest)
+	bound, err := s.Store.Facts(ctx, scope)
+	if err != nil {
+		return fmt.Errorf("read review digests: %w", err)
+	}
+	for _, r := range c.Reviews {
+		if r.State != Approved || r.CommitSHA == "" {
+			continue
+		}
+		k := r.Key()
+		if _, ok := bound[k]; ok {
+			continue
+		}
+		d := ""
+		switch {
+		case r.CommitSHA == c.Ref.HeadSHA:
+			d = digest
+		default:
+			d = known[r.CommitSHA]
+		}
+		if d == "" {
+			continue
+		}
+		if err := s.Store.PutFact(ctx, scope, k, d); err != nil {
+			return fmt.Errorf("record what review %s approved: %w", k, err)
+		}
+	}
+	return nil
 }

@@ -108,12 +108,17 @@ type Commit struct {
 	Time      time.Time `json:"time,omitempty"`
 }
 
-// Push records who pushed a head of the change. A zero Pusher means the
-// pusher is not (yet) known.
+// Push records that Pusher pushed the commit HeadSHA of the change (as the
+// new tip of the head branch, or among the commits one push brought). A
+// zero Pusher means the pusher is not (yet) known. See pushers.go.
 type Push struct {
 	HeadSHA string    `json:"head_sha"`
 	Pusher  User      `json:"pusher"`
 	At      time.Time `json:"at,omitempty"`
+	// Before is the branch tip the push replaced, when known.
+	Before string `json:"before,omitempty"`
+	// Via says how the push became known (ViaPush, ViaActivity, ...).
+	Via string `json:"via,omitempty"`
 }
 
 // ReviewState is the state of one review.
@@ -141,6 +146,20 @@ type Review struct {
 	State     ReviewState `json:"state"`
 	CommitSHA string      `json:"commit_sha"` // head SHA the review was given on; "" = unknown = stale
 	At        time.Time   `json:"at,omitempty"`
+	// Digest is the diff digest of the change when foureyes first saw the
+	// review (its head against the base of that moment): what the reviewer
+	// approved. An approval counts only while the change's digest equals
+	// it. "" = not recorded (then CommitSHA and DiffDigests decide).
+	Digest string `json:"digest,omitempty"`
+}
+
+// Key identifies a review across evaluations: the forge's review ID, or
+// (GitLab approvals have none) the reviewer and the approved head.
+func (r Review) Key() string {
+	if r.ID != 0 {
+		return strconv.FormatInt(r.ID, 10)
+	}
+	return strings.ToLower(r.Reviewer.Login) + "@" + r.CommitSHA
 }
 
 // ReviewerFacts is what the forge says about a reviewer.
@@ -172,13 +191,21 @@ type Change struct {
 	Author  User      `json:"author"`
 	BaseRef string    `json:"base_ref"`
 	BaseSHA string    `json:"base_sha,omitempty"`
-	State   string    `json:"state,omitempty"` // open, closed, merged
-	Draft   bool      `json:"draft,omitempty"`
+	// HeadRef is the head (source) branch, without refs/heads/.
+	HeadRef string `json:"head_ref,omitempty"`
+	// HeadRepo is the repository the head branch lives in when it is not
+	// Ref.Repo (a fork); its pushes are recorded under it.
+	HeadRepo string `json:"head_repo,omitempty"`
+	State    string `json:"state,omitempty"` // open, closed, merged
+	Draft    bool   `json:"draft,omitempty"`
 
 	Files   []File   `json:"files"`
 	Commits []Commit `json:"commits"`
 	Pushes  []Push   `json:"pushes,omitempty"`
-	Reviews []Review `json:"reviews,omitempty"`
+	// PusherNote, set by an adapter that could not learn who pushed the
+	// head, says why and what would resolve it; it is shown in the check.
+	PusherNote string   `json:"pusher_note,omitempty"`
+	Reviews    []Review `json:"reviews,omitempty"`
 	// Reviewers holds facts per reviewer login (lower-cased).
 	Reviewers map[string]ReviewerFacts `json:"reviewers,omitempty"`
 
@@ -210,7 +237,8 @@ func (c *Change) Facts(login string) ReviewerFacts {
 	return c.Reviewers[strings.ToLower(login)]
 }
 
-// PusherOf returns the pusher of head, if known.
+// PusherOf returns a pusher of head (the first known), if any. A head may
+// have several: see HeadPushers.
 func (c *Change) PusherOf(head string) (User, bool) {
 	for _, p := range c.Pushes {
 		if p.HeadSHA == head && p.Pusher.Known() {

@@ -62,6 +62,16 @@ type Forge interface {
 	OpenChanges(ctx context.Context, repo Repo, branch string) ([]ChangeRef, error)
 }
 
+// PushReader is an optional Forge capability (checked by type assertion):
+// reading who pushed the commits of a change from the forge's own record
+// (GitHub's repository activity API, GitLab's project push events), for a
+// head no push delivery named (foureyes installed later, a lost delivery,
+// a branch pushed before the change was opened). It appends to c.Pushes,
+// or sets c.PusherNote when the record cannot be read.
+type PushReader interface {
+	HeadPushes(ctx context.Context, c *Change) error
+}
+
 // Store is what the service needs to remember between events. Facts are
 // small strings grouped by scope (e.g. the pusher of each head of a change);
 // PutFact overwrites.

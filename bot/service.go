@@ -55,11 +55,11 @@ type PushHandler interface {
 // Fact scopes. Each is suffixed to the change key, e.g.
 // "github/acme/app#12/pusher"; the fact key is a head SHA or a login.
 const (
-	factPusher   = "pusher"   // head SHA -> login of whoever pushed it
-	factDigest   = "digest"   // head SHA -> diff digest recorded at evaluation
+	factPusher   = "pusher"   // head SHA + "/" + login -> login: everyone who pushed a head (a history)
+	factDigest   = "digest"   // head SHA -> diff digest recorded at evaluation ("" once it was seen with two)
 	factReport   = "report"   // head SHA -> forge object ID of the published verdict
 	factVerdict  = "verdict"  // head SHA -> verdict JSON (details page)
-	factApproval = "approval" // login -> head SHA approved (GitLab), "" when revoked
+	factApproval = "approval" // login -> "TIME|HEAD" of the latest approval event (GitLab), "TIME|" when revoked
 	factForeign  = "foreign"  // head SHA + "/" + check ID -> who wrote a "foureyes" check that is not ours
 )
 
@@ -108,6 +108,9 @@ func (s *Service) Handle(ctx context.Context, ev Event) error {
 	case EventInstallation:
 		return s.handleInstallation(ctx, f, ev)
 	case EventBranchPush, EventTagPush:
+		if err := s.recordPushEvent(ctx, ev); err != nil {
+			return fmt.Errorf("event %s: %w", ev.DeliveryID, err)
+		}
 		if s.Release == nil {
 			return nil
 		}
@@ -141,19 +144,15 @@ func (s *Service) recordChangeFacts(ctx context.Context, ev Event) error {
 	}
 	ref := ChangeRef{Forge: ev.Forge, Repo: ev.Repo, Number: ce.Number, HeadSHA: ce.HeadSHA}
 	if ce.Pushed && ev.Sender.Known() && ce.HeadSHA != "" {
-		if err := s.Store.PutFact(ctx, FactScope(ref, factPusher), ce.HeadSHA, ev.Sender.Login); err != nil {
-			return fmt.Errorf("record pusher of %s: %w", shortSHA(ce.HeadSHA), err)
+		if err := s.recordChangePush(ctx, ev, ref); err != nil {
+			return err
 		}
 	}
 	if r := ce.Review; r != nil && r.Reviewer.Known() && ev.Forge == GitLab {
 		// GitLab's approvals API does not say which head was approved: the
-		// approval event does, so remember it.
-		head := r.CommitSHA
-		if r.State != Approved {
-			head = ""
-		}
-		if err := s.Store.PutFact(ctx, FactScope(ref, factApproval), strings.ToLower(r.Reviewer.Login), head); err != nil {
-			return fmt.Errorf("record approval of %s: %w", r.Reviewer.Login, err)
+		// approval event does, so remember it (in event-time order).
+		if err := s.recordApproval(ctx, ev, ref, r); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -225,9 +224,9 @@ func (s *Service) handlePolicyPush(ctx context.Context, f Forge, ev Event) error
 	}
 	var errs []error
 	for _, ref := range refs {
-		// The new policy is at the pushed SHA: read it there, not at the
-		// base SHA the change last saw.
-		if _, err := s.Evaluate(ctx, ref, branch, p.After); err != nil {
+		// The adapter reads the branch at its tip, which is this push or
+		// a later one: never the base SHA the change last saw.
+		if _, err := s.Evaluate(ctx, ref, branch, ""); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -271,8 +270,9 @@ func mergeGroupPR(headRef string) (int, bool) {
 
 // Evaluate judges one change at ref.HeadSHA (or, when that is empty, at its
 // current head), publishes the verdict and audits it. It returns the
-// verdict, or an error when the work should be retried.
-func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, baseSHA string) (Verdict, error) {
+// verdict, or an error when the work should be retried. The base SHA an
+// event names is deliberately not used: see the policy below.
+func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, _ string) (Verdict, error) {
 	f, ok := s.Forges[ref.Forge]
 	if !ok {
 		return Verdict{}, fmt.Errorf("%w: %s", ErrUnknownForge, ref.Forge)
@@ -281,7 +281,7 @@ func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, baseSHA 
 	if s.Observer != nil {
 		ctx, done = s.Observer.StartEvaluation(ctx, ref.Forge)
 	}
-	j, err := s.judge(ctx, f, ref, baseRef, baseSHA, nil)
+	j, err := s.judge(ctx, f, ref, baseRef, nil)
 	var ge *gatherError
 	if errors.As(err, &ge) {
 		return s.failClosed(ctx, f, ref, ge.cause, done)
@@ -299,6 +299,9 @@ func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, baseSHA 
 		return Verdict{}, nil
 	}
 	ref, change, v := j.ref, j.change, j.verdict
+	if err := RecordPushes(ctx, s.Store, change, j.learned); err != nil {
+		return Verdict{}, err
+	}
 	if l := s.logger(); l.Enabled(ctx, slog.LevelDebug) {
 		bound := make([]string, 0, len(change.Reviews))
 		for _, r := range change.Reviews {
@@ -312,9 +315,9 @@ func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, baseSHA 
 			return Verdict{}, err
 		}
 	}
-	if change.EvalError == "" && v.DiffDigest != "" {
-		if err := s.Store.PutFact(ctx, FactScope(ref, factDigest), ref.HeadSHA, v.DiffDigest); err != nil {
-			return Verdict{}, fmt.Errorf("record diff digest: %w", err)
+	if change.EvalError == "" {
+		if err := s.recordDigests(ctx, change, v.DiffDigest); err != nil {
+			return Verdict{}, err
 		}
 	}
 	if err := s.publish(ctx, f, ref, v); err != nil {
@@ -335,6 +338,9 @@ type judgement struct {
 	verdict Verdict
 	// moved: the forge's head (change.Ref.HeadSHA) is newer than ref's.
 	moved bool
+	// learned are the pushes read from the forge's record (ReadPushers),
+	// for Evaluate to record.
+	learned []Push
 }
 
 // gatherError is a failure to gather the facts, which Evaluate publishes
@@ -348,11 +354,12 @@ func (e *gatherError) Unwrap() error { return e.cause }
 // and decides. It reads only: Evaluate publishes and audits what it
 // returns, Explain prints it. candidate, when set, replaces the policy
 // file of the base branch.
-func (s *Service) judge(ctx context.Context, f Forge, ref ChangeRef, baseRef, baseSHA string, candidate *PolicyFile) (judgement, error) {
-	policyRef := baseSHA
-	if policyRef == "" {
-		policyRef = baseRef
-	}
+//
+// The policy is read on the base branch by name, at its current tip: the
+// base SHA a payload names (pull_request.base.sha) is stale as soon as the
+// branch moves, and a policy tightened since must apply (issue 10).
+func (s *Service) judge(ctx context.Context, f Forge, ref ChangeRef, baseRef string, candidate *PolicyFile) (judgement, error) {
+	policyRef := baseRef
 	var (
 		change *Change
 		err    error
@@ -364,30 +371,39 @@ func (s *Service) judge(ctx context.Context, f Forge, ref ChangeRef, baseRef, ba
 		if err != nil {
 			return judgement{}, &gatherError{fmt.Errorf("read change: %w", err)}
 		}
-		policyRef = change.BaseSHA
-		if policyRef == "" {
-			policyRef = change.BaseRef
-		}
+		policyRef = change.BaseRef
 	}
+	var (
+		pol  *policies.Policy
+		perr error
+	)
 	var pf PolicyFile
-	if candidate != nil {
-		pf = *candidate
-	} else if pf, err = f.Policy(ctx, ref.Repo, policyRef); err != nil {
-		return judgement{}, &gatherError{fmt.Errorf("read policy file from the base branch: %w", err)}
+	for attempt := 0; ; attempt++ {
+		if candidate != nil {
+			pf = *candidate
+		} else if pf, err = f.Policy(ctx, ref.Repo, policyRef); err != nil {
+			return judgement{}, &gatherError{fmt.Errorf("read policy file from the base branch: %w", err)}
+		}
+		pol, perr = s.parsePolicy(pf)
+		var teams []string
+		if pol != nil {
+			teams = PolicyTeams(pol)
+		}
+		if change == nil || len(teams) > 0 {
+			change, err = f.Change(ctx, ref, teams)
+			if err != nil {
+				return judgement{}, &gatherError{fmt.Errorf("read change: %w", err)}
+			}
+		}
+		// An event may name a base the change no longer has (delivered
+		// before a retarget): the policy is the current base's.
+		if candidate != nil || attempt > 0 || change.BaseRef == "" || change.BaseRef == policyRef {
+			break
+		}
+		policyRef = change.BaseRef
 	}
-	pol, perr := s.parsePolicy(pf)
 	if perr != nil && s.Observer != nil {
 		s.Observer.PolicyError(ref.Forge)
-	}
-	var teams []string
-	if pol != nil {
-		teams = PolicyTeams(pol)
-	}
-	if change == nil || len(teams) > 0 {
-		change, err = f.Change(ctx, ref, teams)
-		if err != nil {
-			return judgement{}, &gatherError{fmt.Errorf("read change: %w", err)}
-		}
 	}
 	if ref.HeadSHA == "" {
 		ref.HeadSHA = change.Ref.HeadSHA
@@ -402,8 +418,12 @@ func (s *Service) judge(ctx context.Context, f Forge, ref ChangeRef, baseRef, ba
 	if pf.Note != "" {
 		change.Notices = append(change.Notices, pf.Note)
 	}
+	learned, err := ReadPushers(ctx, f, change)
+	if err != nil {
+		return judgement{}, &gatherError{err}
+	}
 	v := Decide(Input{Policy: pol, PolicyErr: perr, Change: change})
-	return judgement{ref: ref, change: change, verdict: v}, nil
+	return judgement{ref: ref, change: change, verdict: v, learned: learned}, nil
 }
 
 // failClosed publishes a failure when the facts cannot be gathered, and
@@ -425,14 +445,7 @@ func (s *Service) failClosed(ctx context.Context, f Forge, ref ChangeRef, cause 
 }
 
 func (s *Service) parsePolicy(pf PolicyFile) (*policies.Policy, error) {
-	switch {
-	case pf.Found:
-		return policies.Parse(pf.Source, pf.Data)
-	case s.DefaultPolicy != nil:
-		return policies.Parse(s.DefaultPolicy.Source, s.DefaultPolicy.Data)
-	default:
-		return policies.Default(), nil
-	}
+	return ResolvePolicy(pf, s.DefaultPolicy)
 }
 
 // PolicyTeams lists the teams a policy names: the only memberships an
@@ -469,19 +482,18 @@ type FactReader interface {
 // was given on. The service and the release guard judge a change on the
 // same facts through it.
 func CompleteFacts(ctx context.Context, st FactReader, c *Change) error {
-	pushers, err := st.Facts(ctx, FactScope(c.Ref, factPusher))
+	if err := completeFacts(ctx, st, c); err != nil {
+		return err
+	}
+	// Last: GitLab approvals have just been bound to their heads, which is
+	// part of their key.
+	return completeReviewDigests(ctx, st, c)
+}
+
+func completeFacts(ctx context.Context, st FactReader, c *Change) error {
+	pushers, err := completePushers(ctx, st, c)
 	if err != nil {
-		return fmt.Errorf("read pushers: %w", err)
-	}
-	heads := make([]string, 0, len(pushers))
-	for h := range pushers {
-		heads = append(heads, h)
-	}
-	sort.Strings(heads)
-	for _, h := range heads {
-		if _, known := c.PusherOf(h); !known {
-			c.Pushes = append(c.Pushes, Push{HeadSHA: h, Pusher: User{Login: pushers[h]}})
-		}
+		return err
 	}
 	foreign, err := st.Facts(ctx, FactScope(c.Ref, factForeign))
 	if err != nil {
@@ -524,8 +536,8 @@ func CompleteFacts(ctx context.Context, st FactReader, c *Change) error {
 		}
 		sort.Strings(logins)
 		for _, l := range logins {
-			if approvals[l] != "" {
-				c.Reviews = append(c.Reviews, Review{Reviewer: User{Login: l}, State: Approved, CommitSHA: approvals[l]})
+			if at, head := decodeApproval(approvals[l]); head != "" {
+				c.Reviews = append(c.Reviews, Review{Reviewer: User{Login: l}, State: Approved, CommitSHA: head, At: at})
 			}
 		}
 		return nil
@@ -535,7 +547,8 @@ func CompleteFacts(ctx context.Context, st FactReader, c *Change) error {
 		if r.CommitSHA != "" {
 			continue
 		}
-		if head, ok := approvals[strings.ToLower(r.Reviewer.Login)]; ok && head != "" {
+		raw, ok := approvals[strings.ToLower(r.Reviewer.Login)]
+		if _, head := decodeApproval(raw); ok && head != "" {
 			r.CommitSHA = head
 		} else if len(pushers) <= 1 {
 			// Seen without its event: it can only be bound to the current

@@ -94,6 +94,8 @@ type analyzer struct {
 	// facts are what bot.Service recorded (pushers, diff digests,
 	// verdicts): the guard's store, or what a scan was given.
 	facts bot.FactReader
+	// readOnly: a scan, which records nothing (not even who pushed).
+	readOnly bool
 
 	evals map[int]*evaluation
 	owner map[string]int // commit SHA -> merged change containing it
@@ -253,6 +255,15 @@ func (a *analyzer) evaluate(ctx context.Context, sum bot.Change, mergedAt time.T
 	ch.Ref = ref
 	if err := bot.CompleteFacts(ctx, a.facts, ch); err != nil {
 		return nil, fmt.Errorf("complete facts of %s: %w", ref.Key(), err)
+	}
+	learned, err := bot.ReadPushers(ctx, a.f, ch)
+	if err != nil {
+		return nil, fmt.Errorf("complete facts of %s: %w", ref.Key(), err)
+	}
+	if !a.readOnly && a.g.Store != nil {
+		if err := bot.RecordPushes(ctx, a.g.Store, ch, learned); err != nil {
+			return nil, fmt.Errorf("complete facts of %s: %w", ref.Key(), err)
+		}
 	}
 	if !mergedAt.IsZero() {
 		// Reviews given after the merge did not let it in.

@@ -236,9 +236,10 @@ func TestGitHubUnguardedBranchIgnored(t *testing.T) {
 		t.Error("an unguarded branch was flagged")
 	}
 	for _, r := range e.fake.Requests() {
-		// Policy lookups only: the contents, and whether the org's .github
-		// repository is readable when it holds no policy.
-		if !strings.Contains(r.Path, "/contents/") && !strings.Contains(r.Path, "access_tokens") && !strings.HasSuffix(r.Path, "/.github") {
+		// Policy lookups only: the contents, the tip of the branch they are
+		// read at, and whether the org's .github repository is readable when
+		// it holds no policy.
+		if !strings.Contains(r.Path, "/contents/") && !strings.Contains(r.Path, "access_tokens") && !strings.Contains(r.Path, "/commits/heads/") && !strings.HasSuffix(r.Path, "/.github") {
 			t.Errorf("unexpected request %s %s", r.Method, r.Path)
 		}
 	}
@@ -262,6 +263,8 @@ func TestGitHubNewBranchSkipsJudgedCommits(t *testing.T) {
 	if len(e.flagAudits()) != 1 {
 		t.Fatal("the direct push to main was not flagged")
 	}
+	// A new branch brings what the default branch lacks (compare).
+	e.fake.SetCompare(ghRepo.FullName, "main", d1.SHA, nil)
 	ev := ghPush("p2", "0000000000000000000000000000000000000000", d1.SHA, "dave", false, d1)
 	ev.Push.Ref, ev.Push.Created = "refs/heads/release/1.x", true
 	e.mustHandle(ev)
@@ -269,6 +272,7 @@ func TestGitHubNewBranchSkipsJudgedCommits(t *testing.T) {
 		t.Errorf("cutting release/1.x re-flagged main's commit: %+v", fl[1:])
 	}
 	x1 := ghCommit("x1", "dave", t0)
+	e.fake.SetCompare(ghRepo.FullName, "main", x1.SHA, []fakegithub.Commit{x1})
 	ev = ghPush("p3", "0000000000000000000000000000000000000000", x1.SHA, "dave", false, d1, x1)
 	ev.Push.Ref, ev.Push.Created = "refs/heads/release/2.x", true
 	e.mustHandle(ev)

@@ -191,42 +191,12 @@ func (g *Guard) loadPolicy(ctx context.Context, f Forge, forge bot.ForgeName, re
 	if err != nil {
 		return loadedPolicy{}, fmt.Errorf("read policy of %s at %s: %w", repo.FullName, short(ref), err)
 	}
-	var (
-		pol  *policies.Policy
-		perr error
-	)
-	switch {
-	case pf.Found:
-		pol, perr = policies.Parse(pf.Source, pf.Data)
-	case g.DefaultPolicy != nil:
-		pol, perr = policies.Parse(g.DefaultPolicy.Source, g.DefaultPolicy.Data)
-	default:
-		pol = policies.Default()
-	}
-	if perr != nil {
-		if g.PolicyError != nil {
-			g.PolicyError(string(forge))
-		}
-		g.logger().Warn("invalid policy on a release ref; guarding with the built-in default", "repo", repo.FullName, "ref", ref, "error", perr)
-		pol = policies.Default()
-	}
-	return loadedPolicy{Policy: pol, Err: perr}, nil
+	return g.resolve(forge, repo, pf, ref)
 }
 
-// policyPaths are every forge's policy file locations: a push touching one
-// may change which branches are guarded.
-var policyPaths = []string{".github/foureyes.yml", ".foureyes.yml", ".gitlab/foureyes.yml"}
-
-func touchesPolicy(paths []string) bool {
-	for _, p := range paths {
-		for _, q := range policyPaths {
-			if strings.TrimPrefix(p, "/") == q {
-				return true
-			}
-		}
-	}
-	return false
-}
+// touchesPolicy: a push touching a policy file location may change which
+// branches are guarded.
+func touchesPolicy(paths []string) bool { return bot.TouchesPolicy(paths) }
 
 // appendAudit appends one record, wrapping the error with what it was.
 func (g *Guard) appendAudit(ctx context.Context, rec audit.Record) error {
@@ -265,4 +235,59 @@ func at(u bot.User) string {
 		return u.Display()
 	}
 	return "(unknown)"
+}
+
+// pushPolicy returns the policy a push to branch is judged by and whether
+// it guards the branch. The rules come from the repository, never from the
+// pushed head (issue 10): the branch's own policy before the push, and the
+// default branch's current policy; the branch is guarded when either says
+// so, and judged by its own policy when that guards it. A new branch has
+// no policy of its own before the push: the default branch's applies. (The
+// default branch's "current" policy is, for a push to the default branch
+// itself, the one before the push; for the first push of a repository
+// there is none, and the server or built-in default applies.)
+func (g *Guard) pushPolicy(ctx context.Context, f Forge, forge bot.ForgeName, repo bot.Repo, p *bot.PushEvent, branch string, created bool) (loadedPolicy, bool, error) {
+	def := repo.DefaultBranch
+	if branch == def || def == "" {
+		if created {
+			lp, err := g.resolve(forge, repo, bot.PolicyFile{}, branch)
+			return lp, err == nil && lp.Policy.IsReleaseBranch(branch, def), err
+		}
+		lp, err := g.loadPolicy(ctx, f, forge, repo, p.Before)
+		if err != nil {
+			return loadedPolicy{}, false, err
+		}
+		return lp, lp.Policy.IsReleaseBranch(branch, def), nil
+	}
+	defPol, err := g.loadPolicy(ctx, f, forge, repo, def)
+	if err != nil {
+		return loadedPolicy{}, false, err
+	}
+	if created {
+		return defPol, defPol.Policy.IsReleaseBranch(branch, def), nil
+	}
+	own, err := g.loadPolicy(ctx, f, forge, repo, p.Before)
+	if err != nil {
+		return loadedPolicy{}, false, err
+	}
+	switch {
+	case own.Policy.IsReleaseBranch(branch, def):
+		return own, true, nil
+	case defPol.Policy.IsReleaseBranch(branch, def):
+		return defPol, true, nil
+	}
+	return own, false, nil
+}
+
+// resolve turns a policy file (possibly none) into the policy to guard with.
+func (g *Guard) resolve(forge bot.ForgeName, repo bot.Repo, pf bot.PolicyFile, ref string) (loadedPolicy, error) {
+	pol, perr := bot.ResolvePolicy(pf, g.DefaultPolicy)
+	if perr != nil {
+		if g.PolicyError != nil {
+			g.PolicyError(string(forge))
+		}
+		g.logger().Warn("invalid policy on a release ref; guarding with the built-in default", "repo", repo.FullName, "ref", ref, "error", perr)
+		pol = policies.Default()
+	}
+	return loadedPolicy{Policy: pol, Err: perr}, nil
 }

@@ -111,19 +111,11 @@ func (g *Guard) handleBranchPush(ctx context.Context, f Forge, ev bot.Event) err
 func (g *Guard) analyzePush(ctx context.Context, f Forge, ev bot.Event, branch string) (pushAnalysis, bool, error) {
 	p, repo := ev.Push, ev.Repo
 	created := p.Created || isZeroSHA(p.Before)
-	// The policy in force is the one the branch had before the push (never
-	// the pushed head's, which may weaken it; SPEC §5). A new branch has
-	// no before: its head's policy is all there is.
-	policyRef := p.Before
-	if created {
-		policyRef = p.After
-	}
-	lp, err := g.loadPolicy(ctx, f, ev.Forge, repo, policyRef)
+	lp, guarded, err := g.pushPolicy(ctx, f, ev.Forge, repo, p, branch, created)
 	if err != nil {
 		return pushAnalysis{}, false, err
 	}
-	guarded := lp.Policy.IsReleaseBranch(branch, repo.DefaultBranch)
-	if !guarded && policyRef != p.After && (p.Truncated || touchesPolicy(p.ChangedFiles)) {
+	if !guarded && !created && (p.Truncated || touchesPolicy(p.ChangedFiles)) {
 		// The push changed the policy: a branch it starts guarding is
 		// guarded from this push on.
 		after, err := g.loadPolicy(ctx, f, ev.Forge, repo, p.After)
@@ -221,7 +213,17 @@ func (g *Guard) analyzePush(ctx context.Context, f Forge, ev bot.Event, branch s
 // truncated (GitLab lists at most 20) or lists none.
 func (g *Guard) newCommits(ctx context.Context, f Forge, repo bot.Repo, p *bot.PushEvent, branch string, created bool) ([]bot.PushCommit, string, error) {
 	commits, note := p.Commits, ""
-	if p.Truncated || (len(commits) == 0 && p.Before != p.After) {
+	if created && branch != repo.DefaultBranch && repo.DefaultBranch != "" {
+		// A new branch brings every commit the default branch (guarded
+		// itself) does not have, whatever the payload lists: GitHub sends
+		// "commits": [] for a branch created at an existing commit, and a
+		// direct push may sit below a reviewed merge.
+		full, err := f.Compare(ctx, repo, repo.DefaultBranch, p.After)
+		if err != nil {
+			return nil, "", fmt.Errorf("list the commits of the new branch: %w", err)
+		}
+		commits = full
+	} else if p.Truncated || (len(commits) == 0 && p.Before != p.After) {
 		base := p.Before
 		if created {
 			// No before to compare with: what the new branch has that the

@@ -125,9 +125,9 @@ func (g *Guard) handleTagPush(ctx context.Context, f Forge, ev bot.Event) error 
 	}
 	data, ok := facts[keyReport]
 	if !ok {
-		// The tag name resolves to the tagged commit on both forges (the
-		// pushed SHA of an annotated tag is the tag object).
-		lp, err := g.loadPolicy(ctx, f, ev.Forge, ev.Repo, tag)
+		// The rules are the default branch's current ones, never the
+		// tagged commit's (which its pusher may have written).
+		lp, err := g.loadPolicy(ctx, f, ev.Forge, ev.Repo, ev.Repo.DefaultBranch)
 		if err != nil {
 			return fmt.Errorf("release: tag %s of %s: %w", tag, ev.Repo.FullName, err)
 		}

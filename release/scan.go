@@ -98,6 +98,7 @@ func (g *Guard) NewScanner(ctx context.Context, f Forge, facts bot.FactReader, f
 	}
 	s.PolicySource, s.PolicyDigest = pol.Source, pol.Digest
 	s.a = g.newAnalyzer(f, forge, repo, branch, pol)
+	s.a.readOnly = true
 	switch {
 	case facts != nil:
 		s.a.facts = facts

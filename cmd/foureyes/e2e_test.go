@@ -61,6 +61,7 @@ func patchPR(m map[string]any, pr fakegithub.PR, sender string) {
 	p["number"] = pr.Number
 	obj(p, "user")["login"] = pr.Author.Login
 	obj(p, "head")["sha"] = pr.HeadSHA
+	obj(p, "head")["ref"] = pr.HeadRef
 	obj(p, "base")["sha"] = pr.BaseSHA
 	obj(p, "base")["ref"] = e2eBase
 	obj(m, "sender")["login"] = sender
@@ -151,6 +152,7 @@ func (e *e2e) push(pr fakegithub.PR, pusher string, samePatch bool) fakegithub.P
 	e.sb.Fake.UpdatePR(e2eRepo, pr.Number, func(p *fakegithub.PR) {
 		p.Commits = append(p.Commits, c)
 		p.HeadSHA = c.SHA
+		p.PushedBy = fakegithub.User{Login: pusher}
 		if !samePatch {
 			p.Files[0].Patch += "\n+more"
 		}

@@ -114,6 +114,9 @@ func TestGitHubRerunOnForkPullRequestFindsItByHead(t *testing.T) {
 				HeadRepo: "alice/Hello-World", BaseRef: e2eBase, BaseSHA: fakegithub.SHA(e2eBase),
 				Commits: []fakegithub.Commit{{SHA: head, Message: "fix", Author: ident("alice"), Committer: ident("alice")}},
 				Files:   []fakegithub.File{{Filename: "app/main.go", Patch: "@@ -1 +1 @@\n-a\n+b"}}}
+			// foureyes can read the fork, so it learns who pushed there
+			// (issue 10: an unreadable fork leaves the pusher unknown).
+			e.sb.Fake.AddRepo("alice/Hello-World")
 			e.sb.Fake.AddPR(e2eRepo, pr)
 			// Another open pull request, not of this head: left alone.
 			other := e.openPR([]string{"app/other.go"})

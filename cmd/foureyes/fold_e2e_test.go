@@ -108,7 +108,8 @@ func TestFoldedDeliveriesKeepEveryFact(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if pushers[pr.HeadSHA] != "bob" {
+			// Pushers are a history keyed "head/login" (issue 10).
+			if pushers[pr.HeadSHA+"/bob"] != "bob" {
 				t.Fatalf("pusher facts %v: the folded push was not recorded", pushers)
 			}
 		})

@@ -223,6 +223,7 @@ func (e *glE2E) push(mr fakegitlab.MergeRequest, pusher int, samePatch bool) fak
 	head := glSHA(fmt.Sprintf("%s-%d-%d", e.t.Name(), mr.IID, len(mr.Commits)+1))
 	e.fake.UpdateMergeRequest(glProject, mr.IID, func(m *fakegitlab.MergeRequest) {
 		m.SHA = head
+		m.PushedByID = pusher
 		m.Commits = append([]fakegitlab.Commit{{ID: head, Message: "rebase", AuthorName: "Alice", AuthorEmail: "alice@example.com"}}, m.Commits...)
 		if !samePatch {
 			m.Diffs[0].Diff += "+more\n"

@@ -133,13 +133,9 @@ func versionString() string {
 	return fmt.Sprintf("foureyes %s (commit %s, %s)", version, c, runtime.Version())
 }
 
-// The policy lookup orders of the forges (SPEC §5), for `validate`.
-var (
-	githubPolicyPaths = []string{".github/foureyes.yml", ".foureyes.yml", ".gitlab/foureyes.yml"}
-	gitlabPolicyPaths = []string{".gitlab/foureyes.yml", ".foureyes.yml", ".github/foureyes.yml"}
-	// defaultPolicyPaths are looked at by `validate` without arguments.
-	defaultPolicyPaths = githubPolicyPaths
-)
+// defaultPolicyPaths are looked at by `validate` without arguments: every
+// location either forge reads (GitHub's order names them all).
+func defaultPolicyPaths() []string { return bot.PolicyPaths(bot.GitHub) }
 
 func cmdValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlagSet("validate")
@@ -148,7 +144,7 @@ func cmdValidate(args []string, stdin io.Reader, stdout, stderr io.Writer) error
 	}
 	files := fs.Args()
 	if len(files) == 0 {
-		for _, p := range defaultPolicyPaths {
+		for _, p := range defaultPolicyPaths() {
 			if _, err := os.Stat(p); err == nil {
 				files = append(files, p)
 			}
@@ -201,7 +197,7 @@ func warnShadowed(stderr io.Writer, file string) {
 	for _, order := range []struct {
 		forge string
 		paths []string
-	}{{"GitHub", githubPolicyPaths}, {"GitLab", gitlabPolicyPaths}} {
+	}{{"GitHub", bot.PolicyPaths(bot.GitHub)}, {"GitLab", bot.PolicyPaths(bot.GitLab)}} {
 		root, pos := policyRoot(file, order.paths)
 		if pos < 0 {
 			continue

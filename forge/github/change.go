@@ -29,10 +29,13 @@ type prKey struct {
 	number int
 }
 
+// headKey is what fixes a pull request's files and commits: its head and
+// its base branch (a retarget keeps the head and changes the diff).
 type headKey struct {
 	repo   string
 	number int
 	head   string
+	base   string
 }
 
 type permKey struct {
@@ -45,11 +48,14 @@ type permKey struct {
 // lists have no counts: -1 then.
 type prMeta struct {
 	head, baseRef, baseSHA string
-	title, url, state      string
-	draft                  bool
-	author                 bot.User
-	commits, changedFiles  int
-	updated                time.Time
+	// headRef is the head branch, headRepo the repository it is in (a
+	// fork's full name; "" when the payload did not say).
+	headRef, headRepo     string
+	title, url, state     string
+	draft                 bool
+	author                bot.User
+	commits, changedFiles int
+	updated               time.Time
 }
 
 // headFacts is what a head SHA fixes: the change's files and commits.
@@ -106,6 +112,10 @@ func (f *Forge) Change(ctx context.Context, ref bot.ChangeRef, teams []string) (
 	ch.Unverified = slices.Clone(hf.unverified)
 	ch.EvalError = hf.evalError
 
+	ch.HeadRef = meta.headRef
+	if meta.headRepo != "" && !strings.EqualFold(meta.headRepo, repo.FullName) {
+		ch.HeadRepo = meta.headRepo
+	}
 	if ch.Reviews, err = f.listReviews(ctx, c, owner, name, ref.Number); err != nil {
 		return nil, fmt.Errorf("github: listing reviews of %s#%d: %w", repo.FullName, ref.Number, err)
 	}
@@ -125,6 +135,8 @@ func (f *Forge) fetchPR(ctx context.Context, c *gh.Client, repo bot.Repo, number
 	}
 	m := prMeta{
 		head:         pr.GetHead().GetSHA(),
+		headRef:      pr.GetHead().GetRef(),
+		headRepo:     pr.GetHead().GetRepo().GetFullName(),
 		baseRef:      pr.GetBase().GetRef(),
 		baseSHA:      pr.GetBase().GetSHA(),
 		title:        pr.GetTitle(),
@@ -174,7 +186,7 @@ func userOf(u *gh.User) bot.User {
 // headFacts returns the files and commits of meta.head, from the cache or
 // the API, and the head the lists actually showed.
 func (f *Forge) headFacts(ctx context.Context, c *gh.Client, repo bot.Repo, number int, meta prMeta) (*headFacts, string, error) {
-	key := headKey{strings.ToLower(repo.FullName), number, meta.head}
+	key := headKey{strings.ToLower(repo.FullName), number, meta.head, meta.baseRef}
 	if hf, ok := f.heads.get(key); ok {
 		return hf, meta.head, nil
 	}
@@ -236,14 +248,22 @@ func short(sha string) string {
 	return sha
 }
 
-// PatchDigest is bot.PatchDigest of a file's patch. Files GitHub shows no
-// patch for (binary, too large, pure renames) are digested from
-// "status:blob-sha" instead: the blob SHA changes with the content, so an
-// approval still goes stale when such a file changes. Without a blob SHA
-// either, the digest is "" (unknown), which makes the change's diff digest
-// unknown too and approvals of earlier heads stale: fail closed.
+// PatchDigest is the content identity of one changed file as the pull
+// request files API shows it (https://docs.github.com/rest/pulls/pulls#list-pull-requests-files:
+// filename, status, previous_filename, patch, and sha, the file's blob SHA
+// at the head). The patch alone is not enough: GitHub shows none for
+// binary files, very large diffs, mode-only changes (status "changed")
+// and pure renames, and a patch does not show a file's mode or whether it
+// is a symlink. So the digest covers the patch and the blob SHA, which
+// changes with every content change (binaries and symlink targets
+// included), and bot.DiffDigest adds path, previous path and status.
+// Without a patch and a blob SHA the digest is "" (unknown), which makes
+// the change's diff digest unknown and approvals of earlier diffs stale:
+// fail closed.
 func PatchDigest(patch, status, blobSHA string) string {
 	switch {
+	case patch != "" && blobSHA != "":
+		return bot.PatchDigest(patch + "\x00blob:" + blobSHA)
 	case patch != "":
 		return bot.PatchDigest(patch)
 	case blobSHA != "":

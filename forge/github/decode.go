@@ -25,8 +25,18 @@ func (u pUser) user() bot.User {
 }
 
 type pRef struct {
-	Ref string `json:"ref"`
-	SHA string `json:"sha"`
+	Ref  string `json:"ref"`
+	SHA  string `json:"sha"`
+	Repo *struct {
+		FullName string `json:"full_name"`
+	} `json:"repo"`
+}
+
+func (r pRef) repoName() string {
+	if r.Repo == nil {
+		return ""
+	}
+	return r.Repo.FullName
 }
 
 type pPull struct {
@@ -143,8 +153,8 @@ const maxPushCommitFiles = 3000
 // their pull request (author, base, head, title), so that Change need not
 // fetch it again for the same head.
 //
-//   - pull_request: opened and synchronize (Pushed: the sender pushed the
-//     head; for opened, the opener is taken as the pusher), reopened,
+//   - pull_request: opened, synchronize (Pushed: the sender pushed the
+//     head; the opener of opened is not taken as its pusher), reopened,
 //     ready_for_review, and edited only when the base changed.
 //   - pull_request_review: submitted, edited, dismissed (Change.Review).
 //   - check_run: rerequested -> one EventChange per pull request; created or
@@ -223,7 +233,7 @@ func (f *Forge) Decode(eventName string, body []byte) ([]bot.Event, error) {
 
 func (f *Forge) rememberPull(repo string, pr *pPull) {
 	m := prMeta{
-		head: pr.Head.SHA, baseRef: pr.Base.Ref, baseSHA: pr.Base.SHA,
+		head: pr.Head.SHA, headRef: pr.Head.Ref, headRepo: pr.Head.repoName(), baseRef: pr.Base.Ref, baseSHA: pr.Base.SHA,
 		title: pr.Title, url: pr.HTMLURL, state: pr.State, draft: pr.Draft,
 		author: pr.User.user(), commits: -1, changedFiles: -1, updated: pr.UpdatedAt,
 	}
@@ -249,8 +259,13 @@ func (f *Forge) decodePull(ev bot.Event, p *payload) ([]bot.Event, error) {
 	}
 	pushed := false
 	switch p.Action {
-	case "opened", "synchronize":
+	case "synchronize":
+		// The sender of synchronize is who pushed the new head.
 		pushed = true
+	case "opened":
+		// Whoever opens a pull request need not have pushed its head (a
+		// bot or a colleague may open it from anyone's branch): the head's
+		// pushers come from push deliveries and the activity API.
 	case "reopened", "ready_for_review":
 	case "edited":
 		// Only a retarget changes what is judged; title/body edits do not.
@@ -366,9 +381,7 @@ func byHead(ev bot.Event, head string) ([]bot.Event, error) {
 
 // IsPolicyPath reports whether a repository path is a policy file location
 // (any forge's spelling: a repository may carry either).
-func IsPolicyPath(path string) bool {
-	return slices.Contains(PolicyPaths, strings.TrimPrefix(path, "/"))
-}
+func IsPolicyPath(path string) bool { return bot.IsPolicyPath(path) }
 
 func decodePush(ev bot.Event, p *payload) ([]bot.Event, error) {
 	isTag := strings.HasPrefix(p.Ref, "refs/tags/")

@@ -121,8 +121,8 @@ func TestDecodePullRequestDetails(t *testing.T) {
 		ev.Repo.Installation != 1 || ev.Repo.DefaultBranch != "master" || ev.Repo.URL == "" || ev.Action != "synchronize" {
 		t.Fatalf("synchronize = %+v %+v", ev, ev.Change)
 	}
-	if evs := decodeOne(t, e, "pull_request", fixture(t, "pull_request.opened.json")); !evs[0].Change.Pushed {
-		t.Fatal("opened: the opener pushed the head")
+	if evs := decodeOne(t, e, "pull_request", fixture(t, "pull_request.opened.json")); evs[0].Change.Pushed {
+		t.Fatal("opened: the opener is not the pusher of the head (issue 10)")
 	}
 	if evs := decodeOne(t, e, "pull_request", fixture(t, "pull_request.reopened.json")); evs[0].Change.Pushed {
 		t.Fatal("reopened is not a push")

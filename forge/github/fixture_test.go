@@ -82,6 +82,8 @@ func prPayload(t *testing.T, name, head, base string, commits, files int) map[st
 	set(t, m, "pull_request.user.login", "alice")
 	set(t, m, "pull_request.title", "Fix the thing")
 	set(t, m, "pull_request.head.sha", head)
+	set(t, m, "pull_request.head.ref", "fix")
+	set(t, m, "pull_request.head.repo.full_name", repo.FullName)
 	set(t, m, "pull_request.base.sha", base)
 	set(t, m, "pull_request.base.ref", "main")
 	if commits >= 0 {

@@ -91,6 +91,10 @@ type Forge struct {
 	teams       *lru[permKey, expiring[bool]]
 	hints       *lru[prKey, prMeta]
 	budgets     *budgets
+
+	// branchPolicies marks the branches whose first policy location is
+	// missing: their lookup runs at the resolved tip SHA (policy.go).
+	branchPolicies *lru[string, bool]
 }
 
 // Cache sizes: bounded so a busy installation cannot grow memory without
@@ -141,6 +145,8 @@ func New(cfg Config) (*Forge, error) {
 		teams:       newLRU[permKey, expiring[bool]](maxPerms),
 		hints:       newLRU[prKey, prMeta](maxHints),
 		budgets:     &budgets{report: cfg.OnRateLimit},
+
+		branchPolicies: newLRU[string, bool](maxPolicies),
 	}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)

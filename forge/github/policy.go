@@ -13,8 +13,8 @@ import (
 )
 
 // PolicyPaths are the repository policy file locations in GitHub's lookup
-// order (SPEC section 5).
-var PolicyPaths = []string{".github/foureyes.yml", ".foureyes.yml", ".gitlab/foureyes.yml"}
+// order (SPEC section 5), as the domain decides them (bot.PolicyPaths).
+var PolicyPaths = bot.PolicyPaths(bot.GitHub)
 
 // OrgPolicyRepo and OrgPolicyPath locate the org-level policy: the
 // foureyes.yml of the org's .github repository, on its default branch.
@@ -35,12 +35,18 @@ type policyEntry struct {
 	unreadable bool
 }
 
-// Policy returns the policy file on ref, which must be the change's base
-// (a branch or, better, the base SHA: answers for a SHA are immutable and
-// cached, missing files included). The head is never read: a change must
-// not be able to weaken the rules it is judged by. Then the org's .github
-// repository (default branch, cached for PermissionTTL). A 404 moves on to
-// the next location; any other error is returned (fail closed).
+// Policy returns the policy file on ref: the change's base branch (or,
+// for the release guard, a SHA), never its head: a change must not be able
+// to weaken the rules it is judged by. A branch is read at its current tip
+// (issue 10): first the first location by branch name, a conditional
+// request that costs nothing (304) while the file is unchanged; when that
+// location is missing, the tip is resolved (conditional as well) and the
+// lookup runs at the tip's SHA, whose answers are immutable and cached,
+// missing files included. So a push that adds or changes a policy file is
+// seen by the next evaluation, with or without its delivery. Then the
+// org's .github repository (default branch, cached for PermissionTTL). A
+// 404 moves on to the next location; any other error is returned (fail
+// closed).
 func (f *Forge) Policy(ctx context.Context, repo bot.Repo, ref string) (bot.PolicyFile, error) {
 	c, err := f.client(repo.Installation)
 	if err != nil {
@@ -49,10 +55,34 @@ func (f *Forge) Policy(ctx context.Context, repo bot.Repo, ref string) (bot.Poli
 	owner, name := repo.Owner(), repo.Name()
 	at := ref
 	if at == "" {
-		at = "default"
+		at = repo.DefaultBranch
+	}
+	lookupRef := ref
+	if at != "" && !fullSHA.MatchString(at) {
+		bk := strings.ToLower(repo.FullName) + "|" + at
+		if _, firstMissing := f.branchPolicies.get(bk); !firstMissing {
+			e, err := f.fetchPolicy(ctx, c, owner, name, at, PolicyPaths[0])
+			if err != nil {
+				return bot.PolicyFile{}, fmt.Errorf("github: reading policy %s@%s:%s: %w", repo.FullName, at, PolicyPaths[0], err)
+			}
+			if e.found {
+				return bot.PolicyFile{Source: fmt.Sprintf("%s@%s:%s", repo.FullName, at, PolicyPaths[0]), Data: e.data, Found: true}, nil
+			}
+			f.branchPolicies.put(bk, true)
+		}
+		// "heads/NAME" names the branch even where a tag has its name
+		// ("Get a commit": the ref may be a SHA, heads/BRANCH or tags/TAG).
+		tip, _, err := c.Repositories.GetCommitSHA1(ctx, owner, name, "heads/"+at, "")
+		if err != nil {
+			return bot.PolicyFile{}, fmt.Errorf("github: resolving the tip of %s in %s: %w", at, repo.FullName, err)
+		}
+		if !fullSHA.MatchString(tip) {
+			return bot.PolicyFile{}, fmt.Errorf("github: the tip of %s in %s is %q, not a commit SHA", at, repo.FullName, tip)
+		}
+		lookupRef = tip
 	}
 	for _, p := range PolicyPaths {
-		e, err := f.policyAt(ctx, c, owner, name, ref, p)
+		e, err := f.policyAt(ctx, c, owner, name, lookupRef, p)
 		if err != nil {
 			return bot.PolicyFile{}, fmt.Errorf("github: reading policy %s@%s:%s: %w", repo.FullName, at, p, err)
 		}

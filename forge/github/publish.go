@@ -235,7 +235,7 @@ func (f *Forge) OpenChanges(ctx context.Context, repo bot.Repo, branch string) (
 		for _, pr := range prs {
 			out = append(out, bot.ChangeRef{Forge: bot.GitHub, Repo: repo, Number: pr.GetNumber(), HeadSHA: pr.GetHead().GetSHA()})
 			f.remember(repo.FullName, pr.GetNumber(), prMeta{
-				head: pr.GetHead().GetSHA(), baseRef: pr.GetBase().GetRef(), baseSHA: pr.GetBase().GetSHA(),
+				head: pr.GetHead().GetSHA(), headRef: pr.GetHead().GetRef(), headRepo: pr.GetHead().GetRepo().GetFullName(), baseRef: pr.GetBase().GetRef(), baseSHA: pr.GetBase().GetSHA(),
 				title: pr.GetTitle(), url: pr.GetHTMLURL(), state: pr.GetState(), draft: pr.GetDraft(),
 				author: userOf(pr.GetUser()), commits: -1, changedFiles: -1, updated: pr.GetUpdatedAt().Time,
 			})

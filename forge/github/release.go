@@ -57,7 +57,7 @@ func (f *Forge) ChangesOfCommit(ctx context.Context, repo bot.Repo, sha string) 
 			// The listing is as current as GET pulls/{n}: remembering it
 			// saves that request when the guard then reads the change.
 			f.remember(repo.FullName, pr.GetNumber(), prMeta{
-				head: pr.GetHead().GetSHA(), baseRef: pr.GetBase().GetRef(), baseSHA: pr.GetBase().GetSHA(),
+				head: pr.GetHead().GetSHA(), headRef: pr.GetHead().GetRef(), headRepo: pr.GetHead().GetRepo().GetFullName(), baseRef: pr.GetBase().GetRef(), baseSHA: pr.GetBase().GetSHA(),
 				title: pr.GetTitle(), url: pr.GetHTMLURL(), state: ch.State, draft: pr.GetDraft(),
 				author: userOf(pr.GetUser()), commits: -1, changedFiles: -1, updated: pr.GetUpdatedAt().Time,
 			})

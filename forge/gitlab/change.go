@@ -40,6 +40,8 @@ type mrMemo struct {
 	// webURL is the merge request's page: the status links it when the
 	// details link is too long for GitLab's target_url.
 	webURL string
+	// forkUnreadable: the token cannot read the fork (headSource).
+	forkUnreadable bool
 }
 
 // statusMemo is what Change last saw of the "foureyes" statuses on a head:
@@ -51,16 +53,27 @@ type statusMemo struct {
 	foreign bool
 }
 
+var fullSHA = regexp.MustCompile(`^[0-9a-f]{40}$`)
+
 func mrKey(r bot.Repo, iid int) string { return projectKey(r) + "!" + strconv.Itoa(iid) }
 
 func shaKey(r bot.Repo, sha string) string { return projectKey(r) + "@" + sha }
 
-// Policy returns the first policy file found on ref (the target branch) in
-// GitLab's lookup order; a 404 moves on to the next path.
+// Policy returns the first policy file found on ref (the target branch,
+// or a SHA) in GitLab's lookup order; a 404 moves on to the next path. A
+// branch is read as refs/heads/NAME, at its tip: a tag with the branch's
+// name would otherwise win (git resolves refs/tags/NAME first).
 func (f *Forge) Policy(ctx context.Context, repo bot.Repo, ref string) (bot.PolicyFile, error) {
 	var opt gl.GetRawFileOptions
+	if ref == "" {
+		ref = repo.DefaultBranch
+	}
 	if ref != "" {
-		opt.Ref = gl.Ptr(ref)
+		at := ref
+		if !fullSHA.MatchString(ref) {
+			at = bot.BranchRef(ref)
+		}
+		opt.Ref = gl.Ptr(at)
 	}
 	for _, p := range PolicyPaths {
 		data, _, err := f.client.RepositoryFiles.GetRawFile(pid(repo), p, &opt, gl.WithContext(ctx))
@@ -148,6 +161,10 @@ func (f *Forge) Change(ctx context.Context, ref bot.ChangeRef, teams []string) (
 	c.Files = append([]bot.File(nil), hf.files...)
 	c.Commits, c.Unverified, err = f.linkCommits(ctx, hf.commits)
 	if err != nil {
+		return nil, err
+	}
+
+	if err := f.headSource(ctx, c, mr); err != nil {
 		return nil, err
 	}
 
@@ -300,16 +317,27 @@ func fileOf(d mrDiff, head string) bot.File {
 		f.PreviousPath = d.OldPath
 	}
 	text := d.Diff
-	if text == "" && (d.TooLarge || d.Collapsed) {
-		// GitLab sends no text for this file, so its digest cannot tell two
-		// versions apart: tie it to the head, so an approval of an earlier
-		// head is never carried over on the strength of an empty patch.
-		text = "\x00foureyes:unrendered-diff:" + head + ":" + f.Path
+	switch {
+	case text == "" && (d.TooLarge || d.Collapsed), binaryDiff.MatchString(text):
+		// GitLab sends no content for this file ("Binary files a/x and b/x
+		// differ" is the same text for any two binaries), so its digest
+		// cannot tell two versions apart: tie it to the head, so an
+		// approval of an earlier head is never carried over on the
+		// strength of a text that does not show the content.
+		text = "\x00foureyes:no-content-identity:" + head + ":" + f.Path
 	}
+	// a_mode and b_mode (https://docs.gitlab.com/api/merge_requests/#list-merge-request-diffs)
+	// are part of what changed: chmod +x, a file turned into a symlink
+	// (120000) or a submodule (160000) must not keep an approval.
+	text = d.AMode + " " + d.BMode + "\n" + text
 	sum := sha256.Sum256([]byte(text))
 	f.PatchDigest = hex.EncodeToString(sum[:])
 	return f
 }
+
+// binaryDiff is the whole diff text git (and so GitLab) shows for a binary
+// file: it names the paths, not the content.
+var binaryDiff = regexp.MustCompile(`\A\s*Binary files .* differ\s*\z`)
 
 var coAuthorRE = regexp.MustCompile(`(?im)^[ \t]*co-authored-by:[ \t]*(.*?)[ \t]*<([^<>\s]+)>[ \t]*$`)
 

@@ -142,7 +142,7 @@ func (p hookProject) repo(eventName string) (bot.Repo, error) {
 }
 
 func (u hookUser) user() bot.User {
-	return bot.User{Login: u.Username, ID: u.ID, Name: u.Name, Email: email(u.Email)}
+	return bot.User{Login: u.Username, ID: u.ID, Name: u.Name, Email: email(u.Email), Bot: isTokenBot(u.Username)}
 }
 
 // email drops the placeholder GitLab sends where it hides an address.
@@ -177,10 +177,8 @@ func (f *Forge) decodeMR(eventName string, body []byte) ([]bot.Event, error) {
 	sender := h.User.user()
 	switch a.Action {
 	case "open":
-		// The head a merge request opens with has no push event of its
-		// own: whoever opened it is taken as its pusher (usually the author,
-		// who is never independent anyway), so the head can be judged.
-		ce.Pushed = true
+		// Whoever opens a merge request need not have pushed its head: the
+		// head's pushers come from push hooks and the project events API.
 	case "reopen":
 		// Not a push: the reopener did not necessarily push anything, and
 		// naming them would overwrite the real pusher of the head.
@@ -224,7 +222,7 @@ func (f *Forge) decodePush(eventName string, body []byte, tag bool) ([]bot.Event
 	if h.Ref == "" {
 		return nil, fmt.Errorf("gitlab: %s payload has no ref", eventName)
 	}
-	pusher := bot.User{Login: h.UserUsername, ID: h.UserID, Name: h.UserName, Email: email(h.UserEmail)}
+	pusher := bot.User{Login: h.UserUsername, ID: h.UserID, Name: h.UserName, Email: email(h.UserEmail), Bot: isTokenBot(h.UserUsername)}
 	p := &bot.PushEvent{
 		Ref: h.Ref, Before: h.Before, After: h.After,
 		Created: isZeroSHA(h.Before), Deleted: isZeroSHA(h.After),
@@ -268,16 +266,7 @@ func (f *Forge) decodePush(eventName string, body []byte, tag bool) ([]bot.Event
 	return events, nil
 }
 
-func touchesPolicy(paths []string) bool {
-	for _, p := range paths {
-		for _, q := range PolicyPaths {
-			if p == q {
-				return true
-			}
-		}
-	}
-	return false
-}
+func touchesPolicy(paths []string) bool { return bot.TouchesPolicy(paths) }
 
 func isZeroSHA(s string) bool { return s == "" || s == zeroSHA }
 

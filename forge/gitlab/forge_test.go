@@ -2,6 +2,7 @@ package gitlab_test
 
 import (
 	"context"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -209,7 +210,7 @@ func TestChangeBasics(t *testing.T) {
 	if c.Author.Login != "alice" || c.Title != "Add deploy job" || !strings.HasSuffix(c.URL, "/acme/app/-/merge_requests/7") {
 		t.Errorf("author/title/url: %+v %q %q", c.Author, c.Title, c.URL)
 	}
-	if len(c.Files) != 2 || c.Files[0].Path != "deploy/job.yml" || c.Files[0].PatchDigest != digest("@@ -1 +1 @@\n-a\n+b\n") {
+	if len(c.Files) != 2 || c.Files[0].Path != "deploy/job.yml" || c.Files[0].PatchDigest != digest("100644 100644\n@@ -1 +1 @@\n-a\n+b\n") {
 		t.Errorf("files: %+v", c.Files)
 	}
 	if len(c.Commits) != 2 || c.Commits[0].Author.Login != "alice" || c.Commits[0].Committer.Login != "alice" {
@@ -242,14 +243,14 @@ func TestDiffsPaginationAndDigest(t *testing.T) {
 	if n := e.fake.CountRequests("GET", "/diffs"); n != 2 {
 		t.Errorf("diffs requests: %d, want 2 pages of 100", n)
 	}
-	if got, want := c.Files[149].PatchDigest, digest("@@ -1 +1 @@\n-src/f149.go\n+x\n"); got != want {
+	if got, want := c.Files[149].PatchDigest, digest("100644 100644\n@@ -1 +1 @@\n-src/f149.go\n+x\n"); got != want {
 		t.Errorf("digest of file 149: %s, want %s", got, want)
 	}
 	byPath := map[string]bot.File{}
 	for _, f := range c.Files {
 		byPath[f.Path] = f
 	}
-	if f := byPath["new/name.sql"]; f.Status != "renamed" || f.PreviousPath != "old/name.sql" || f.PatchDigest != digest("") {
+	if f := byPath["new/name.sql"]; f.Status != "renamed" || f.PreviousPath != "old/name.sql" || f.PatchDigest != digest("100644 100644\n") {
 		t.Errorf("rename: %+v", f)
 	}
 	if f := byPath["gone.txt"]; f.Status != "removed" {
@@ -495,4 +496,42 @@ func TestReleaseGuardHelpers(t *testing.T) {
 	if is := e.fake.Issues(projectID); len(is) != 1 || strings.Join(is[0].Labels, ",") != "foureyes,unreviewed-push" || is[0].AuthorID != idFoureyes {
 		t.Errorf("issue: %+v", is)
 	}
+}
+
+// TestDigestsFollowContentIdentity: GitLab's diff text of a binary file
+// names only its paths, and a mode change (chmod +x, a symlink) shows no
+// text at all; neither may let two different contents share a digest.
+func TestDigestsFollowContentIdentity(t *testing.T) {
+	e := newEnv(t)
+	digestOf := func(head string, d fakegitlab.Diff) string {
+		t.Helper()
+		e.fake.UpdateMergeRequest(projectID, mrIID, func(m *fakegitlab.MergeRequest) {
+			m.SHA = head
+			m.Diffs = []fakegitlab.Diff{d}
+		})
+		return bot.DiffDigest(e.change().Files)
+	}
+	bin := "Binary files a/logo.png and b/logo.png differ\n"
+	b1 := digestOf(fakeSHA("bin-1"), fakegitlab.Diff{OldPath: "logo.png", NewPath: "logo.png", Diff: bin})
+	b2 := digestOf(fakeSHA("bin-2"), fakegitlab.Diff{OldPath: "logo.png", NewPath: "logo.png", Diff: bin})
+	if b1 == b2 {
+		t.Error("two heads with a changed binary share a digest: an approval of one would count for the other")
+	}
+	patch := "@@ -1 +1 @@\n-a\n+b\n"
+	plain := digestOf(fakeSHA("m-1"), fakegitlab.Diff{OldPath: "run.sh", NewPath: "run.sh", Diff: patch})
+	exec := digestOf(fakeSHA("m-2"), fakegitlab.Diff{OldPath: "run.sh", NewPath: "run.sh", Diff: patch, BMode: "100755"})
+	link := digestOf(fakeSHA("m-3"), fakegitlab.Diff{OldPath: "run.sh", NewPath: "run.sh", Diff: patch, BMode: "120000"})
+	if plain == exec || plain == link || exec == link {
+		t.Errorf("modes are not part of the digest: %s %s %s", plain, exec, link)
+	}
+	// The same text diff on another head (a rebase) keeps its digest.
+	if again := digestOf(fakeSHA("m-4"), fakegitlab.Diff{OldPath: "run.sh", NewPath: "run.sh", Diff: patch}); again != plain {
+		t.Error("the same diff on a rebased head changed its digest")
+	}
+}
+
+// fakeSHA is a deterministic 40-hex SHA for s.
+func fakeSHA(s string) string {
+	sum := sha1.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
 }

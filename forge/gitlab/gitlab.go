@@ -45,8 +45,9 @@ const StatusName = "foureyes"
 // can be found again (with its author) and edited instead of re-posted.
 const NoteMarker = "<!-- foureyes -->"
 
-// PolicyPaths are the policy file locations on GitLab, in lookup order.
-var PolicyPaths = []string{".gitlab/foureyes.yml", ".foureyes.yml", ".github/foureyes.yml"}
+// PolicyPaths are the policy file locations on GitLab, in lookup order,
+// as the domain decides them (bot.PolicyPaths).
+var PolicyPaths = bot.PolicyPaths(bot.GitLab)
 
 // Config configures a Forge.
 type Config struct {
@@ -90,6 +91,7 @@ type Forge struct {
 	emails   *ttlCache[string, bot.User]
 	mrs      *ttlCache[string, mrMemo]
 	statuses *ttlCache[string, statusMemo]
+	pushes   *ttlCache[string, pushMemo]
 }
 
 var _ bot.Forge = (*Forge)(nil)
@@ -132,6 +134,9 @@ func New(cfg Config) (*Forge, error) {
 	// What Change saw of a head's statuses is only trusted by the Publish
 	// of the same evaluation, which follows within seconds.
 	f.statuses = newTTLCache[string, statusMemo](f.now, 2*time.Minute, 20000)
+	// Who pushed a head is re-read after a minute: a later push back to the
+	// same head adds a pusher (push hooks add it at once).
+	f.pushes = newTTLCache[string, pushMemo](f.now, time.Minute, 20000)
 	return f, nil
 }
 

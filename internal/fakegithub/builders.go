@@ -67,10 +67,13 @@ func (f *Fake) AddPR(repo string, pr PR) {
 	pr.Files = slices.Clone(pr.Files)
 	pr.Commits = slices.Clone(pr.Commits)
 	var reviews []Review
+	before := ""
 	if old := r.prs[pr.Number]; old != nil {
 		reviews = old.reviews
+		before = old.HeadSHA
 	}
 	r.prs[pr.Number] = &pull{PR: pr, reviews: reviews}
+	f.notePRPush(r, before, &r.prs[pr.Number].PR)
 }
 
 // UpdatePR changes a pull request in place (e.g. a new head) and bumps its
@@ -82,8 +85,15 @@ func (f *Fake) UpdatePR(repo string, number int, change func(*PR)) {
 	if p == nil {
 		return
 	}
+	before := p.HeadSHA
 	change(&p.PR)
 	p.UpdatedAt = f.now()
+	if tip := f.repoOf(repo).branches[p.BaseRef]; tip != "" && p.HeadSHA != before {
+		// A push to the head (synchronize) is when GitHub refreshes
+		// base.sha; nothing else moves it.
+		p.BaseSHA = tip
+	}
+	f.notePRPush(f.repoOf(repo), before, &p.PR)
 }
 
 // PR returns a copy of a pull request (ok=false if unknown).

@@ -76,8 +76,9 @@ type repo struct {
 	compares      map[string][]Commit // "base...head"
 	tags          []tag               // in creation order
 	histories     map[string][]Commit // sha -> commits reachable from it, newest first
+	activities    []Activity          // oldest first
+	branches      map[string]string   // branch -> tip SHA (SetBranch)
 	installation  int64               // the App installation on it (0: not installed)
-	branches      map[string]string   // name -> tip (see SetBranch)
 	// issuesDisabled: see SetIssuesDisabled.
 	issuesDisabled bool
 	// hidden: see HideFromInstallation.

@@ -29,6 +29,7 @@ func (f *Fake) routes() {
 	m.HandleFunc("GET /repos/{owner}/{repo}", f.withRepo(f.getRepo))
 	m.HandleFunc("GET /repos/{owner}/{repo}/installation", f.withRepo(f.getRepoInstallation))
 	m.HandleFunc("GET /repos/{owner}/{repo}/contents/{path...}", f.withRepo(f.getContents))
+	m.HandleFunc("GET /repos/{owner}/{repo}/activity", f.withRepo(f.listActivities))
 	m.HandleFunc("GET /repos/{owner}/{repo}/pulls", f.withRepo(f.listPulls))
 	m.HandleFunc("GET /repos/{owner}/{repo}/pulls/{number}", f.withPull(f.getPull))
 	m.HandleFunc("GET /repos/{owner}/{repo}/pulls/{number}/files", f.withPull(f.listFiles))
@@ -47,6 +48,7 @@ func (f *Fake) routes() {
 	m.HandleFunc("GET /repos/{owner}/{repo}/tags", f.withRepo(f.listTags))
 	m.HandleFunc("GET /repos/{owner}/{repo}/branches", f.withRepo(f.listBranches))
 	m.HandleFunc("GET /repos/{owner}/{repo}/commits", f.withRepo(f.listRepoCommits))
+	m.HandleFunc("GET /repos/{owner}/{repo}/commits/{ref...}", f.withRepo(f.getCommitRef))
 	m.HandleFunc("POST /repos/{owner}/{repo}/issues", f.withRepo(f.createIssue))
 	m.HandleFunc("GET /repos/{owner}/{repo}/issues", f.withRepo(f.listIssues))
 	m.HandleFunc("GET /repos/{owner}/{repo}/issues/{number}", f.withRepo(f.getIssue))
@@ -363,7 +365,7 @@ func (f *Fake) getContents(w http.ResponseWriter, r *http.Request, rp *repo) {
 		ref = rp.defaultBranch
 	}
 	path := strings.Trim(r.PathValue("path"), "/")
-	files := rp.files[ref]
+	files := rp.filesAt(ref)
 	content, ok := files[path]
 	if !ok {
 		// A directory lists its entries, as GitHub does.
@@ -422,6 +424,20 @@ func (f *Fake) pullJSON(r *http.Request, rp *repo, p *pull, full bool) map[strin
 			"repo":  f.repoFullJSON(r, rp),
 		}
 	}
+	head := branch(p.HeadRef, p.HeadSHA)
+	if p.HeadRepo != "" && !strings.EqualFold(p.HeadRepo, rp.fullName) {
+		// A pull request from a fork names the fork as head.repo.
+		forkOwner, _, _ := strings.Cut(p.HeadRepo, "/")
+		head["label"] = forkOwner + ":" + p.HeadRef
+		head["user"] = f.userJSON(User{Login: forkOwner})
+		fork := f.repos[strings.ToLower(p.HeadRepo)]
+		if fork == nil {
+			fork = &repo{id: userID(User{Login: p.HeadRepo}), fullName: p.HeadRepo, defaultBranch: "main"}
+		}
+		fj := f.repoJSON(r, fork)
+		fj["fork"] = true
+		head["repo"] = fj
+	}
 	var closedAt, mergedAt any
 	if p.State == "closed" {
 		closedAt = fmtTime(p.UpdatedAt)
@@ -463,7 +479,7 @@ func (f *Fake) pullJSON(r *http.Request, rp *repo, p *pull, full bool) map[strin
 		"assignees":           []any{},
 		"requested_reviewers": []any{},
 		"requested_teams":     []any{},
-		"head":                branch(p.HeadRef, p.HeadSHA),
+		"head":                head,
 		"base":                branch(p.BaseRef, p.BaseSHA),
 		"author_association":  "MEMBER",
 		"auto_merge":          nil,

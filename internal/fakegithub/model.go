@@ -60,9 +60,13 @@ type PR struct {
 	MergedBy       User
 	HeadRef        string
 	HeadSHA        string
-	// HeadRepo is the fork the head branch lives in ("" for a branch of
+	// HeadRepo is the full name of the fork the head branch is in ("":
 	// the repository itself).
 	HeadRepo string
+	// PushedBy is who pushed the head (default: Author). Adding the pull
+	// request or moving its head records the push in the activity API of
+	// the head repository, as GitHub records every push.
+	PushedBy User
 	BaseRef  string
 	BaseSHA  string
 	Files    []File

@@ -64,6 +64,10 @@ type Diff struct {
 	DeletedFile bool
 	// TooLarge marks a diff GitLab does not render: its text is empty.
 	TooLarge bool
+	// AMode and BMode are the file modes before and after (default 100644;
+	// "0" for the missing side of an added or deleted file), as GitLab's
+	// a_mode/b_mode: 100755 executable, 120000 symlink, 160000 submodule.
+	AMode, BMode string
 }
 
 // Commit is a git commit as GitLab lists it.
@@ -99,7 +103,10 @@ type MergeRequest struct {
 	// last update).
 	MergedAt    time.Time
 	ReviewerIDs []int
-	Diffs       []Diff
+	// PushedByID is who pushed the head (default: the author). Adding the
+	// merge request or moving its head records a push event by them.
+	PushedByID int
+	Diffs      []Diff
 	// Commits of the merge request, newest first (GitLab's order).
 	Commits []Commit
 
@@ -193,6 +200,7 @@ type projectState struct {
 	commits   map[string]Commit
 	tags      []tagState        // in creation order
 	branches  map[string]string // branch -> tip SHA (SetBranch)
+	events    []PushEvent       // oldest first
 	createdAt time.Time
 }
 
@@ -415,6 +423,7 @@ func (s *Server) AddMergeRequest(projectID int, mr MergeRequest) {
 	for _, c := range mr.Commits {
 		p.commits[c.ID] = c
 	}
+	s.notePush(p, "", &p.mrs[mr.IID].MergeRequest)
 }
 
 // UpdateMergeRequest changes a merge request in place (a push: new SHA,
@@ -423,7 +432,9 @@ func (s *Server) UpdateMergeRequest(projectID, iid int, change func(*MergeReques
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := s.mr(projectID, iid)
+	before := m.SHA
 	change(&m.MergeRequest)
+	s.notePush(s.project(projectID), before, &m.MergeRequest)
 	m.MergeRequest = cloneMR(m.MergeRequest)
 	m.updatedAt = s.now()
 	for _, c := range m.Commits {

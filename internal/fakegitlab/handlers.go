@@ -212,6 +212,8 @@ func (s *Server) route(r *request, rec *Request) (reply, *apiError) {
 		return s.fileJSON(r, p, rest[2])
 	case len(rest) == 1 && rest[0] == "merge_requests" && get:
 		return s.listMRs(r, p)
+	case len(rest) == 1 && rest[0] == "events" && get:
+		return s.listEvents(r, p), nil
 	case len(rest) >= 2 && rest[0] == "merge_requests":
 		iid, _ := strconv.Atoi(rest[1])
 		m, found := p.mrs[iid]
@@ -510,7 +512,7 @@ func (s *Server) rawFile(r *request, p *projectState, path string) (reply, *apiE
 	if ref == "" {
 		ref = p.DefaultBranch
 	}
-	data, ok := p.files[ref][path]
+	data, ok := p.filesAt(ref)[path]
 	if !ok {
 		return reply{}, notFound("File")
 	}
@@ -522,7 +524,7 @@ func (s *Server) fileJSON(r *request, p *projectState, path string) (reply, *api
 	if ref == "" {
 		return reply{}, badRequest("ref is missing")
 	}
-	data, ok := p.files[ref][path]
+	data, ok := p.filesAt(ref)[path]
 	if !ok {
 		return reply{}, notFound("File")
 	}
@@ -837,6 +839,12 @@ func diffJSON(d Diff) map[string]any {
 	}
 	if d.DeletedFile {
 		b = "0"
+	}
+	if d.AMode != "" {
+		a = d.AMode
+	}
+	if d.BMode != "" {
+		b = d.BMode
 	}
 	text := d.Diff
 	if d.TooLarge {

@@ -1,0 +1,69 @@
+package bot
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/foureyes-dev/foureyes/policies"
+)
+
+// The policy in force on a change is the one on its base branch as the
+// branch is now (SPEC §5, issue 10): never the head's, and never the base
+// SHA a payload names (GitHub fixes pull_request.base.sha when the pull
+// request is opened or last synchronized, so it goes stale as the base
+// branch moves). The service asks the forge for the policy on the base
+// branch by name; the adapter reads it at the branch's current tip, with
+// conditional requests so that an unchanged file costs nothing.
+//
+// Where to look, and in which order, is decided here once for every forge.
+
+var (
+	githubPolicyPaths = []string{".github/foureyes.yml", ".foureyes.yml", ".gitlab/foureyes.yml"}
+	gitlabPolicyPaths = []string{".gitlab/foureyes.yml", ".foureyes.yml", ".github/foureyes.yml"}
+)
+
+// PolicyPaths returns the repository policy file locations in the forge's
+// lookup order: on GitHub .github/foureyes.yml, .foureyes.yml,
+// .gitlab/foureyes.yml; on GitLab .gitlab/ first and .github/ last. (When
+// the repository has none, GitHub looks in the org's .github repository;
+// then the server default and the built-in default apply: ResolvePolicy.)
+func PolicyPaths(forge ForgeName) []string {
+	if forge == GitLab {
+		return slices.Clone(gitlabPolicyPaths)
+	}
+	return slices.Clone(githubPolicyPaths)
+}
+
+// IsPolicyPath reports whether a repository path is a policy file location
+// of any forge (a repository may carry either spelling).
+func IsPolicyPath(path string) bool {
+	return slices.Contains(githubPolicyPaths, strings.TrimPrefix(path, "/"))
+}
+
+// TouchesPolicy reports whether any of paths is a policy file location.
+func TouchesPolicy(paths []string) bool { return slices.ContainsFunc(paths, IsPolicyPath) }
+
+// ResolvePolicy is the end of the lookup: the file the forge found, else
+// the server-wide default (FOUREYES_DEFAULT_POLICY_FILE), else the built-in
+// default. An invalid file is an error, never a reason to fall back.
+func ResolvePolicy(pf PolicyFile, serverDefault *PolicyFile) (*policies.Policy, error) {
+	switch {
+	case pf.Found:
+		return policies.Parse(pf.Source, pf.Data)
+	case serverDefault != nil:
+		return policies.Parse(serverDefault.Source, serverDefault.Data)
+	default:
+		return policies.Default(), nil
+	}
+}
+
+// BranchRef is the full name of a branch, refs/heads/NAME: forges that
+// resolve a bare name may prefer a tag of the same name (git looks up
+// refs/tags/NAME before refs/heads/NAME, gitrevisions(7)), and a tag named
+// like the base branch must not supply its policy.
+func BranchRef(branch string) string {
+	if strings.HasPrefix(branch, "refs/") {
+		return branch
+	}
+	return "refs/heads/" + branch
+}
