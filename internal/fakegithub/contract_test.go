@@ -483,6 +483,8 @@ func contractState(f *Fake, full bool) {
 	f.AddRepo("acme/elsewhere") // the App is not installed there
 	f.SetBranch(repo, "main", SHA("c6"))
 	f.SetBranch(repo, "release/1.0", SHA("c5"))
+	f.AddActivity(repo, Activity{Before: SHA("c5"), After: SHA("c6"), Ref: "main", Type: "push", Actor: User{Login: "carol"}})
+	f.AddActivity(repo, Activity{Before: SHA("c6"), After: SHA("c7"), Ref: "release/1.0", Type: "force_push", Actor: User{Login: "mallory"}})
 	// A pull request from a fork.
 	f.AddPR(repo, PR{Number: 10, Title: "From a fork", Author: User{Login: "mallory"}, HeadRepo: "mallory/app",
 		HeadRef: "patch-1", Commits: []Commit{commit(8)}})
@@ -550,6 +552,11 @@ func contractCases() []contractCase {
 		{method: "GET", path: "/repos/acme/app/commits?sha=main&per_page=100", status: 200},
 		{method: "GET", path: "/repos/acme/app/commits?sha=main&since=2026-03-04T00:00:00Z&until=2026-03-05T00:00:00Z", status: 200},
 		{method: "GET", path: "/repos/acme/app/commits?sha=nope", status: 404},
+		{method: "GET", path: "/repos/acme/app/activity", status: 200},
+		{method: "GET", path: "/repos/acme/app/activity?ref=main&activity_type=push&per_page=1", status: 200},
+		{method: "GET", path: "/repos/acme/app/commits/main", status: 200},
+		{method: "GET", path: "/repos/acme/app/commits/heads/main", status: 200},
+		{method: "GET", path: "/repos/acme/app/commits/no-such-ref", status: 422},
 		{method: "POST", path: "/repos/acme/app/issues", body: map[string]any{
 			"title": "Unreviewed change on release/1.0", "body": "…", "labels": []string{"foureyes", "unreviewed"}}, status: 201},
 		{method: "POST", path: "/repos/acme/app/issues", body: map[string]any{"title": "No labels"}, status: 201},
