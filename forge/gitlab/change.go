@@ -40,6 +40,10 @@ type mrMemo struct {
 	// webURL is the merge request's page: the status links it when the
 	// details link is too long for GitLab's target_url.
 	webURL string
+	// userNotes is the merge request's user_notes_count as Change last read
+	// it (notesKnown: it was read): 0 means foureyes' note is not there.
+	userNotes  int
+	notesKnown bool
 	// forkUnreadable: the token cannot read the fork (headSource).
 	forkUnreadable bool
 }
@@ -112,10 +116,6 @@ func (f *Forge) OpenChanges(ctx context.Context, repo bot.Repo, branch string) (
 
 // Change gathers the facts of a merge request at its current head.
 func (f *Forge) Change(ctx context.Context, ref bot.ChangeRef, teams []string) (*bot.Change, error) {
-	self, err := f.Self(ctx)
-	if err != nil {
-		return nil, err
-	}
 	repo := ref.Repo
 	mr, _, err := f.client.MergeRequests.GetMergeRequest(pid(repo), ref.Number, nil, gl.WithContext(ctx))
 	if err != nil {
@@ -123,6 +123,7 @@ func (f *Forge) Change(ctx context.Context, ref bot.ChangeRef, teams []string) (
 	}
 	f.rememberMR(repo, ref.Number, func(m *mrMemo) {
 		m.sourceBranch, m.sourceProject, m.webURL = mr.SourceBranch, forkOf(mr), mr.WebURL
+		m.userNotes, m.notesKnown = mr.UserNotesCount, true
 	})
 
 	c := &bot.Change{
@@ -159,7 +160,7 @@ func (f *Forge) Change(ctx context.Context, ref bot.ChangeRef, teams []string) (
 		return c, nil
 	}
 	c.Files = append([]bot.File(nil), hf.files...)
-	c.Commits, c.Unverified, err = f.linkCommits(ctx, hf.commits)
+	c.Commits, c.Unverified, err = f.linkCommits(ctx, hf.commits, authorID(mr))
 	if err != nil {
 		return nil, err
 	}
@@ -176,6 +177,7 @@ func (f *Forge) Change(ctx context.Context, ref bot.ChangeRef, teams []string) (
 	// stored webhook events) everyone who took part in the merge request,
 	// since any of them may have approved.
 	people := map[int]*gl.BasicUser{}
+	approvedAt := map[int]time.Time{} // memberships cached before it are read again
 	if available != 0 {
 		c.ReviewsFromEvents = true
 		c.Notices = append(c.Notices, fmt.Sprintf(
@@ -194,12 +196,13 @@ func (f *Forge) Change(ctx context.Context, ref bot.ChangeRef, teams []string) (
 	} else {
 		for _, r := range reviews {
 			people[int(r.Reviewer.ID)] = &gl.BasicUser{ID: int(r.Reviewer.ID), Username: r.Reviewer.Login, Name: r.Reviewer.Name}
+			approvedAt[int(r.Reviewer.ID)] = r.At
 		}
 	}
 	c.Reviewers = map[string]bot.ReviewerFacts{}
 	for _, id := range sortedKeys(people) {
 		u := people[id]
-		facts, err := f.reviewerFacts(ctx, repo, u.ID, u.Username, teams)
+		facts, err := f.reviewerFacts(ctx, repo, u.ID, u.Username, teams, approvedAt[id])
 		if err != nil {
 			return nil, err
 		}
@@ -210,12 +213,12 @@ func (f *Forge) Change(ctx context.Context, ref bot.ChangeRef, teams []string) (
 	}
 	c.Reviews = reviews
 
-	foreign, err := f.readStatuses(ctx, repo, f.statusProject(repo, ref.Number), mr.SHA, self)
+	foreign, err := f.readStatuses(ctx, repo, f.statusProject(repo, ref.Number), mr.SHA)
 	if fp, ok := f.statusProject(repo, ref.Number).(int); ok && fp != int(repo.ID) && isNoAccess(err) {
 		// The fork cannot be read with this token: Publish falls back to
 		// this project, so read the statuses there.
 		f.rememberMR(repo, ref.Number, func(m *mrMemo) { m.statusFallback = true })
-		foreign, err = f.readStatuses(ctx, repo, pid(repo), mr.SHA, self)
+		foreign, err = f.readStatuses(ctx, repo, pid(repo), mr.SHA)
 	}
 	if err != nil {
 		return nil, err
@@ -362,14 +365,17 @@ func commitOf(gc *gl.Commit) bot.Commit {
 // linkCommits links every commit identity to a GitLab account by e-mail.
 // Identities that match no account are returned as unverified e-mails, to
 // be named in the report.
-func (f *Forge) linkCommits(ctx context.Context, raw []bot.Commit) ([]bot.Commit, []string, error) {
+func (f *Forge) linkCommits(ctx context.Context, raw []bot.Commit, known ...int) ([]bot.Commit, []string, error) {
 	out := make([]bot.Commit, len(raw))
 	unverified := map[string]bool{}
 	link := func(u bot.User) (bot.User, error) {
 		if u.Email == "" {
 			return u, nil
 		}
-		acct, err := f.userByEmail(ctx, u.Email)
+		acct, ok, err := f.knownByEmail(ctx, u.Email, known)
+		if err == nil && !ok {
+			acct, err = f.userByEmail(ctx, u.Email)
+		}
 		if err != nil {
 			return u, err
 		}
@@ -513,9 +519,10 @@ func permissionOf(level gl.AccessLevelValue) policies.Permission {
 
 // reviewerFacts reads what GitLab says about a reviewer: the bot flag, the
 // access level on the project (inherited and invited memberships
-// included) and membership of the policy's groups. Memberships are not
-// cached: a removed member must stop counting at once.
-func (f *Forge) reviewerFacts(ctx context.Context, repo bot.Repo, id int, username string, teams []string) (bot.ReviewerFacts, error) {
+// included) and membership of the policy's groups. Found memberships are
+// reused for MembershipTTL (floor.go): GitLab tells project hooks nothing
+// of a removed member, so that bound is how long one can still count.
+func (f *Forge) reviewerFacts(ctx context.Context, repo bot.Repo, id int, username string, teams []string, approvedAt time.Time) (bot.ReviewerFacts, error) {
 	var facts bot.ReviewerFacts
 	u, err := f.user(ctx, id)
 	if err != nil {
@@ -523,16 +530,16 @@ func (f *Forge) reviewerFacts(ctx context.Context, repo bot.Repo, id int, userna
 	}
 	facts.Bot = isTokenBot(username) || (u != nil && u.Bot)
 
-	m, _, err := f.client.ProjectMembers.GetInheritedProjectMember(pid(repo), id, gl.WithContext(ctx))
+	m, found, err := f.projectMember(ctx, repo, id, approvedAt)
 	switch {
-	case isNotFound(err):
-		facts.Permission = policies.PermissionNone
 	case err != nil:
 		return facts, fmt.Errorf("gitlab: access level of %s on %s: %w", username, repo.FullName, err)
-	case m.State == "blocked" || m.State == "deactivated" || m.State == "banned":
+	case !found:
+		facts.Permission = policies.PermissionNone
+	case m.state == "blocked" || m.state == "deactivated" || m.state == "banned":
 		facts.Permission = policies.PermissionNone
 	default:
-		facts.Permission = permissionOf(m.AccessLevel)
+		facts.Permission = permissionOf(m.level)
 	}
 
 	for _, team := range teams {
@@ -540,16 +547,13 @@ func (f *Forge) reviewerFacts(ctx context.Context, repo bot.Repo, id int, userna
 		if group == "" {
 			continue
 		}
-		gm, _, err := f.client.GroupMembers.GetInheritedGroupMember(group, id, gl.WithContext(ctx))
-		if isNotFound(err) {
-			continue
-		}
+		gm, found, err := f.groupMember(ctx, group, id, approvedAt)
 		if err != nil {
 			return facts, fmt.Errorf("gitlab: membership of %s in group %s: %w", username, group, err)
 		}
 		// Minimal access is not membership: it only lets a user see the
 		// group exists.
-		if gm.AccessLevel >= gl.GuestPermissions {
+		if found && gm.level >= gl.GuestPermissions {
 			facts.Teams = append(facts.Teams, team)
 		}
 	}
@@ -615,7 +619,7 @@ func (f *Forge) participants(ctx context.Context, repo bot.Repo, iid int) ([]*gl
 // readStatuses reads the latest "foureyes" statuses of the head: the ones
 // written by another user are returned as foreign checks, and what was
 // seen is remembered for Publish.
-func (f *Forge) readStatuses(ctx context.Context, repo bot.Repo, project any, sha string, self bot.User) ([]bot.ForeignCheck, error) {
+func (f *Forge) readStatuses(ctx context.Context, repo bot.Repo, project any, sha string) ([]bot.ForeignCheck, error) {
 	statuses, err := paginate("commit statuses", func(page int) ([]*gl.CommitStatus, *gl.Response, error) {
 		return f.client.Commits.GetCommitStatuses(project, sha, &gl.GetCommitStatusesOptions{
 			ListOptions: gl.ListOptions{PerPage: perPage, Page: page},
@@ -629,10 +633,17 @@ func (f *Forge) readStatuses(ctx context.Context, repo bot.Repo, project any, sh
 		foreign []bot.ForeignCheck
 		memo    statusMemo
 		ownID   int
+		self    bot.User
 	)
 	for _, st := range statuses {
 		if st.Name != StatusName {
 			continue
+		}
+		if self.ID == 0 {
+			// Only a head with statuses needs their authors told apart.
+			if self, err = f.Self(ctx); err != nil {
+				return nil, err
+			}
 		}
 		if int64(st.Author.ID) == self.ID {
 			if st.ID > ownID {

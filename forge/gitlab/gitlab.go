@@ -65,6 +65,10 @@ type Config struct {
 	// reused; default 10 minutes. What a head SHA fixes (diffs, commits)
 	// is cached regardless, as it cannot change.
 	CacheTTL time.Duration
+	// MembershipTTL bounds how long a found project or group membership is
+	// reused (default 1 minute): a member removed on GitLab can count for
+	// that long, as GitLab sends project hooks no member event.
+	MembershipTTL time.Duration
 }
 
 // defaultCacheTTL keeps user lookups short-lived: a user who makes an
@@ -91,6 +95,7 @@ type Forge struct {
 	emails   *ttlCache[string, bot.User]
 	mrs      *ttlCache[string, mrMemo]
 	statuses *ttlCache[string, statusMemo]
+	members  *ttlCache[string, membership]
 	pushes   *ttlCache[string, pushMemo]
 }
 
@@ -134,6 +139,11 @@ func New(cfg Config) (*Forge, error) {
 	// What Change saw of a head's statuses is only trusted by the Publish
 	// of the same evaluation, which follows within seconds.
 	f.statuses = newTTLCache[string, statusMemo](f.now, 2*time.Minute, 20000)
+	memberTTL := cfg.MembershipTTL
+	if memberTTL <= 0 {
+		memberTTL = defaultMembershipTTL
+	}
+	f.members = newTTLCache[string, membership](f.now, memberTTL, 20000)
 	// Who pushed a head is re-read after a minute: a later push back to the
 	// same head adds a pusher (push hooks add it at once).
 	f.pushes = newTTLCache[string, pushMemo](f.now, time.Minute, 20000)

@@ -91,10 +91,6 @@ func (f *Forge) Publish(ctx context.Context, r bot.Report) (string, error) {
 	if sha == "" {
 		return "", fmt.Errorf("gitlab: publish on %s!%d: no head SHA", repo.FullName, iid)
 	}
-	self, err := f.Self(ctx)
-	if err != nil {
-		return "", err
-	}
 	prior := parsePriorID(r.PriorID)
 	state := statusState(r.Verdict.State)
 
@@ -141,7 +137,8 @@ func (f *Forge) Publish(ctx context.Context, r bot.Report) (string, error) {
 	if r.QuietMarkdown != "" {
 		quiet = NoteMarker + "\n" + r.QuietMarkdown + extra
 	}
-	next.noteID, err = f.upsertNote(ctx, repo, iid, self, noteID, body, quiet)
+	var err error
+	next.noteID, err = f.upsertNote(ctx, repo, iid, noteID, body, quiet)
 	if err != nil {
 		return "", err
 	}
@@ -163,7 +160,7 @@ func (f *Forge) postStatus(ctx context.Context, repo bot.Repo, iid int, sha, sta
 	if u := f.statusTargetURL(repo, iid, r.DetailsURL); u != "" {
 		opt.TargetURL = gl.Ptr(u)
 	}
-	_, _, err = f.client.Commits.SetCommitStatus(project, sha, opt, gl.WithContext(ctx))
+	st, _, err := f.client.Commits.SetCommitStatus(project, sha, opt, gl.WithContext(ctx))
 	if fp, ok := project.(int); ok && fp != int(repo.ID) && isNoAccess(err) {
 		// The token cannot write to the fork: post on this project, on the
 		// merge request's head ref, and say so in the note.
@@ -171,7 +168,10 @@ func (f *Forge) postStatus(ctx context.Context, repo bot.Repo, iid int, sha, sta
 			"repo", repo.FullName, "mr", iid, "fork", fp, "err", err)
 		f.rememberMR(repo, iid, func(m *mrMemo) { m.statusFallback = true })
 		opt.Ref = gl.Ptr(fmt.Sprintf("refs/merge-requests/%d/head", iid))
-		_, _, err = f.client.Commits.SetCommitStatus(pid(repo), sha, opt, gl.WithContext(ctx))
+		st, _, err = f.client.Commits.SetCommitStatus(pid(repo), sha, opt, gl.WithContext(ctx))
+	}
+	if err == nil && st != nil {
+		f.learnSelf(st.Author.ID, st.Author.Username, st.Author.Name)
 	}
 	switch {
 	case isSameStateError(err):
@@ -225,7 +225,7 @@ func truncate(s string, n int) string {
 // upsertNote edits foureyes' note (noteID, or the one found by its marker
 // and author) with quiet or, when there is none, creates it with body; it
 // returns the note ID.
-func (f *Forge) upsertNote(ctx context.Context, repo bot.Repo, iid int, self bot.User, noteID int, body, quiet string) (int, error) {
+func (f *Forge) upsertNote(ctx context.Context, repo bot.Repo, iid int, noteID int, body, quiet string) (int, error) {
 	update := func(id int) error {
 		_, _, err := f.client.Notes.UpdateMergeRequestNote(pid(repo), iid, id,
 			&gl.UpdateMergeRequestNoteOptions{Body: gl.Ptr(quiet)}, gl.WithContext(ctx))
@@ -241,9 +241,17 @@ func (f *Forge) upsertNote(ctx context.Context, repo bot.Repo, iid int, self bot
 			return 0, fmt.Errorf("gitlab: edit note %d on %s!%d: %w", noteID, repo.FullName, iid, err)
 		}
 	}
-	found, err := f.findNote(ctx, repo, iid, self)
-	if err != nil {
-		return 0, err
+	var found int
+	if noteID != 0 || !f.noNotes(repo, iid) {
+		// A merge request with no user note cannot hold foureyes' note:
+		// only otherwise are the notes listed, by their authors.
+		self, err := f.Self(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if found, err = f.findNote(ctx, repo, iid, self); err != nil {
+			return 0, err
+		}
 	}
 	if found != 0 && found != noteID {
 		if err := update(found); err != nil {
@@ -256,6 +264,7 @@ func (f *Forge) upsertNote(ctx context.Context, repo bot.Repo, iid int, self bot
 	if err != nil {
 		return 0, fmt.Errorf("gitlab: create note on %s!%d: %w", repo.FullName, iid, err)
 	}
+	f.learnSelf(n.Author.ID, n.Author.Username, n.Author.Name)
 	return n.ID, nil
 }
 
