@@ -78,22 +78,11 @@ func runExplainLive(ctx context.Context, env liveEnv, args []string, stdout, std
 	case fs.NArg() > 0:
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
-	var candidate *bot.PolicyFile
-	if *policyFile != "" {
-		var err error
-		if candidate, err = readPolicyFile(*policyFile); err != nil {
-			return err
-		}
-	}
-	ls, err := openLive(ctx, env, *configFile, *database, *forgeName, stderr)
+	ls, repo, candidate, err := openLiveRepo(ctx, env, *configFile, *database, *forgeName, *repoName, *policyFile, stderr)
 	if err != nil {
 		return err
 	}
 	defer ls.close()
-	repo, err := ls.forge.ResolveRepo(ctx, *repoName)
-	if err != nil {
-		return err
-	}
 	// The service as `serve` wires it, minus everything that publishes:
 	// Explain reads the forge and the store and decides.
 	svc := &bot.Service{Forges: map[bot.ForgeName]bot.Forge{ls.name: ls.forge}, Store: ls.db, DefaultPolicy: ls.def}

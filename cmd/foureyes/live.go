@@ -140,6 +140,30 @@ func openLive(ctx context.Context, env liveEnv, configFile, database, forgeName 
 }
 
 // readPolicyFile reads a candidate policy file for --policy; it must parse.
+// openLiveRepo is what scan and live explain both start with: the optional
+// candidate policy (read first, so a typo costs no forge request), the
+// configured forge and store, and the repository resolved on the forge.
+// The caller closes the setup.
+func openLiveRepo(ctx context.Context, env liveEnv, configFile, database, forgeName, repoName, policyFile string, stderr io.Writer) (*liveSetup, bot.Repo, *bot.PolicyFile, error) {
+	var candidate *bot.PolicyFile
+	if policyFile != "" {
+		var err error
+		if candidate, err = readPolicyFile(policyFile); err != nil {
+			return nil, bot.Repo{}, nil, err
+		}
+	}
+	ls, err := openLive(ctx, env, configFile, database, forgeName, stderr)
+	if err != nil {
+		return nil, bot.Repo{}, nil, err
+	}
+	repo, err := ls.forge.ResolveRepo(ctx, repoName)
+	if err != nil {
+		ls.close()
+		return nil, bot.Repo{}, nil, err
+	}
+	return ls, repo, candidate, nil
+}
+
 func readPolicyFile(path string) (*bot.PolicyFile, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {

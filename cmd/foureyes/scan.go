@@ -115,23 +115,11 @@ func runScan(ctx context.Context, env liveEnv, args []string, stdout, stderr io.
 		}
 		win = scanWindow{Since: t, Spec: "since " + *since}
 	}
-	var candidate *bot.PolicyFile
-	if *policyFile != "" {
-		var err error
-		if candidate, err = readPolicyFile(*policyFile); err != nil {
-			return err
-		}
-	}
-
-	ls, err := openLive(ctx, env, *configFile, *database, *forgeName, stderr)
+	ls, repo, candidate, err := openLiveRepo(ctx, env, *configFile, *database, *forgeName, *repoName, *policyFile, stderr)
 	if err != nil {
 		return err
 	}
 	defer ls.close()
-	repo, err := ls.forge.ResolveRepo(ctx, *repoName)
-	if err != nil {
-		return err
-	}
 	br := *branch
 	if br == "" {
 		br = repo.DefaultBranch
