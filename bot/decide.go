@@ -16,6 +16,10 @@ type Input struct {
 	Policy    *policies.Policy
 	PolicyErr error
 	Change    *Change
+	// BreakGlass holds the break-glass votes the service collected from
+	// comments on the change (see judgeBreakGlass); votes on other heads
+	// are ignored.
+	BreakGlass []BreakGlassVote
 }
 
 // maxTitle keeps the check-run title to one readable line.
@@ -52,6 +56,14 @@ func Decide(in Input) Verdict {
 		}
 		if c.EvalError != "" {
 			v.Failures = append(v.Failures, c.EvalError)
+		}
+		if len(v.Failures) == 0 {
+			// An error that names no diagnostic still fails closed.
+			msg := in.PolicyErr.Error()
+			if msg == "" {
+				msg = "the policy file could not be read"
+			}
+			v.Failures = []string{msg}
 		}
 		t := "invalid policy file: " + v.Failures[0]
 		if in.PolicyErr == nil {
@@ -159,6 +171,9 @@ func Decide(in Input) Verdict {
 	default:
 		v.State = Success
 		v.Title = successTitle(v.Categories)
+	}
+	if len(in.BreakGlass) > 0 {
+		judgeBreakGlass(&v, p, c, in.BreakGlass, headPushers, pusherKnown)
 	}
 	return v
 }

@@ -23,6 +23,10 @@ const (
 	EventForeignCheck EventKind = "foreign_check"
 	// EventMergeGroup: a merge queue asks for checks on a queued group.
 	EventMergeGroup EventKind = "merge_group"
+	// EventBreakGlass: a "/foureyes break-glass ..." comment on a change
+	// (Event.BreakGlass); Change.HeadSHA is the head the comment was
+	// written on when the forge says it, else "" (the current head).
+	EventBreakGlass EventKind = "break_glass"
 	// EventInstallation: foureyes was installed on Event.Repo (GitHub
 	// installation.created, installation_repositories.added); every open
 	// change of it is queued for evaluation.
@@ -49,6 +53,8 @@ type Event struct {
 	MergeGroup *MergeGroupEvent `json:"merge_group,omitempty"`
 	// Foreign is set for EventForeignCheck.
 	Foreign *ForeignCheck `json:"foreign,omitempty"`
+	// BreakGlass is set for EventBreakGlass.
+	BreakGlass *BreakGlassCommand `json:"break_glass,omitempty"`
 }
 
 // ChangeEvent is the part of an event about one change.

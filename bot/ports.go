@@ -81,6 +81,30 @@ type Store interface {
 	AppendAudit(ctx context.Context, rec audit.Record) (audit.Record, error)
 }
 
+// The break-glass capabilities below are checked by type assertion, so
+// that Forge stays small; forge/github and forge/gitlab implement all three.
+
+// PeopleLookup looks up the standing of people who did not review (the
+// break-glass voters, with the login and forge ID their comment named):
+// permission, bot flag and membership of the given teams, keyed by
+// lower-cased login. A Forge without it leaves them unknown, so their
+// votes never count.
+type PeopleLookup interface {
+	People(ctx context.Context, repo Repo, users []User, teams []string) (map[string]ReviewerFacts, error)
+}
+
+// Commenter posts a comment on a change (replies to break-glass comments).
+type Commenter interface {
+	Comment(ctx context.Context, ref ChangeRef, body string) error
+}
+
+// Issuer opens issues (the post-incident review of an override). FindIssue
+// returns the URL of a recent issue whose body holds marker, or "".
+type Issuer interface {
+	OpenIssue(ctx context.Context, repo Repo, title, body string, labels []string) (string, error)
+	FindIssue(ctx context.Context, repo Repo, marker string) (string, error)
+}
+
 // ErrViewerToken is returned (wrapped) by Viewers when the forge refuses a
 // viewer's OAuth token (revoked or expired): the viewer must sign in again.
 var ErrViewerToken = errors.New("the forge refused the viewer's token")

@@ -71,7 +71,7 @@ func fileListBytes(v Verdict, limit int) int {
 func renderMarkdown(v Verdict, limit int, quiet bool) string {
 	var b strings.Builder
 	b.Grow(4096)
-	b.WriteString("**" + stateWord(v.State) + "** — " + mdText(v.Title, quiet) + "\n\n")
+	b.WriteString("**" + verdictWord(v) + "** — " + mdText(v.Title, quiet) + "\n\n")
 
 	if len(v.Failures) > 0 {
 		b.WriteString("**Failures**\n\n")
@@ -80,6 +80,8 @@ func renderMarkdown(v Verdict, limit int, quiet bool) string {
 	if len(v.Blocking) > 0 {
 		b.WriteString("**Changes requested** by " + handles(v.Blocking, quiet) + ": the check fails until they approve or their review is dismissed.\n\n")
 	}
+
+	writeBreakGlass(&b, v, quiet)
 
 	if len(v.Categories) > 0 {
 		b.WriteString("| Category | Files | Required | Counted | Missing |\n|---|---:|---:|---|---:|\n")
@@ -582,6 +584,7 @@ func Text(v Verdict) string {
 	if len(v.Blocking) > 0 {
 		b.WriteString("changes requested by " + clean(people(v.Blocking, "and")) + "\n")
 	}
+	writeBreakGlassText(&b, v)
 	for i := range v.Categories {
 		c := &v.Categories[i]
 		b.WriteString("\n" + clean(c.Name) + ": " + plural(len(c.Files), "file") + ", " + countWords(c))

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/foureyes-dev/foureyes/audit"
 	"github.com/foureyes-dev/foureyes/policies"
@@ -105,6 +106,8 @@ func (s *Service) Handle(ctx context.Context, ev Event) error {
 		return s.handlePolicyPush(ctx, f, ev)
 	case EventMergeGroup:
 		return s.handleMergeGroup(ctx, f, ev)
+	case EventBreakGlass:
+		return s.handleBreakGlass(ctx, f, ev)
 	case EventInstallation:
 		return s.handleInstallation(ctx, f, ev)
 	case EventBranchPush, EventTagPush:
@@ -145,6 +148,11 @@ func (s *Service) recordChangeFacts(ctx context.Context, ev Event) error {
 	ref := ChangeRef{Forge: ev.Forge, Repo: ev.Repo, Number: ce.Number, HeadSHA: ce.HeadSHA}
 	if ce.Pushed && ev.Sender.Known() && ce.HeadSHA != "" {
 		if err := s.recordChangePush(ctx, ev, ref); err != nil {
+			return err
+		}
+	}
+	if ce.Pushed {
+		if err := s.noteHeadSeen(ctx, ref, ev.Received); err != nil {
 			return err
 		}
 	}
@@ -326,6 +334,11 @@ func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, _ string
 	if err := s.auditEvaluation(ctx, v); err != nil {
 		return v, err
 	}
+	if v.BreakGlass != nil && v.BreakGlass.Applied {
+		if err := s.recordOverride(ctx, f, change, j.policy, v); err != nil {
+			return v, err
+		}
+	}
 	done(v.State)
 	return v, nil
 }
@@ -336,6 +349,7 @@ type judgement struct {
 	ref     ChangeRef
 	change  *Change
 	verdict Verdict
+	policy  *policies.Policy // nil when the policy file is invalid
 	// moved: the forge's head (change.Ref.HeadSHA) is newer than ref's.
 	moved bool
 	// learned are the pushes read from the forge's record (ReadPushers),
@@ -422,8 +436,16 @@ func (s *Service) judge(ctx context.Context, f Forge, ref ChangeRef, baseRef str
 	if err != nil {
 		return judgement{}, &gatherError{err}
 	}
-	v := Decide(Input{Policy: pol, PolicyErr: perr, Change: change})
-	return judgement{ref: ref, change: change, verdict: v, learned: learned}, nil
+	var teams []string
+	if pol != nil {
+		teams = PolicyTeams(pol)
+	}
+	votes, err := LoadBreakGlass(ctx, s.Store, f, change, teams, time.Time{})
+	if err != nil {
+		return judgement{}, err
+	}
+	v := Decide(Input{Policy: pol, PolicyErr: perr, Change: change, BreakGlass: votes})
+	return judgement{ref: ref, change: change, verdict: v, policy: pol, learned: learned}, nil
 }
 
 // failClosed publishes a failure when the facts cannot be gathered, and
@@ -631,6 +653,9 @@ type auditData struct {
 	Failures   []string         `json:"failures,omitempty"`
 	Ignored    []Rejection      `json:"ignored,omitempty"`
 	DiffDigest string           `json:"diff_digest,omitempty"`
+	// BreakGlass is who voted to break the glass on the head and how it
+	// was judged (absent without votes).
+	BreakGlass *BreakGlassResult `json:"break_glass,omitempty"`
 }
 
 func (s *Service) auditEvaluation(ctx context.Context, v Verdict) error {
@@ -641,7 +666,7 @@ func (s *Service) auditEvaluation(ctx context.Context, v Verdict) error {
 		c.Files = nil
 		cats[i] = c
 	}
-	data, err := json.Marshal(auditData{Title: v.Title, Categories: cats, Blocking: v.Blocking, Failures: v.Failures, Ignored: v.Ignored, DiffDigest: v.DiffDigest})
+	data, err := json.Marshal(auditData{Title: v.Title, Categories: cats, Blocking: v.Blocking, Failures: v.Failures, Ignored: v.Ignored, DiffDigest: v.DiffDigest, BreakGlass: v.BreakGlass})
 	if err != nil {
 		return fmt.Errorf("encode audit data: %w", err)
 	}

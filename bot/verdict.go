@@ -83,4 +83,7 @@ type Verdict struct {
 	// Ignored lists approvals that count nowhere (rejected for every
 	// category), so the summary can say who approved in vain and why.
 	Ignored []Rejection `json:"ignored,omitempty"`
+	// BreakGlass is the judgement of the break-glass votes on the head
+	// (nil when there are none).
+	BreakGlass *BreakGlassResult `json:"break_glass,omitempty"`
 }

@@ -137,3 +137,10 @@ func TestMarkdownQuietMentionsNobody(t *testing.T) {
 		t.Errorf("mdText = %q", got)
 	}
 }
+
+func TestDecideFailsClosedOnAnEmptyPolicyError(t *testing.T) {
+	v := Decide(Input{Policy: nil, PolicyErr: &policies.ParseError{}, Change: testChange()})
+	if v.State != Failure || v.Title != "invalid policy file: the policy file could not be read" || len(v.Failures) != 1 {
+		t.Errorf("verdict %+v", v)
+	}
+}

@@ -255,6 +255,9 @@ func TestAppManifest(t *testing.T) {
 		"check_run":           "checks",
 		"check_suite":         "checks",
 		"merge_group":         "merge_queues",
+		// GitHub delivers comments on pull requests as issue_comment, to
+		// Apps with the Issues permission (webhook events docs).
+		"issue_comment": "issues",
 	}
 	seen := map[string]bool{}
 	for _, e := range m.DefaultEvents {

@@ -428,6 +428,7 @@ func TestPolicyDefaultsMatchParser(t *testing.T) {
 		"release.alert.issue":             p.Release.Alert.Issue,
 		"release.alert.labels":            toAny(p.Release.Alert.Labels),
 		"break_glass.required":            p.BreakGlass.Required,
+		"break_glass.reason":              p.BreakGlass.Reason,
 	}
 	info := loadSchema(t)
 	for path, want := range info.defaults {

@@ -252,6 +252,9 @@ type detailsView struct {
 	Elsewhere              []rejectionView // approvals rejected outside every category's list
 	Exempt                 fileList
 	Unverified, Notices    []string
+	// BreakGlass holds the lines of the break-glass section (none without
+	// votes on the head).
+	BreakGlass []string
 }
 
 type categoryView struct {
@@ -304,9 +307,14 @@ func newDetailsView(ref bot.ChangeRef, v bot.Verdict) detailsView {
 		Unverified:   v.Unverified,
 		Notices:      v.Notices,
 	}
+	d.BreakGlass = breakGlassLines(v)
 	switch v.State {
 	case bot.Success:
 		d.StateWord, d.Lead = "Success", "Every kind of change in this "+changeNoun(ref.Forge)+" has its independent approvals."
+		if v.BreakGlass != nil && v.BreakGlass.Applied {
+			// It has not, and the page must not say so.
+			d.Lead = "Review was overridden by break glass: the approvals listed below were missing."
+		}
 	case bot.PendingState:
 		d.StateWord, d.Lead = "Pending", "Independent approvals are still missing; the check stays pending until they arrive."
 	default:

@@ -333,6 +333,27 @@ func TestDetailsPageGitLabAndStates(t *testing.T) {
 	}
 }
 
+// An override is a success, but the page must not claim the approvals are in.
+func TestDetailsPageBreakGlass(t *testing.T) {
+	src := &memVerdicts{}
+	srv := detailsServer(t, src)
+	ref := sampleRef()
+	v := bot.Verdict{State: bot.Success, Ref: ref, Title: "break-glass: @sam and @sue overrode review — outage <b>",
+		Categories: []bot.CategoryResult{{Name: "code", Required: 1, Missing: 1, Counted: []string{}}},
+		BreakGlass: &bot.BreakGlassResult{Required: 2, OpenedBy: "sam", Reason: "outage <b>", Agreed: []string{"sam", "sue"}, Applied: true,
+			Missing: []string{"code: 1 more approval of 1"}, Rejected: []bot.Rejection{{Reviewer: "alice", Reasons: []bot.Reason{bot.ReasonAuthor}, Detail: "author of the change"}}}}
+	src.put(ref, v)
+	_, body := get(t, srv.URL+"/details/"+handlers.SignDetails(detailsKey, ref, soon()))
+	if strings.Contains(body, "has its independent approvals") {
+		t.Error("an overridden change is described as approved")
+	}
+	for _, want := range []string{"Review was overridden by break glass", "Overridden by @sam, @sue — outage &lt;b&gt;", "Missing: code: 1 more approval of 1", "Did not count: @alice — author of the change"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+}
+
 func TestDetailsHandlerWithoutMux(t *testing.T) {
 	src := &memVerdicts{}
 	ref := sampleRef()

@@ -36,7 +36,7 @@ var (
 	reviewKeys     = []string{"allow_author", "allow_committers", "allow_last_pusher", "dismiss_stale", "ignore_base_updates", "count_bots", "min_permission", "changes_requested_blocks"}
 	releaseKeys    = []string{"branches", "tags", "late_window", "alert"}
 	alertKeys      = []string{"issue", "labels"}
-	breakGlassKeys = []string{"approvers", "required"}
+	breakGlassKeys = []string{"approvers", "required", "reason"}
 	// "none" is a Permission but not a sensible minimum: it would let anyone
 	// who can post a review approve.
 	minPermissions = []string{"read", "triage", "write", "maintain", "admin"}
@@ -507,7 +507,7 @@ func (p *parser) release(n *yaml.Node, path string, r *Release) {
 }
 
 func (p *parser) breakGlass(k, n *yaml.Node, path string) *BreakGlass {
-	bg := &BreakGlass{Required: 2}
+	bg := &BreakGlass{Required: 2, Reason: true}
 	hasApprovers := false
 	isMap := p.fields(n, path, breakGlassKeys, func(key string, _, v *yaml.Node) {
 		kpath := join(path, key)
@@ -520,6 +520,8 @@ func (p *parser) breakGlass(k, n *yaml.Node, path string) *BreakGlass {
 			}
 		case "required":
 			bg.Required = p.count(v, kpath, 2)
+		case "reason":
+			p.bool(v, kpath, &bg.Reason)
 		}
 	})
 	if isMap && !hasApprovers {

@@ -183,6 +183,16 @@ func TestParseErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "break_glass reason not a boolean",
+			yaml: "version: 1\nbreak_glass:\n  approvers: {users: [carol]}\n  reason: sometimes\n",
+			want: []string{`p.yml:4:11: break_glass.reason: expected true or false, got string "sometimes"`},
+		},
+		{
+			name: "break_glass required zero",
+			yaml: "version: 1\nbreak_glass: {approvers: {users: [carol]}, required: 0}\n",
+			want: []string{`p.yml:2:54: break_glass.required: must be at least 2 (two-person rule), got 0`},
+		},
+		{
 			name: "break_glass empty approvers",
 			yaml: "version: 1\nbreak_glass:\n  approvers: {teams: []}\n",
 			want: []string{`p.yml:3:14: break_glass.approvers: must name at least one team or user`},
@@ -407,8 +417,11 @@ break_glass:
 	if !pol.Review.AllowAuthor || pol.Review.MinPermission != PermissionMaintain || !pol.Review.DismissStale {
 		t.Errorf("Review = %+v", pol.Review)
 	}
-	if pol.BreakGlass == nil || pol.BreakGlass.Required != 2 || strings.Join(pol.BreakGlass.Approvers.Teams, ",") != "acme/rm" {
-		t.Errorf("BreakGlass = %+v, want acme/rm with required defaulting to 2", pol.BreakGlass)
+	if pol.BreakGlass == nil || pol.BreakGlass.Required != 2 || strings.Join(pol.BreakGlass.Approvers.Teams, ",") != "acme/rm" || !pol.BreakGlass.Reason {
+		t.Errorf("BreakGlass = %+v, want acme/rm with required defaulting to 2 and a reason required", pol.BreakGlass)
+	}
+	if pol, err := Parse("r.yml", []byte("version: 1\nbreak_glass: {approvers: {users: [carol]}, reason: false}\n")); err != nil || pol.BreakGlass.Reason {
+		t.Errorf("reason: false: %+v, %v", pol, err)
 	}
 	if pol.IsReleaseBranch("main", "main") || !pol.IsReleaseBranch("stable", "main") {
 		t.Errorf("branches: [stable] must watch stable and not the default branch")

@@ -128,6 +128,8 @@ type Alert struct {
 type BreakGlass struct {
 	Approvers Reviewers
 	Required  int
+	// Reason: the opening comment must say why (default true).
+	Reason bool
 }
 
 // UncategorizedName is the implicit category of files that match no

@@ -108,6 +108,7 @@ func TestSchemaAgreesWithParse(t *testing.T) {
 		{"zero approvals", "version: 1\ncategories: {docs: {paths: [\"docs/**\"], approvals: 0}}\n", true},
 		{"aliases", "version: 1\ncategories:\n  a: &c {paths: [x], approvals: 2}\n  b: *c\n", true},
 		{"break glass", "version: 1\nbreak_glass: {approvers: {users: [a, b]}, required: 3}\n", true},
+		{"break glass without reason", "version: 1\nbreak_glass: {approvers: {users: [a, b]}, reason: false}\n", true},
 		{"hyphen and digits in name", "version: 1\ncategories: {db-2_x: {paths: [x]}}\n", true},
 		{"every review key", "version: 1\nreview: {allow_author: true, allow_committers: true, allow_last_pusher: true, dismiss_stale: false, ignore_base_updates: false, count_bots: true, min_permission: admin, changes_requested_blocks: false}\n", true},
 
@@ -167,6 +168,7 @@ func TestSchemaAgreesWithParse(t *testing.T) {
 		{"labels item empty", "version: 1\nrelease: {alert: {labels: [\"\"]}}\n", false},
 		{"users scalar", "version: 1\ncategories: {a: {paths: [x], reviewers: {users: alice}}}\n", false},
 		{"teams item int", "version: 1\ncategories: {a: {paths: [x], reviewers: {teams: [7]}}}\n", false},
+		{"break_glass reason string", "version: 1\nbreak_glass: {approvers: {users: [a]}, reason: \"yes please\"}\n", false},
 		{"break_glass required 1", "version: 1\nbreak_glass: {approvers: {users: [a]}, required: 1}\n", false},
 		{"break_glass required negative", "version: 1\nbreak_glass: {approvers: {users: [a]}, required: -2}\n", false},
 		{"break_glass no approvers", "version: 1\nbreak_glass: {required: 2}\n", false},

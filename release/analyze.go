@@ -53,6 +53,10 @@ type ChangeProof struct {
 	// evidence, not the decision.
 	StoredVerdict bot.State `json:"stored_verdict"`
 	PolicyDigest  string    `json:"policy_digest"`
+	// OverriddenBy names the people whose break-glass override let the
+	// change in (with OverrideReason); empty for a reviewed merge.
+	OverriddenBy   []string `json:"overridden_by,omitempty"`
+	OverrideReason string   `json:"override_reason,omitempty"`
 	// Categories is the verdict per touched category: who counted, how
 	// many were required, how many are missing.
 	Categories []CategoryProof `json:"categories"`
@@ -270,7 +274,12 @@ func (a *analyzer) evaluate(ctx context.Context, sum bot.Change, mergedAt time.T
 		ch.Reviews = slices.DeleteFunc(ch.Reviews, func(r bot.Review) bool { return !r.At.IsZero() && r.At.After(mergedAt) })
 	}
 
-	v := bot.Decide(bot.Input{Policy: a.pol, Change: ch})
+	// Break-glass votes count as they stood at the merge.
+	votes, err := bot.LoadBreakGlass(ctx, a.facts, a.f, ch, a.teams, mergedAt)
+	if err != nil {
+		return nil, fmt.Errorf("break-glass votes of %s: %w", ref.Key(), err)
+	}
+	v := bot.Decide(bot.Input{Policy: a.pol, Change: ch, BreakGlass: votes})
 	ev := &evaluation{proof: ChangeProof{
 		Number: n, URL: firstNonEmpty(ch.URL, sum.URL), Title: firstNonEmpty(ch.Title, sum.Title),
 		Author: at(firstUser(ch.Author, sum.Author)), BaseRef: firstNonEmpty(sum.BaseRef, ch.BaseRef),
@@ -283,16 +292,8 @@ func (a *analyzer) evaluate(ctx context.Context, sum bot.Change, mergedAt time.T
 		ev.proof.StoredVerdict = sv
 	}
 	ev.reason, ev.detail = classify(a.pol, ch, v, mergedAt)
-	if ev.reason != "" && a.g.Overrides != nil {
-		// A change let in by break glass is no review, but neither is it
-		// a bypass nobody agreed to: it has its own category.
-		detail, ok, err := a.g.Overrides.Override(ctx, ref)
-		if err != nil {
-			return nil, fmt.Errorf("read override of %s: %w", ref.Key(), err)
-		}
-		if ok {
-			ev.reason, ev.detail = Override, detail
-		}
+	if ev.reason == Override {
+		ev.proof.OverriddenBy, ev.proof.OverrideReason = v.BreakGlass.Agreed, v.BreakGlass.Reason
 	}
 	if ev.proof.BaseRef == a.branch {
 		// Every commit of a change merged into this branch came in with
@@ -323,6 +324,13 @@ func classify(pol *policies.Policy, ch *bot.Change, v bot.Verdict, mergedAt time
 				return UnapprovedMerge, fmt.Sprintf("%s on a `foureyes` success status posted by %s, not by foureyes", when, at(fc.By))
 			}
 		}
+	}
+	if bg := v.BreakGlass; v.State == bot.Success && bg != nil && bg.Applied {
+		detail := fmt.Sprintf("%s on a break-glass override by %s", when, handles(bg.Agreed))
+		if bg.Reason != "" {
+			detail += ": " + bg.Reason
+		}
+		return Override, detail + " (missing: " + strings.Join(bg.Missing, "; ") + ")"
 	}
 	if v.State == bot.Success {
 		return "", ""
@@ -400,6 +408,22 @@ func storedVerdict(ctx context.Context, st bot.FactReader, ref bot.ChangeRef) (b
 		return "", false, fmt.Errorf("read stored verdict of %s: %w", ref.Key(), err)
 	}
 	return v.State, ok, nil
+}
+
+// handles renders "@a and @b", "@a, @b and @c".
+func handles(names []string) string {
+	var b strings.Builder
+	for i, n := range names {
+		switch {
+		case i == 0:
+		case i == len(names)-1:
+			b.WriteString(" and ")
+		default:
+			b.WriteString(", ")
+		}
+		b.WriteString("@" + n)
+	}
+	return b.String()
 }
 
 func firstNonEmpty(s ...string) string {

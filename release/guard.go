@@ -101,16 +101,11 @@ const (
 	// commit, so the unreviewed-commits metric does not count it.
 	InvalidPolicy Reason = "invalid-policy"
 	// Override: the change was merged under a break-glass override
-	// (SPEC §5): agreed by the required people, but not reviewed.
+	// (SPEC §5): agreed by the required eligible people, but not reviewed.
+	// Reported with their names and never flagged: the override already
+	// opened its own post-incident issue.
 	Override Reason = "override"
 )
-
-// OverrideFinder tells whether a merged change's final head was let in by
-// a break-glass override, and how (who agreed, why). The break-glass code
-// implements it; Guard.Overrides nil means no change had one.
-type OverrideFinder interface {
-	Override(ctx context.Context, ref bot.ChangeRef) (detail string, ok bool, err error)
-}
 
 // Guard is the release-branch guard. It implements bot.PushHandler: set
 // it as bot.Service.Release. It keeps no state of its own between pushes
@@ -128,9 +123,6 @@ type Guard struct {
 	// an invalid policy file (metric foureyes_policy_errors_total).
 	PolicyError func(forge string)
 	Logger      *slog.Logger
-	// Overrides, when set, names the merges let in by break glass: they
-	// are reported as Override instead of UnapprovedMerge.
-	Overrides OverrideFinder
 	// Now is the clock (default time.Now); it stamps reports and, when an
 	// event carries no receive time, pushes.
 	Now func() time.Time

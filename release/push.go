@@ -35,6 +35,9 @@ type pushAnalysis struct {
 	AlertIssue   bool          `json:"alert_issue"`
 	Labels       []string      `json:"labels"`
 	Flags        []Flag        `json:"flags"`
+	// Overrides lists the commits that came in on a break-glass override:
+	// shown on the pushed commit, never flagged.
+	Overrides []Flag `json:"overrides,omitempty"`
 }
 
 // Flag is one flagged commit of a push (or the push itself, for
@@ -100,7 +103,10 @@ func (g *Guard) handleBranchPush(ctx context.Context, f Forge, ev bot.Event) err
 		}
 	}
 	if len(an.Flags) == 0 {
-		g.logger().Info("release push reviewed", "repo", an.Repo, "branch", an.Branch, "after", an.After, "commits", an.Judged)
+		g.logger().Info("release push reviewed", "repo", an.Repo, "branch", an.Branch, "after", an.After, "commits", an.Judged, "overridden", len(an.Overrides))
+		if len(an.Overrides) > 0 {
+			return g.showOverrides(ctx, f, ev, scope, facts, an)
+		}
 		return nil
 	}
 	return g.flag(ctx, f, ev, scope, facts, an)
@@ -197,6 +203,16 @@ func (g *Guard) analyzePush(ctx context.Context, f Forge, ev bot.Event, branch s
 		}
 		an.Judged++
 		if fd.Reviewed() {
+			continue
+		}
+		if fd.Reason == Override {
+			// Not flagged: the override opened its own issue and alert. Not
+			// silent either: the pushed commit's check names the people.
+			ov := Flag{SHA: fd.SHA, Title: fd.Title, Author: fd.Author, Reason: fd.Reason, Detail: fd.Detail}
+			if fd.Change != nil {
+				ov.Change, ov.ChangeURL = fd.Change.Number, fd.Change.URL
+			}
+			an.Overrides = append(an.Overrides, ov)
 			continue
 		}
 		fl := Flag{SHA: fd.SHA, Title: fd.Title, Author: fd.Author, Reason: fd.Reason, Detail: fd.Detail}

@@ -80,6 +80,9 @@ func flagMarkdown(an pushAnalysis, issueURL string) string {
 		fmt.Fprintf(&b, "\nNote: %s.\n", an.Note)
 	}
 	fmt.Fprintf(&b, "\nPolicy: %s (`%s`). What each reason means and what to do: %s\n", an.PolicySource, short(an.PolicyDigest), docsURL)
+	if len(an.Overrides) > 0 {
+		b.WriteString("\n" + overrideMarkdown(an))
+	}
 	return b.String()
 }
 
@@ -104,6 +107,9 @@ func reportTitle(rep Report) string {
 		t = fmt.Sprintf("%d of %d commits unreviewed", s.Unreviewed, s.Commits)
 	} else {
 		t = fmt.Sprintf("all %d commits reviewed", s.Commits)
+	}
+	if s.Overridden > 0 {
+		t += fmt.Sprintf(", %d merged on a break-glass override", s.Overridden)
 	}
 	if s.Late > 0 {
 		t += fmt.Sprintf(", %d landed within %s of the tag", s.Late, rep.LateWindow)
@@ -146,6 +152,15 @@ func RenderMarkdown(rep Report) string {
 		b.WriteString("### Unreviewed\n\n")
 		for _, r := range reasons {
 			fmt.Fprintf(&b, "- **%s**: %d\n", r, s.ByReason[r])
+		}
+		b.WriteString("\n")
+	}
+	if s.Overridden > 0 {
+		b.WriteString("### Overridden\n\n")
+		for _, c := range rep.Commits {
+			if c.Reason == Override {
+				fmt.Fprintf(&b, "- `%s` %s: **override** by %s\n", short(c.SHA), cell(c.Title), handles(c.OverriddenBy))
+			}
 		}
 		b.WriteString("\n")
 	}

@@ -74,6 +74,9 @@ type ReportCommit struct {
 	// Late: it landed within late_window before the tag was pushed.
 	Late   bool   `json:"late"`
 	Detail string `json:"detail"`
+	// OverriddenBy names the people of the break-glass override the commit
+	// came in on (Reason "override"); empty otherwise.
+	OverriddenBy []string `json:"overridden_by"`
 }
 
 // Summary counts a report's commits.
@@ -86,6 +89,10 @@ type Summary struct {
 	// Conclusion is failure when any commit is unreviewed (or the policy
 	// is invalid); late commits are called out but do not fail a release.
 	Conclusion bot.State `json:"conclusion"`
+
+	// Overridden counts commits merged on a break-glass override: neither
+	// reviewed nor unreviewed.
+	Overridden int `json:"overridden"`
 }
 
 // ErrNoReport is returned by Load when no report is stored for the tag.
@@ -222,6 +229,10 @@ func (g *Guard) buildReport(ctx context.Context, f Forge, ev bot.Event, tag stri
 		rc := ReportCommit{
 			SHA: fd.SHA, Title: fd.Title, Author: fd.Author, CommittedAt: fd.CommittedAt, LandedAt: fd.LandedAt,
 			Change: fd.Change, Approvers: []string{}, Verdict: "none", Reviewed: fd.Reviewed(), Reason: fd.Reason, Detail: fd.Detail,
+			OverriddenBy: []string{},
+		}
+		if fd.Change != nil && fd.Reason == Override {
+			rc.OverriddenBy = append(rc.OverriddenBy, fd.Change.OverriddenBy...)
 		}
 		if fd.Change != nil {
 			rc.Approvers = append(rc.Approvers, fd.Change.Approvers...)
@@ -239,9 +250,12 @@ func summarize(rep Report) Summary {
 	s := Summary{ByReason: map[string]int{}, Conclusion: bot.Success}
 	for _, c := range rep.Commits {
 		s.Commits++
-		if c.Reviewed {
+		switch {
+		case c.Reviewed:
 			s.Reviewed++
-		} else {
+		case c.Reason == Override:
+			s.Overridden++
+		default:
 			s.Unreviewed++
 			s.ByReason[string(c.Reason)]++
 		}

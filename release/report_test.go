@@ -82,7 +82,7 @@ func TestGitHubTagReport(t *testing.T) {
 		"generated_at": ts(t0), "policy_source": policies.DefaultSource, "policy_digest": policies.Default().Digest,
 		"policy_error": "", "late_window": "24h", "truncated": false,
 		"summary": map[string]any{
-			"commits": 5.0, "reviewed": 3.0, "unreviewed": 2.0, "late": 4.0,
+			"commits": 5.0, "reviewed": 3.0, "unreviewed": 2.0, "overridden": 0.0, "late": 4.0,
 			"by_reason":  map[string]any{"direct-push": 1.0, "unapproved-merge": 1.0},
 			"conclusion": "failure",
 		},
@@ -108,7 +108,7 @@ func TestGitHubTagReport(t *testing.T) {
 		return map[string]any{
 			"sha": c.SHA, "title": strings.SplitN(c.Message, "\n", 2)[0], "author": "@" + c.Author.Login,
 			"committed_at": ts(c.Committer.Date), "landed_at": ts(landed), "change": ch, "approvers": approvers,
-			"verdict": verdict, "reviewed": reviewed, "reason": reason, "late": late,
+			"verdict": verdict, "reviewed": reviewed, "reason": reason, "late": late, "overridden_by": []any{},
 		}
 	}
 	wantCommits := []map[string]any{

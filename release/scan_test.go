@@ -1,7 +1,6 @@
 package release_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -10,15 +9,6 @@ import (
 	"github.com/foureyes-dev/foureyes/internal/fakegithub"
 	"github.com/foureyes-dev/foureyes/release"
 )
-
-// overrides is what the break-glass record says: the changes let in by an
-// override, and how.
-type overrides map[int]string
-
-func (o overrides) Override(_ context.Context, ref bot.ChangeRef) (string, bool, error) {
-	d, ok := o[ref.Number]
-	return d, ok, nil
-}
 
 // A merge without approvals that break glass let in is an override, not an
 // unapproved merge; it is still not independently reviewed. An approved
@@ -32,7 +22,14 @@ func TestScannerOverrideCategory(t *testing.T) {
 	e.mergedPR(prSpec{number: 2, author: "alice", commits: []fakegithub.Commit{c2}, mergedAt: t0.Add(-3 * time.Hour)})
 	e.mergedPR(prSpec{number: 3, author: "alice", commits: []fakegithub.Commit{c3}, mergedAt: t0.Add(-2 * time.Hour),
 		reviews: []fakegithub.Review{approve("bob", c3.SHA, t0.Add(-150*time.Minute))}})
-	e.guard.Overrides = overrides{1: "break glass by @dave and @carol: prod is down", 3: "needless"}
+	e.fake.PutFile(ghRepo.FullName, "main", ".github/foureyes.yml", bgPolicy)
+	// Break glass by carol and dave let #1 in; #3 was approved anyway.
+	r1 := bot.ChangeRef{Forge: bot.GitHub, Repo: ghRepo, Number: 1, HeadSHA: c1.SHA}
+	e.vote(r1, "carol", 1, t0.Add(-4*time.Hour-30*time.Minute), false, "prod is down")
+	e.vote(r1, "dave", 2, t0.Add(-4*time.Hour-20*time.Minute), true, "")
+	r3 := bot.ChangeRef{Forge: bot.GitHub, Repo: ghRepo, Number: 3, HeadSHA: c3.SHA}
+	e.vote(r3, "carol", 3, t0.Add(-150*time.Minute), false, "needless")
+	e.vote(r3, "dave", 4, t0.Add(-140*time.Minute), true, "")
 
 	sc, err := e.guard.NewScanner(e.ctx, e.forge, nil, bot.GitHub, ghRepo, "main", nil)
 	if err != nil {

@@ -25,6 +25,9 @@ categories:
     paths: ["**"]
     approvals: 1
 exempt: ["**/*.md"]
+break_glass:
+  approvers: { teams: ["acme/sre"], users: ["dave", "alice"] }
+  required: 2
 `
 
 // demoScenario is one story the demo tells: it sets up the fake forge and
@@ -59,7 +62,7 @@ func cmdDemo(ctx context.Context, args []string, stdout io.Writer) error {
 	d := &demo{sb: sb, repo: "acme/shop"}
 	d.setup()
 	fmt.Fprintf(stdout, "foureyes demo: a fake GitHub at %s, foureyes at %s\n", sb.Fake.URL(), sb.URL)
-	fmt.Fprintf(stdout, "repository %s: policy .github/foureyes.yml on main (infra needs @acme/sre, code needs 1)\n\n", d.repo)
+	fmt.Fprintf(stdout, "repository %s: policy .github/foureyes.yml on main (infra needs @acme/sre, code needs 1, break glass needs 2 of @acme/sre, @dave, @alice)\n\n", d.repo)
 	for i, sc := range d.scenarios() {
 		fmt.Fprintf(stdout, "=== %d. %s\n", i+1, sc.title)
 		ref, err := sc.run(ctx, d, 100+i)
@@ -79,7 +82,11 @@ func cmdDemo(ctx context.Context, args []string, stdout io.Writer) error {
 			fmt.Fprintln(stdout, indent(bot.Text(v)))
 		}
 	}
-	fmt.Fprintf(stdout, "=== %d. a direct push to the release branch: alice pushes a commit straight to main\n", len(d.scenarios())+1)
+	fmt.Fprintf(stdout, "=== %d. break glass: dave opens an override of alice's unreviewed fix, alice cannot confirm her own change, carol (@acme/sre) does\n", len(d.scenarios())+1)
+	if err := d.breakGlass(ctx, 100+len(d.scenarios()), stdout, *markdown); err != nil {
+		return fmt.Errorf("scenario break glass: %w", err)
+	}
+	fmt.Fprintf(stdout, "=== %d. a direct push to the release branch: alice pushes a commit straight to main\n", len(d.scenarios())+2)
 	if err := d.directPush(ctx, stdout); err != nil {
 		return fmt.Errorf("scenario direct push: %w", err)
 	}
@@ -236,6 +243,9 @@ func (d *demo) directPush(ctx context.Context, stdout io.Writer) error {
 	r := runs[len(runs)-1]
 	fmt.Fprintf(stdout, "    check run on %s: %s — %s\n", sha[:7], r.Conclusion, r.Title)
 	for _, is := range d.sb.Fake.Issues(d.repo) {
+		if strings.HasPrefix(is.Title, "Break-glass") {
+			continue // told in its own story
+		}
 		fmt.Fprintf(stdout, "    issue #%d %q labels %v\n", is.Number, is.Title, is.Labels)
 		fmt.Fprintln(stdout, indent(is.Body))
 	}

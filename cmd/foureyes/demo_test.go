@@ -20,7 +20,10 @@ func TestDemoShowsVerdictsWithReasons(t *testing.T) {
 		"did not count: @renovate[bot] — bot account",         // the bot approval
 		"PENDING: infra needs 1 more approval from @acme/sre", // the missing team
 		"counted: @carol",                                     // the team member
-		"failure — unreviewed push to main: direct-push",      // the release guard
+		"SUCCESS: break-glass: @dave and @carol overrode review — payments are failing, INC-42", // break glass
+		"reply: @alice, your break-glass comment did not count: author of the change",           // the author's key
+		`"Break-glass override of acme/shop#106 by @dave and @carol"`,                           // post-incident issue
+		"failure — unreviewed push to main: direct-push",                                        // the release guard
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("demo output lacks %q", want)

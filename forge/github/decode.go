@@ -162,11 +162,13 @@ const maxPushCommitFiles = 3000
 //     pull request (one with Number 0 when the run names none).
 //   - check_suite: requested, rerequested -> one EventChange per pull request.
 //   - merge_group: checks_requested -> EventMergeGroup (refs without "refs/heads/").
+//   - issue_comment: created, on a pull request, holding a
+//     "/foureyes break-glass ..." line -> EventBreakGlass (comment.go).
 //   - push: tags -> EventTagPush (not deletions); branches -> EventBranchPush,
 //     plus EventPolicyPush when a policy file path changed.
 func (f *Forge) Decode(eventName string, body []byte) ([]bot.Event, error) {
 	switch eventName {
-	case "pull_request", "pull_request_review", "check_run", "check_suite", "merge_group", "push":
+	case "pull_request", "pull_request_review", "check_run", "check_suite", "merge_group", "push", "issue_comment":
 	case "installation", "installation_repositories":
 		return f.decodeInstallation(eventName, body)
 	default:
@@ -199,6 +201,8 @@ func (f *Forge) Decode(eventName string, body []byte) ([]bot.Event, error) {
 		base.Repo.Installation = p.Installation.ID
 	}
 	switch eventName {
+	case "issue_comment":
+		return f.decodeComment(base, p.Action, body)
 	case "pull_request":
 		return f.decodePull(base, &p)
 	case "pull_request_review":

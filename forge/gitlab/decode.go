@@ -289,6 +289,9 @@ func (f *Forge) decodeNote(eventName string, body []byte) ([]bot.Event, error) {
 		// foureyes' own note: re-evaluating on it would loop.
 		return nil, fmt.Errorf("gitlab: foureyes' own note: %w", bot.ErrIgnored)
 	}
+	if evs, ok, err := f.decodeBreakGlassNote(eventName, body, repo); ok {
+		return evs, err
+	}
 	ev := f.event(eventName, a.Action, bot.EventChange, repo, h.User.user())
 	ev.Change = &bot.ChangeEvent{Number: h.MergeRequest.IID, HeadSHA: h.MergeRequest.LastCommit.ID, BaseRef: h.MergeRequest.TargetBranch}
 	return []bot.Event{ev}, nil

@@ -72,6 +72,7 @@ type repo struct {
 	checkRuns     []*CheckRun
 	statuses      []*Status
 	issues        []*Issue
+	comments      []*Comment
 	commitPulls   map[string][]int
 	compares      map[string][]Commit // "base...head"
 	tags          []tag               // in creation order

@@ -53,6 +53,7 @@ func (f *Fake) routes() {
 	m.HandleFunc("GET /repos/{owner}/{repo}/issues", f.withRepo(f.listIssues))
 	m.HandleFunc("GET /repos/{owner}/{repo}/issues/{number}", f.withRepo(f.getIssue))
 	m.HandleFunc("PATCH /repos/{owner}/{repo}/issues/{number}", f.withRepo(f.updateIssue))
+	m.HandleFunc("POST /repos/{owner}/{repo}/issues/{number}/comments", f.withRepo(f.createComment))
 	m.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeError(w, http.StatusNotFound, "Not Found") })
 }
 
