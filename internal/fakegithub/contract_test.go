@@ -565,6 +565,8 @@ func contractCases() []contractCase {
 		{method: "GET", path: "/repos/acme/app/issues/{issue}", status: 200},
 		{method: "PATCH", path: "/repos/acme/app/issues/{issue}", body: map[string]any{"state": "closed"}, status: 200},
 		{method: "GET", path: "/repos/acme/app/issues/999", status: 404},
+		{method: "POST", path: "/repos/acme/app/issues/7/comments", body: map[string]any{"body": "break-glass merge of #7 by carol"}, status: 201},
+		{method: "POST", path: "/repos/acme/app/issues/999/comments", body: map[string]any{"body": "x"}, status: 404},
 	}
 }
 
