@@ -159,6 +159,7 @@ func (f *Fake) getCommitRef(w http.ResponseWriter, r *http.Request, rp *repo) {
 		_, _ = w.Write([]byte(sha))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sha": sha, "node_id": "C_" + sha,
-		"url": f.apiBase(r) + "/repos/" + rp.fullName + "/commits/" + sha})
+	// The JSON answer is the OpenAPI component "commit" (repos/get-commit),
+	// which requires the git commit, author, committer and parents.
+	writeJSON(w, http.StatusOK, f.commitJSON(r, rp, Commit{SHA: sha}))
 }

@@ -48,11 +48,14 @@ func (f *Fake) createComment(w http.ResponseWriter, r *http.Request, rp *repo) {
 		"html_url":                 fmt.Sprintf("https://github.com/%s/pull/%d#issuecomment-%d", rp.fullName, n, c.ID),
 		"issue_url":                fmt.Sprintf("%s/issues/%d", api, n),
 		"body":                     c.Body,
-		"user":                     map[string]any{"login": c.Author, "type": "Bot"},
+		"user":                     f.userJSON(User{Login: c.Author, Type: "Bot"}),
 		"created_at":               fmtTime(c.CreatedAt),
 		"updated_at":               fmtTime(c.CreatedAt),
 		"author_association":       "NONE",
-		"performed_via_github_app": map[string]any{"id": t.app.ID, "slug": t.app.Slug},
+		"performed_via_github_app": f.appJSON(t.app),
+		// node_id, and user and performed_via_github_app as the simple-user and
+		// integration the OpenAPI component "issue-comment" requires.
+		"node_id": fmt.Sprintf("IC_%d", c.ID),
 	})
 }
 

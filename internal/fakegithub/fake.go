@@ -65,6 +65,7 @@ type repo struct {
 	id            int64
 	fullName      string
 	defaultBranch string
+	created       time.Time                    // created_at/updated_at/pushed_at of the repository JSON
 	files         map[string]map[string]string // ref -> path -> content
 	prs           map[int]*pull
 	perms         map[string]string // login -> role_name
@@ -466,6 +467,7 @@ func (f *Fake) repoOf(full string) *repo {
 			id:            f.id(),
 			fullName:      full,
 			defaultBranch: "main",
+			created:       f.now().UTC().Truncate(time.Second),
 			files:         map[string]map[string]string{},
 			prs:           map[int]*pull{},
 			perms:         map[string]string{},

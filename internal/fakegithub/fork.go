@@ -21,16 +21,22 @@ func (f *Fake) forkHead(r *http.Request, p *pull) map[string]any {
 	h := fnv.New32a()
 	h.Write([]byte(p.HeadRepo))
 	id := int64(h.Sum32())
+	// head.repo is the OpenAPI component "repository": every field it
+	// requires, from repoFullJSON, then the fork's own.
+	fork := f.repoFullJSON(r, &repo{id: id, fullName: p.HeadRepo, defaultBranch: "main"})
+	for k, v := range map[string]any{
+		"id": id, "node_id": fmt.Sprintf("R_%d", id), "name": name, "full_name": p.HeadRepo, "private": false,
+		"owner":    f.userJSON(User{Login: owner, Type: "User"}),
+		"html_url": f.htmlBase() + "/" + p.HeadRepo, "url": f.apiBase(r) + "/repos/" + p.HeadRepo,
+		"fork": true, "default_branch": "main", "visibility": "public",
+	} {
+		fork[k] = v
+	}
 	return map[string]any{
 		"label": owner + ":" + p.HeadRef,
 		"ref":   p.HeadRef,
 		"sha":   p.HeadSHA,
 		"user":  f.userJSON(User{Login: owner, Type: "User"}),
-		"repo": map[string]any{
-			"id": id, "node_id": fmt.Sprintf("R_%d", id), "name": name, "full_name": p.HeadRepo, "private": false,
-			"owner":    f.userJSON(User{Login: owner, Type: "User"}),
-			"html_url": f.htmlBase() + "/" + p.HeadRepo, "url": f.apiBase(r) + "/repos/" + p.HeadRepo,
-			"fork": true, "default_branch": "main", "visibility": "public",
-		},
+		"repo":  fork,
 	}
 }

@@ -134,7 +134,7 @@ func (f *Fake) userJSON(u User) map[string]any {
 		typ = "User"
 	}
 	id := userID(u)
-	return map[string]any{
+	out := map[string]any{
 		"login":       u.Login,
 		"id":          id,
 		"node_id":     base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("04:User%d", id))),
@@ -145,6 +145,15 @@ func (f *Fake) userJSON(u User) map[string]any {
 		"type":        typ,
 		"site_admin":  false,
 	}
+	// The rest of what the OpenAPI component "simple-user" requires.
+	for k, v := range map[string]string{
+		"followers_url": "/followers", "following_url": "/following{/other_user}", "gists_url": "/gists{/gist_id}",
+		"starred_url": "/starred{/owner}{/repo}", "subscriptions_url": "/subscriptions", "organizations_url": "/orgs",
+		"repos_url": "/repos", "events_url": "/events{/privacy}", "received_events_url": "/received_events",
+	} {
+		out[k] = f.htmlBase() + "/users/" + u.Login + v
+	}
+	return out
 }
 
 func (f *Fake) repoJSON(r *http.Request, rp *repo) map[string]any {
@@ -165,8 +174,75 @@ func (f *Fake) repoJSON(r *http.Request, rp *repo) map[string]any {
 	}
 }
 
+// repoFullJSON is repoJSON with the rest of what the OpenAPI component
+// "repository" requires (the head/base repo of a pull request, the base of
+// "full-repository"); repoJSON alone is the minimal shape other answers
+// embed.
+func (f *Fake) repoFullJSON(r *http.Request, rp *repo) map[string]any {
+	out := f.repoJSON(r, rp)
+	api := f.apiBase(r) + "/repos/" + rp.fullName
+	html := f.htmlBase() + "/" + rp.fullName
+	host := strings.TrimPrefix(strings.TrimPrefix(f.htmlBase(), "http://"), "https://")
+	created := fmtTime(rp.created)
+	for k, v := range map[string]any{
+		"description":       nil,
+		"homepage":          nil,
+		"language":          nil,
+		"license":           nil,
+		"mirror_url":        nil,
+		"archived":          false,
+		"disabled":          false,
+		"has_issues":        true,
+		"has_projects":      true,
+		"has_wiki":          true,
+		"has_pages":         false,
+		"has_downloads":     true,
+		"forks":             0,
+		"forks_count":       0,
+		"stargazers_count":  0,
+		"watchers":          0,
+		"watchers_count":    0,
+		"open_issues":       0,
+		"open_issues_count": 0,
+		"size":              0,
+		"created_at":        created,
+		"updated_at":        created,
+		"pushed_at":         created,
+		"clone_url":         html + ".git",
+		"git_url":           "git://" + host + "/" + rp.fullName + ".git",
+		"ssh_url":           "git@" + host + ":" + rp.fullName + ".git",
+		"svn_url":           html,
+	} {
+		out[k] = v
+	}
+	for k, v := range map[string]string{
+		"archive_url": "/{archive_format}{/ref}", "assignees_url": "/assignees{/user}", "blobs_url": "/git/blobs{/sha}",
+		"branches_url": "/branches{/branch}", "collaborators_url": "/collaborators{/collaborator}",
+		"comments_url": "/comments{/number}", "commits_url": "/commits{/sha}", "compare_url": "/compare/{base}...{head}",
+		"contents_url": "/contents/{+path}", "contributors_url": "/contributors", "deployments_url": "/deployments",
+		"downloads_url": "/downloads", "events_url": "/events", "forks_url": "/forks", "git_commits_url": "/git/commits{/sha}",
+		"git_refs_url": "/git/refs{/sha}", "git_tags_url": "/git/tags{/sha}", "hooks_url": "/hooks",
+		"issue_comment_url": "/issues/comments{/number}", "issue_events_url": "/issues/events{/number}",
+		"issues_url": "/issues{/number}", "keys_url": "/keys{/key_id}", "labels_url": "/labels{/name}",
+		"languages_url": "/languages", "merges_url": "/merges", "milestones_url": "/milestones{/number}",
+		"notifications_url": "/notifications{?since,all,participating}", "pulls_url": "/pulls{/number}",
+		"releases_url": "/releases{/id}", "stargazers_url": "/stargazers", "statuses_url": "/statuses/{sha}",
+		"subscribers_url": "/subscribers", "subscription_url": "/subscription", "tags_url": "/tags",
+		"teams_url": "/teams", "trees_url": "/git/trees{/sha}",
+	} {
+		out[k] = api + v
+	}
+	return out
+}
+
 func (f *Fake) getRepo(w http.ResponseWriter, r *http.Request, rp *repo) {
-	writeJSON(w, http.StatusOK, f.repoJSON(r, rp))
+	// repos/get answers the OpenAPI component "full-repository", which
+	// adds these to "repository".
+	out := f.repoFullJSON(r, rp)
+	out["has_discussions"] = false
+	out["network_count"] = 0
+	out["subscribers_count"] = 0
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (f *Fake) createToken(w http.ResponseWriter, r *http.Request) {
@@ -192,8 +268,15 @@ func (f *Fake) createToken(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// appCreated is the created_at/updated_at of the fake's Apps: the OpenAPI
+// component "integration" requires both; a constant keeps ETags stable.
+const appCreated = "2024-01-02T03:04:05Z"
+
 func (f *Fake) appJSON(a *App) map[string]any {
 	return map[string]any{
+		"owner":        f.userJSON(User{Login: "octocat"}),
+		"created_at":   appCreated,
+		"updated_at":   appCreated,
 		"id":           a.ID,
 		"slug":         a.Slug,
 		"node_id":      fmt.Sprintf("A_%d", a.ID),
@@ -292,7 +375,13 @@ func (f *Fake) getContents(w http.ResponseWriter, r *http.Request, rp *repo) {
 			if strings.HasPrefix(p, path+"/") && path != "" {
 				name := strings.TrimPrefix(p, path+"/")
 				if !strings.Contains(name, "/") {
-					entries = append(entries, map[string]any{"type": "file", "name": name, "path": p, "sha": blobSHA(files[p]), "size": len(files[p])})
+					// The fields the OpenAPI component "content-directory" requires.
+					self := f.apiBase(r) + "/repos/" + rp.fullName + "/contents/" + p + "?ref=" + url.QueryEscape(ref)
+					git := f.apiBase(r) + "/repos/" + rp.fullName + "/git/blobs/" + blobSHA(files[p])
+					html := f.htmlBase() + "/" + rp.fullName + "/blob/" + ref + "/" + p
+					entries = append(entries, map[string]any{"type": "file", "name": name, "path": p, "sha": blobSHA(files[p]), "size": len(files[p]),
+						"url": self, "git_url": git, "html_url": html, "download_url": f.htmlBase() + "/raw/" + rp.fullName + "/" + ref + "/" + p,
+						"_links": map[string]any{"self": self, "git": git, "html": html}})
 				}
 			}
 		}
@@ -317,7 +406,7 @@ func (f *Fake) getContents(w http.ResponseWriter, r *http.Request, rp *repo) {
 		"git_url":      f.apiBase(r) + "/repos/" + rp.fullName + "/git/blobs/" + sha,
 		"html_url":     f.htmlBase() + "/" + rp.fullName + "/blob/" + ref + "/" + path,
 		"download_url": f.htmlBase() + "/raw/" + rp.fullName + "/" + ref + "/" + path,
-		"_links":       map[string]any{"self": self, "html": f.htmlBase() + "/" + rp.fullName + "/blob/" + ref + "/" + path},
+		"_links":       map[string]any{"self": self, "git": f.apiBase(r) + "/repos/" + rp.fullName + "/git/blobs/" + sha, "html": f.htmlBase() + "/" + rp.fullName + "/blob/" + ref + "/" + path},
 	})
 }
 
@@ -333,7 +422,7 @@ func (f *Fake) pullJSON(r *http.Request, rp *repo, p *pull, full bool) map[strin
 			"ref":   ref,
 			"sha":   sha,
 			"user":  f.userJSON(User{Login: owner, Type: "Organization"}),
-			"repo":  f.repoJSON(r, rp),
+			"repo":  f.repoFullJSON(r, rp),
 		}
 	}
 	head := branch(p.HeadRef, p.HeadSHA)
@@ -396,6 +485,21 @@ func (f *Fake) pullJSON(r *http.Request, rp *repo, p *pull, full bool) map[strin
 		"author_association":  "MEMBER",
 		"auto_merge":          nil,
 		"draft":               p.Draft,
+		// Required by the OpenAPI components "pull-request-simple" and
+		// "pull-request" (pulls/list, pulls/get).
+		"comments_url":        fmt.Sprintf("%s/issues/%d/comments", api, p.Number),
+		"review_comments_url": fmt.Sprintf("%s/pulls/%d/comments", api, p.Number),
+		"review_comment_url":  api + "/pulls/comments{/number}",
+		"_links": map[string]any{
+			"self":            map[string]any{"href": fmt.Sprintf("%s/pulls/%d", api, p.Number)},
+			"html":            map[string]any{"href": fmt.Sprintf("%s/pull/%d", html, p.Number)},
+			"issue":           map[string]any{"href": fmt.Sprintf("%s/issues/%d", api, p.Number)},
+			"comments":        map[string]any{"href": fmt.Sprintf("%s/issues/%d/comments", api, p.Number)},
+			"review_comments": map[string]any{"href": fmt.Sprintf("%s/pulls/%d/comments", api, p.Number)},
+			"review_comment":  map[string]any{"href": api + "/pulls/comments{/number}"},
+			"commits":         map[string]any{"href": fmt.Sprintf("%s/pulls/%d/commits", api, p.Number)},
+			"statuses":        map[string]any{"href": fmt.Sprintf("%s/statuses/%s", api, p.HeadSHA)},
+		},
 	}
 	if p.HeadRepo != "" {
 		out["head"] = f.forkHead(r, p)
@@ -499,7 +603,13 @@ func (f *Fake) listFiles(w http.ResponseWriter, r *http.Request, rp *repo, p *pu
 func (f *Fake) commitJSON(r *http.Request, rp *repo, c Commit) map[string]any {
 	api := f.apiBase(r) + "/repos/" + rp.fullName
 	ident := func(i Identity) map[string]any {
-		return map[string]any{"name": i.Name, "email": i.Email, "date": fmtTime(i.Date)}
+		m := map[string]any{"name": i.Name, "email": i.Email}
+		// "date" is a non-nullable date-time in the OpenAPI component
+		// "nullable-git-user" (not required): leave it out rather than null.
+		if !i.Date.IsZero() {
+			m["date"] = fmtTime(i.Date)
+		}
+		return m
 	}
 	account := func(i Identity) any {
 		if i.Login == "" {
@@ -524,7 +634,8 @@ func (f *Fake) commitJSON(r *http.Request, rp *repo, c Commit) map[string]any {
 			"message":       c.Message,
 			"tree":          map[string]any{"url": api + "/git/trees/" + c.SHA, "sha": c.SHA},
 			"comment_count": 0,
-			"verification":  map[string]any{"verified": false, "reason": "unsigned", "signature": nil, "payload": nil},
+			// The OpenAPI component "verification" requires verified_at (null when unsigned).
+			"verification": map[string]any{"verified": false, "reason": "unsigned", "signature": nil, "payload": nil, "verified_at": nil},
 		},
 		"author":    account(c.Author),
 		"committer": account(c.Committer),
@@ -547,19 +658,25 @@ func (f *Fake) listReviews(w http.ResponseWriter, r *http.Request, rp *repo, p *
 	out := []any{}
 	for _, rv := range p.reviews[lo:hi] {
 		html := fmt.Sprintf("%s/%s/pull/%d#pullrequestreview-%d", f.htmlBase(), rp.fullName, p.Number, rv.ID)
-		out = append(out, map[string]any{
+		pullURL := fmt.Sprintf("%s/repos/%s/pulls/%d", f.apiBase(r), rp.fullName, p.Number)
+		m := map[string]any{
 			"id":                 rv.ID,
 			"node_id":            fmt.Sprintf("PRR_%d", rv.ID),
 			"user":               f.userJSON(rv.User),
 			"body":               rv.Body,
 			"state":              rv.State,
 			"html_url":           html,
-			"pull_request_url":   fmt.Sprintf("%s/repos/%s/pulls/%d", f.apiBase(r), rp.fullName, p.Number),
-			"_links":             map[string]any{"html": map[string]any{"href": html}},
-			"submitted_at":       fmtTime(rv.SubmittedAt),
+			"pull_request_url":   pullURL,
+			"_links":             map[string]any{"html": map[string]any{"href": html}, "pull_request": map[string]any{"href": pullURL}},
 			"commit_id":          rv.CommitID,
 			"author_association": "MEMBER",
-		})
+		}
+		// submitted_at is a non-nullable date-time in the OpenAPI component
+		// "pull-request-review": a pending review has none, so it is left out.
+		if !rv.SubmittedAt.IsZero() {
+			m["submitted_at"] = fmtTime(rv.SubmittedAt)
+		}
+		out = append(out, m)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -585,10 +702,19 @@ func (f *Fake) getPermission(w http.ResponseWriter, r *http.Request, rp *repo) {
 		writeError(w, http.StatusNotFound, user+" is not a user")
 		return
 	}
+	// user is the OpenAPI component "nullable-collaborator": a simple-user
+	// plus the role (required) and the permission flags.
+	u := f.userJSON(User{Login: user})
+	u["role_name"] = role
+	base := basePermission(role)
+	u["permissions"] = map[string]any{
+		"pull": true, "triage": role == "triage" || base != "read", "push": base != "read",
+		"maintain": role == "maintain" || base == "admin", "admin": base == "admin",
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"permission": basePermission(role),
+		"permission": base,
 		"role_name":  role,
-		"user":       f.userJSON(User{Login: user}),
+		"user":       u,
 	})
 }
 
@@ -624,14 +750,16 @@ func (f *Fake) checkRunJSON(r *http.Request, rp *repo, c *CheckRun) map[string]a
 		text = c.Text
 	}
 	prs := []any{}
+	_, name, _ := strings.Cut(rp.fullName, "/")
 	for _, p := range rp.prs {
 		if p.HeadSHA == c.HeadSHA && p.State == "open" {
 			prs = append(prs, map[string]any{
 				"url":    fmt.Sprintf("%s/pulls/%d", api, p.Number),
 				"id":     int64(p.Number) + rp.id*100000,
 				"number": p.Number,
-				"head":   map[string]any{"ref": p.HeadRef, "sha": p.HeadSHA},
-				"base":   map[string]any{"ref": p.BaseRef, "sha": p.BaseSHA},
+				// The OpenAPI component "pull-request-minimal" requires head.repo and base.repo.
+				"head": map[string]any{"ref": p.HeadRef, "sha": p.HeadSHA, "repo": map[string]any{"id": rp.id, "url": api, "name": name}},
+				"base": map[string]any{"ref": p.BaseRef, "sha": p.BaseSHA, "repo": map[string]any{"id": rp.id, "url": api, "name": name}},
 			})
 		}
 	}
@@ -898,7 +1026,7 @@ func (f *Fake) compare(w http.ResponseWriter, r *http.Request, rp *repo) {
 		writeError(w, http.StatusNotFound, "Not Found")
 		return
 	}
-	base, head, _ := strings.Cut(bh, "...")
+	base, _, _ := strings.Cut(bh, "...")
 	// Compare paginates its commits (per_page up to 250 on GitHub; the fake
 	// keeps its usual 100).
 	lo, hi := f.paginate(w, r, len(commits))
@@ -921,7 +1049,6 @@ func (f *Fake) compare(w http.ResponseWriter, r *http.Request, rp *repo) {
 		"total_commits":     len(commits),
 		"commits":           list,
 		"files":             []any{},
-		"head":              head,
 	})
 }
 
@@ -976,7 +1103,7 @@ func (f *Fake) issueJSON(r *http.Request, rp *repo, is *Issue) map[string]any {
 	if is.State == "closed" {
 		closedAt = fmtTime(is.UpdatedAt)
 	}
-	return map[string]any{
+	out := map[string]any{
 		"id":         int64(is.Number) + rp.id*100000,
 		"node_id":    fmt.Sprintf("I_%d_%d", rp.id, is.Number),
 		"url":        fmt.Sprintf("%s/repos/%s/issues/%d", f.apiBase(r), rp.fullName, is.Number),
@@ -994,6 +1121,15 @@ func (f *Fake) issueJSON(r *http.Request, rp *repo, is *Issue) map[string]any {
 		"updated_at": fmtTime(is.UpdatedAt),
 		"closed_at":  closedAt,
 	}
+	// The rest of what the OpenAPI component "issue" requires.
+	self := out["url"].(string)
+	out["repository_url"] = f.apiBase(r) + "/repos/" + rp.fullName
+	out["labels_url"] = self + "/labels{/name}"
+	out["comments_url"] = self + "/comments"
+	out["events_url"] = self + "/events"
+	out["assignee"] = nil
+	out["milestone"] = nil
+	return out
 }
 
 // nextNumber is the next issue/PR number: they share one sequence.

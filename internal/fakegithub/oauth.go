@@ -333,7 +333,17 @@ func (f *Fake) serveUserAPI(w http.ResponseWriter, r *http.Request, path string)
 	parts := strings.Split(strings.Trim(path, "/"), "/")
 	switch {
 	case r.Method == http.MethodGet && path == "/user":
-		writeJSON(w, status, f.userJSON(User{Login: t.login}))
+		// users/get-authenticated answers a "public-user" (a token without
+		// the user scope): simple-user plus the profile fields it requires.
+		u := f.userJSON(User{Login: t.login})
+		for k, v := range map[string]any{
+			"name": nil, "company": nil, "blog": nil, "location": nil, "email": nil, "hireable": nil, "bio": nil,
+			"public_repos": 0, "public_gists": 0, "followers": 0, "following": 0,
+			"created_at": appCreated, "updated_at": appCreated,
+		} {
+			u[k] = v
+		}
+		writeJSON(w, status, u)
 	case r.Method == http.MethodGet && len(parts) == 3 && parts[0] == "repos":
 		f.mu.Lock()
 		rp := f.lookup(parts[1], parts[2])
@@ -342,7 +352,9 @@ func (f *Fake) serveUserAPI(w http.ResponseWriter, r *http.Request, path string)
 			priv, _ := f.repoVisibility(rp)
 			role := permissionOf(rp, t.login)
 			if !priv || role != "" {
-				out = f.repoJSON(r, rp)
+				// repos/get answers a "full-repository".
+				out = f.repoFullJSON(r, rp)
+				out["has_discussions"], out["network_count"], out["subscribers_count"] = false, 0, 0
 				out["permissions"] = rolePermissions(role)
 			}
 		}

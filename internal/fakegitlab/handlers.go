@@ -169,7 +169,11 @@ func (s *Server) route(r *request, rec *Request) (reply, *apiError) {
 		if !found {
 			return reply{}, notFound("User")
 		}
-		return reply{body: s.userJSON(o, u.Admin || u.ID == o.ID)}, nil
+		out := s.userJSON(o, u.Admin || u.ID == o.ID)
+		// "Get a single user" (doc/api/users.md) tells a signed-in user
+		// whether they follow this one; the fake models no following.
+		out["is_followed"] = false
+		return reply{body: out}, nil
 	}
 	if v, ok := match(r.seg, "groups", "*", "members", "all", "*"); ok && get {
 		g := s.group(v[0])
@@ -233,7 +237,14 @@ func (s *Server) route(r *request, rec *Request) (reply, *apiError) {
 		if !found {
 			return reply{}, notFound("Commit")
 		}
-		return reply{body: s.commitJSON(p, c)}, nil
+		// "Get a single commit" (doc/api/commits.md) adds stats (on by
+		// default), the pipeline status and the last pipeline: the fake has
+		// no per-commit diff and no pipelines.
+		out := s.commitJSON(p, c)
+		out["stats"] = map[string]any{"additions": 0, "deletions": 0, "total": 0}
+		out["status"] = nil
+		out["last_pipeline"] = nil
+		return reply{body: out}, nil
 	case len(rest) == 2 && rest[0] == "statuses" && post:
 		return s.createStatus(r, p, rest[1])
 	case len(rest) == 2 && rest[0] == "repository" && rest[1] == "compare" && get:
@@ -319,7 +330,7 @@ func (s *Server) routeMR(r *request, p *projectState, m *mrState, rest []string)
 		}
 		var items []any
 		for _, n := range notes {
-			items = append(items, s.noteJSON(m, n))
+			items = append(items, s.noteJSON(p, m, n))
 		}
 		return s.page(r, items), nil
 	case len(rest) == 1 && rest[0] == "notes" && post:
@@ -331,7 +342,7 @@ func (s *Server) routeMR(r *request, p *projectState, m *mrState, rest []string)
 			return reply{}, badRequest("400 Bad request - Note {:note=>[\"can't be blank\"]}")
 		}
 		n := s.addNote(m, r.user.ID, b, false)
-		return reply{status: http.StatusCreated, body: s.noteJSON(m, n)}, nil
+		return reply{status: http.StatusCreated, body: s.noteJSON(p, m, n)}, nil
 	case len(rest) == 2 && rest[0] == "notes" && (get || put):
 		nid, _ := strconv.Atoi(rest[1])
 		var n *Note
@@ -354,7 +365,7 @@ func (s *Server) routeMR(r *request, p *projectState, m *mrState, rest []string)
 			n.Body = b
 			n.UpdatedAt = s.now()
 		}
-		return reply{body: s.noteJSON(m, n)}, nil
+		return reply{body: s.noteJSON(p, m, n)}, nil
 	}
 	return reply{}, &apiError{status: http.StatusNotFound, message: "404 Not Found"}
 }
@@ -808,6 +819,13 @@ func (s *Server) mrJSON(p *projectState, m *mrState, single bool) map[string]any
 		out["user"] = map[string]any{"can_merge": true}
 		out["pipeline"] = nil
 		out["head_pipeline"] = nil
+		// Also in GitLab's "Get single MR" example (doc/api/merge_requests.md):
+		// no scheduled merge, no pipeline, no deployment in the fake.
+		out["merge_after"] = nil
+		out["prepared_at"] = ts(m.createdAt)
+		out["latest_build_started_at"] = nil
+		out["latest_build_finished_at"] = nil
+		out["first_deployed_to_production_at"] = nil
 		out["diff_refs"] = map[string]any{"base_sha": m.BaseSHA, "head_sha": m.SHA, "start_sha": m.BaseSHA}
 	}
 	return out
@@ -916,7 +934,7 @@ func (s *Server) statusJSON(st *Status) map[string]any {
 	}
 }
 
-func (s *Server) noteJSON(m *mrState, n *Note) map[string]any {
+func (s *Server) noteJSON(p *projectState, m *mrState, n *Note) map[string]any {
 	var author any
 	if u, ok := s.users[n.AuthorID]; ok {
 		author = s.userBasicJSON(u)
@@ -926,6 +944,8 @@ func (s *Server) noteJSON(m *mrState, n *Note) map[string]any {
 		"created_at": ts(n.CreatedAt), "updated_at": ts(n.UpdatedAt), "system": n.System,
 		"noteable_id": m.IID + 100000, "noteable_type": "MergeRequest", "noteable_iid": m.IID,
 		"resolvable": false, "confidential": false, "internal": false,
+		// project_id: in GitLab's note example (doc/api/notes.md, "Get single merge request note").
+		"project_id": p.ID,
 	}
 }
 
