@@ -298,7 +298,7 @@ func (r *Reconciler) repo(ctx context.Context, forge bot.ForgeName, f Forge, rep
 		if tip == last {
 			continue
 		}
-		evs := r.events(forge, repo, ref, last, tip)
+		evs := r.events(forge, repo, ref, last, tip, r.pusher(ctx, f, forge, repo, ref, tip))
 		for _, ev := range evs {
 			dup, err := r.Enqueue(ctx, ev)
 			if err != nil {
@@ -317,10 +317,35 @@ func (r *Reconciler) repo(ctx context.Context, forge bot.ForgeName, f Forge, rep
 	return queued, nil
 }
 
+// unknownPusher stands for the pusher of a push nobody reported.
+var unknownPusher = bot.User{Name: "unknown pusher (reconciled: the forge sent no push event)"}
+
+// pusher asks the forge's own record of pushes (GitHub's repository
+// activity API, GitLab's project push events) who pushed tip to a branch,
+// as the webhook would have said. A forge without that record, a tag, or
+// a record that does not name tip leaves the pusher unknown: the push is
+// still judged and flagged, never taken as reviewed.
+func (r *Reconciler) pusher(ctx context.Context, f Forge, forge bot.ForgeName, repo bot.Repo, ref, tip string) bot.User {
+	pr, ok := f.(bot.PushReader)
+	branch, isBranch := strings.CutPrefix(ref, "refs/heads/")
+	if !ok || !isBranch {
+		return unknownPusher
+	}
+	c := &bot.Change{Ref: bot.ChangeRef{Forge: forge, Repo: repo, HeadSHA: tip}, HeadRef: branch}
+	if err := pr.HeadPushes(ctx, c); err != nil {
+		r.logger().Warn("reconcile: cannot read who pushed", "forge", forge, "repo", repo.FullName, "ref", ref, "error", err)
+		return unknownPusher
+	}
+	if ps := c.HeadPushers(tip); len(ps) > 0 {
+		return ps[0]
+	}
+	return unknownPusher
+}
+
 // events are the deliveries the push from last to tip would have caused.
 // The delivery ID names the push, so a push queued once is not queued
 // again by the next run while it waits.
-func (r *Reconciler) events(forge bot.ForgeName, repo bot.Repo, ref, last, tip string) []bot.Event {
+func (r *Reconciler) events(forge bot.ForgeName, repo bot.Repo, ref, last, tip string, pusher bot.User) []bot.Event {
 	created := last == ""
 	before := last
 	if created {
@@ -329,8 +354,8 @@ func (r *Reconciler) events(forge bot.ForgeName, repo bot.Repo, ref, last, tip s
 	id := fmt.Sprintf("reconcile/%s/%s/%s/%s..%s", forge, repo.FullName, ref, before, tip)
 	push := &bot.PushEvent{
 		Ref: ref, Before: before, After: tip, Created: created,
-		// Nobody is known to have pushed it: the forge told nobody.
-		Pusher: bot.User{Name: "unknown pusher (reconciled: the forge sent no push event)"},
+		// From the forge's record of pushes when it has one.
+		Pusher: pusher,
 		// The commits are not known either: the guard completes them
 		// through the compare API.
 		Truncated: true, FilesIncomplete: true, Reconciled: true,

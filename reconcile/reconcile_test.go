@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/foureyes-dev/foureyes/bot"
@@ -139,9 +140,10 @@ func TestReconcileQueuesWhatMovedSinceLastJudged(t *testing.T) {
 		t.Fatalf("queued\n%q\nwant\n%q", got, want)
 	}
 	// Cost of one repository: the policy lookup (three paths, none here),
-	// one page of branches, one of tags.
-	if n := e.fake.RequestCount(); n > 5 {
-		t.Errorf("one repository cost %d requests, want <= 5: %v", n, e.fake.Requests())
+	// one page of branches, one of tags, and for each moved branch one
+	// read of the project's push events (who pushed it).
+	if n := e.fake.RequestCount(); n > 5+3 {
+		t.Errorf("one repository cost %d requests, want <= 8: %v", n, e.fake.Requests())
 	}
 	if e.counted != 4 {
 		t.Errorf("metric counted %d pushes, want 4", e.counted)
@@ -154,6 +156,39 @@ func TestReconcileQueuesWhatMovedSinceLastJudged(t *testing.T) {
 	e.judged("refs/heads/main", "a2")
 	if n := e.run(); n != 0 {
 		t.Fatalf("queued %d after the push was judged", n)
+	}
+}
+
+// A reconciled push names its pusher from GitLab's own record of pushes
+// (the project events API), as the push hook would have; without a record
+// the pusher stays unknown, never someone else.
+func TestReconcileNamesThePusherFromTheForgesRecord(t *testing.T) {
+	e := newEnv(t)
+	e.fake.AddUser(fakegitlab.User{ID: 7, Username: "mallory"})
+	e.fake.SetBranch(project, "main", "a1")
+	e.fake.SetBranch(project, "release/1", "r1")
+	e.judged("refs/heads/main", "a1")
+	e.judged("refs/heads/release/1", "r1")
+	if n := e.run(); n != 0 {
+		t.Fatalf("baseline queued %d", n)
+	}
+	e.fake.SetBranch(project, "main", "a2")
+	e.fake.SetBranch(project, "release/1", "r2")
+	e.fake.AddPushEvent(project, fakegitlab.PushEvent{AuthorID: 7, Ref: "main", From: "a1", To: "a2"})
+	if n := e.run(); n != 2 {
+		t.Fatalf("queued %d, want 2", n)
+	}
+	pushers := map[string]bot.User{}
+	for _, ev := range e.queued {
+		if ev.Kind == bot.EventBranchPush {
+			pushers[ev.Push.Ref] = ev.Push.Pusher
+		}
+	}
+	if p := pushers["refs/heads/main"]; p.Login != "mallory" {
+		t.Errorf("main's reconciled pusher = %+v, want mallory from the push events", p)
+	}
+	if p := pushers["refs/heads/release/1"]; p.Known() || !strings.Contains(p.Name, "unknown pusher") {
+		t.Errorf("release/1 has no push event, pusher = %+v, want unknown", p)
 	}
 }
 
