@@ -151,7 +151,11 @@ func (s *Service) recordChangeFacts(ctx context.Context, ev Event) error {
 			return err
 		}
 	}
-	if ce.Pushed {
+	if ce.HeadSHA != "" {
+		// Any delivery naming the head (a push, the opening of the change,
+		// a review) shows it existed when the forge sent it: a break-glass
+		// comment written after that receipt may be about it. Only the
+		// first sighting is kept, so a later delivery cannot move it.
 		if err := s.noteHeadSeen(ctx, ref, ev.Received); err != nil {
 			return err
 		}

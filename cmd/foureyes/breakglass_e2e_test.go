@@ -245,6 +245,24 @@ func TestGitHubBreakGlassCommentOlderThanTheHead(t *testing.T) {
 	}
 }
 
+// A queue that is behind must not cost an honest key: sam and sue write
+// their comments right after the pull request was opened, and foureyes
+// gets to them seconds later. The head was known from the opened delivery's
+// receipt, before the comments were written, so both count.
+func TestGitHubBreakGlassCountsWhenTheQueueIsBehind(t *testing.T) {
+	e := newE2E(t, nil)
+	e.basePolicy(breakGlassPolicy)
+	pr := e.openPR([]string{"src/app.go"})
+	written := time.Now()
+	e.check(pr)
+	time.Sleep(2500 * time.Millisecond) // the worker reaches the comments well after they were written
+	e.send("issue_comment", commentFixture(t, pr, 1, "sam", "/foureyes break-glass payments outage", written))
+	e.send("issue_comment", commentFixture(t, pr, 2, "sue", "/foureyes break-glass confirm", written))
+	if run := e.check(pr); conclusion(run) != "success" || !strings.HasPrefix(run.Title, "break-glass: @sam and @sue") {
+		t.Fatalf("override after a queue delay: %s %q", conclusion(run), run.Title)
+	}
+}
+
 // The override reaches the release: the pull request is merged on it and
 // tagged; the tag report (push.ghes-35.tag-created.json, retargeted at the
 // new tag) lists the commit as `override` with both names and counts it.
