@@ -600,12 +600,22 @@ func TestTwoPoolsShareOneDatabase(t *testing.T) {
 					tr.begin(d)
 					defer tr.end(d)
 					byPool[i].Add(1)
+					// Work takes time: a change's waiting deliveries are
+					// leased together, so instant handlers let the replica
+					// started first finish every key before the second
+					// one polls, which proves nothing about sharing.
+					time.Sleep(2 * time.Millisecond)
 					_, err := db.Facts(ctx, d.Key)
 					return err
 				},
 			}
-			start(t, pools[i])
-			pools[i].Notify()
+		}
+		// Both replicas run before either is told of the work.
+		for _, p := range pools {
+			start(t, p)
+		}
+		for _, p := range pools {
+			p.Notify()
 		}
 		waitFor(t, "all deliveries processed", allDone(env.DB, keys*perKey))
 		tr.check(keys, perKey)
