@@ -152,10 +152,25 @@ func TestBinarySlowSendersCannotExhaustIntake(t *testing.T) {
 }
 
 // slowSender opens one connection, sends the headers of a delivery
-// declaring attackDeclared bytes, then one byte a second until ctx ends or
-// the server closes the connection. It reports how long the connection
-// lived and whether the server closed it.
+// declaring attackDeclared bytes, then one body byte a second until ctx
+// ends or the server closes the connection. It reports how long the
+// connection lived and whether the server closed it.
 func slowSender(ctx context.Context, addr string, sent *atomic.Int64) (time.Duration, bool) {
+	head := fmt.Sprintf("POST /webhooks/github HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"+
+		"X-GitHub-Event: push\r\nX-GitHub-Delivery: slow\r\nX-Hub-Signature-256: sha256=%s\r\nContent-Length: %d\r\n\r\n",
+		addr, strings.Repeat("0", 64), attackDeclared)
+	return trickle(ctx, addr, head, '{', sent)
+}
+
+// slowHeaders sends a request line and then one header byte a second.
+func slowHeaders(ctx context.Context, addr string) (time.Duration, bool) {
+	return trickle(ctx, addr, "POST /webhooks/github HTTP/1.1\r\nHost: "+addr+"\r\nX-Padding: ", 'a', nil)
+}
+
+// trickle sends prefix, then b once a second (counted in sent, when set)
+// until ctx ends or the server closes the connection; it reports how long
+// the connection lived and whether the server closed it.
+func trickle(ctx context.Context, addr, prefix string, b byte, sent *atomic.Int64) (time.Duration, bool) {
 	start := time.Now()
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
@@ -163,9 +178,7 @@ func slowSender(ctx context.Context, addr string, sent *atomic.Int64) (time.Dura
 		return 0, false
 	}
 	defer c.Close()
-	fmt.Fprintf(c, "POST /webhooks/github HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"+
-		"X-GitHub-Event: push\r\nX-GitHub-Delivery: slow\r\nX-Hub-Signature-256: sha256=%s\r\nContent-Length: %d\r\n\r\n",
-		addr, strings.Repeat("0", 64), attackDeclared)
+	fmt.Fprint(c, prefix)
 	closed := make(chan struct{})
 	go func() {
 		// Whatever the server answers (408) or closing: the end of it.
@@ -181,40 +194,11 @@ func slowSender(ctx context.Context, addr string, sent *atomic.Int64) (time.Dura
 		case <-closed:
 			return time.Since(start), true
 		case <-t.C:
-			if _, err := c.Write([]byte{'{'}); err != nil {
+			if _, err := c.Write([]byte{b}); err != nil {
 				return time.Since(start), true
 			}
-			sent.Add(1)
-		}
-	}
-}
-
-// slowHeaders sends a request line and then one header byte a second.
-func slowHeaders(ctx context.Context, addr string) (time.Duration, bool) {
-	start := time.Now()
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		time.Sleep(100 * time.Millisecond)
-		return 0, false
-	}
-	defer c.Close()
-	fmt.Fprintf(c, "POST /webhooks/github HTTP/1.1\r\nHost: %s\r\nX-Padding: ", addr)
-	closed := make(chan struct{})
-	go func() {
-		bufio.NewReader(c).ReadString(0)
-		close(closed)
-	}()
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return time.Since(start), false
-		case <-closed:
-			return time.Since(start), true
-		case <-t.C:
-			if _, err := c.Write([]byte{'a'}); err != nil {
-				return time.Since(start), true
+			if sent != nil {
+				sent.Add(1)
 			}
 		}
 	}
