@@ -146,18 +146,7 @@ func judgeBreakGlass(v *Verdict, p *policies.Policy, c *Change, votes []BreakGla
 	if len(mine) == 0 {
 		return
 	}
-	slices.SortStableFunc(mine, func(a, b BreakGlassVote) int {
-		if c := a.At.Compare(b.At); c != 0 {
-			return c
-		}
-		switch {
-		case a.CommentID < b.CommentID:
-			return -1
-		case a.CommentID > b.CommentID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(mine, func(a, b BreakGlassVote) int { return compareAtID(a.At, b.At, a.CommentID, b.CommentID) })
 	res := &BreakGlassResult{Agreed: []string{}}
 	v.BreakGlass = res
 	bg := p.BreakGlass

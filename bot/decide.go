@@ -1,9 +1,11 @@
 package bot
 
 import (
+	"cmp"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/foureyes-dev/foureyes/policies"
@@ -386,17 +388,15 @@ func gatherReviewers(c *Change) []reviewer {
 	return rs
 }
 
-func compareReviews(a, b *Review) int {
-	if c := a.At.Compare(b.At); c != 0 {
+func compareReviews(a, b *Review) int { return compareAtID(a.At, b.At, a.ID, b.ID) }
+
+// compareAtID orders what people wrote on a forge (reviews, comments) by
+// when, then by the forge's ID, which grows with time within one second.
+func compareAtID(a, b time.Time, aID, bID int64) int {
+	if c := a.Compare(b); c != 0 {
 		return c
 	}
-	switch {
-	case a.ID < b.ID:
-		return -1
-	case a.ID > b.ID:
-		return 1
-	}
-	return 0
+	return cmp.Compare(aID, bID)
 }
 
 // Ways of taking part in a change, indexes into involvement.
