@@ -138,6 +138,7 @@ func (b *burst) next(i int) job {
 		b.want[number] = "in_progress"
 		b.fake.AddPR(b.repo, fakegithub.PR{
 			Number: number, Title: "Update the README with new information.", Author: fakegithub.User{Login: b.author},
+			HeadRef: headRef(number),
 			BaseSHA: "f95f852bd8fca8fcc58a9a2d6c842781e32a215e",
 			Commits: []fakegithub.Commit{{SHA: sha, Message: "Update README", Author: who, Committer: who}},
 			Files:   []fakegithub.File{{Filename: "README.md", Patch: "@@ -1 +1 @@\n-Hello\n+Hello, world"}},

@@ -26,6 +26,12 @@ const (
 	loadInstallation = 4242
 )
 
+// headRef is the head branch of pull request number. Each pull request has
+// its own, as on a real repository: with one branch shared by thousands of
+// pull requests, the activity API would answer every evaluation with
+// pages of other pull requests' pushes, and the run would measure that.
+func headRef(number int) string { return "changes-" + strconv.Itoa(number) }
+
 // template is a webhook body with sentinels for the per-delivery values.
 type template struct {
 	event string
@@ -82,6 +88,7 @@ func fileTemplate(event string, raw []byte) (*template, error) {
 	pr["number"] = sentinelNumber
 	if head, ok := pr["head"].(map[string]any); ok {
 		head["sha"] = sentinelSHA
+		head["ref"] = headRef(sentinelNumber)
 	}
 	body, err := json.Marshal(m)
 	if err != nil {
@@ -174,7 +181,7 @@ func pullRequestPayload(repoName, author string, number int, headSHA string) map
 		"milestone": nil, "commits_url": api + "/pulls/" + n + "/commits",
 		"review_comments_url": api + "/pulls/" + n + "/comments", "review_comment_url": api + "/pulls/comments{/number}",
 		"comments_url": api + "/issues/" + n + "/comments", "statuses_url": api + "/statuses/" + headSHA,
-		"head": ref("changes", "changes", headSHA),
+		"head": ref(headRef(number), headRef(number), headSHA),
 		"base": ref("main", "main", "f95f852bd8fca8fcc58a9a2d6c842781e32a215e"),
 		"_links": map[string]any{
 			"self": link(api + "/pulls/" + n), "html": link(web + "/pull/" + n), "issue": link(api + "/issues/" + n),

@@ -168,6 +168,7 @@ func (s *server) seedChange(tmpl *template) func(number int, sha string) {
 			Number:  number,
 			Title:   "Update the README with new information.",
 			Author:  fakegithub.User{Login: tmpl.author},
+			HeadRef: headRef(number),
 			BaseSHA: "f95f852bd8fca8fcc58a9a2d6c842781e32a215e",
 			Commits: []fakegithub.Commit{{SHA: sha, Message: "Update README", Author: who, Committer: who}},
 			Files:   []fakegithub.File{{Filename: "README.md", Patch: "@@ -1 +1 @@\n-Hello\n+Hello, world"}},
