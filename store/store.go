@@ -19,6 +19,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
@@ -67,7 +68,9 @@ type DB struct {
 	r   *sql.DB
 	log *slog.Logger
 	now func() time.Time
-	in  *intake // group commit of EnqueueAudited and AppendAudit (intake.go)
+	// wStmts and rStmts are the prepared statements of w and r (SQLite).
+	wStmts, rStmts stmtCache
+	in             *intake // group commit of EnqueueAudited and AppendAudit (intake.go)
 	// chain links new audit records; nil links them unkeyed, which
 	// appendAuditTx refuses once the trail is keyed.
 	chain *audit.Chain
@@ -217,7 +220,7 @@ func (d *DB) checkSchema(ctx context.Context) error {
 // Close closes the database.
 func (d *DB) Close() error {
 	d.stopIntake()
-	var errs []error
+	errs := []error{d.wStmts.close(), d.rStmts.close()}
 	if d.r != nil && d.r != d.w {
 		errs = append(errs, d.r.Close())
 	}
@@ -287,19 +290,132 @@ type querier interface {
 }
 
 func (d *DB) exec(ctx context.Context, q querier, query string, args ...any) (sql.Result, error) {
+	if st := d.stmt(ctx, q, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return q.ExecContext(ctx, d.rebind(query), args...)
 }
 
 func (d *DB) query(ctx context.Context, q querier, query string, args ...any) (*sql.Rows, error) {
+	if st := d.stmt(ctx, q, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return q.QueryContext(ctx, d.rebind(query), args...)
 }
 
 func (d *DB) queryRow(ctx context.Context, q querier, query string, args ...any) *sql.Row {
+	if st := d.stmt(ctx, q, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return q.QueryRowContext(ctx, d.rebind(query), args...)
+}
+
+// Prepared statements (SQLite).
+//
+// modernc.org/sqlite parses every statement it is handed, and under load
+// parsing was a sixth of the server's CPU: the lease query alone is parsed
+// once per lease. So on SQLite each query text is prepared once per pool and
+// reused (database/sql then prepares it once per connection, and a
+// transaction reuses its connection's statement). pgx already caches its
+// prepared statements per connection, so PostgreSQL does not need this.
+//
+// maxStmts bounds the cache: a few statements are built with a varying
+// number of rows (a group commit's multi-row insert), and a statement
+// beyond the bound is run unprepared rather than held forever.
+const maxStmts = 256
+
+type stmtCache struct {
+	mu   sync.Mutex
+	m    map[string]*sql.Stmt
+	want map[string]bool // seen inside a transaction, to prepare before the next
+}
+
+// stmt returns the prepared statement of query on q's pool, or nil when it
+// is not (yet) to be used prepared: PostgreSQL, a full cache, a failed
+// prepare (the plain path then reports the error), or a query first seen
+// inside a transaction. Preparing on the pool needs a connection of its
+// own, and the writer has one connection, which that transaction holds; so
+// such a query is noted and prepared by the next inTx before it begins.
+func (d *DB) stmt(ctx context.Context, q querier, query string) *sql.Stmt {
+	if d.dialect != sqliteDialect {
+		return nil
+	}
+	cache := &d.wStmts
+	tx, inTx := q.(*sql.Tx)
+	if db, ok := q.(*sql.DB); ok && db != d.w {
+		cache = &d.rStmts
+	}
+	cache.mu.Lock()
+	st, ok := cache.m[query]
+	full := len(cache.m)+len(cache.want) >= maxStmts
+	if !ok && inTx && !full {
+		if cache.want == nil {
+			cache.want = map[string]bool{}
+		}
+		cache.want[query] = true
+	}
+	cache.mu.Unlock()
+	if !ok && !inTx && !full {
+		st = cache.prepare(ctx, q.(*sql.DB), query)
+	}
+	if st == nil {
+		return nil
+	}
+	if inTx {
+		return tx.StmtContext(ctx, st)
+	}
+	return st
+}
+
+// prepareWanted prepares on pool the queries noted inside transactions.
+func (c *stmtCache) prepareWanted(ctx context.Context, pool *sql.DB) {
+	c.mu.Lock()
+	want := c.want
+	c.want = nil
+	c.mu.Unlock()
+	for q := range want {
+		c.prepare(ctx, pool, q)
+	}
+}
+
+// prepare prepares query on pool and caches it. The lock is not held while
+// preparing: that waits for a connection, which a transaction may hold
+// while it looks up statements here.
+func (c *stmtCache) prepare(ctx context.Context, pool *sql.DB, query string) *sql.Stmt {
+	// Without the caller's cancellation: the statement outlives this call.
+	st, err := pool.PrepareContext(context.WithoutCancel(ctx), query)
+	if err != nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if prev, ok := c.m[query]; ok {
+		_ = st.Close() // another caller prepared it meanwhile
+		return prev
+	}
+	if c.m == nil {
+		c.m = map[string]*sql.Stmt{}
+	}
+	c.m[query] = st
+	return st
+}
+
+func (c *stmtCache) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for _, st := range c.m {
+		errs = append(errs, st.Close())
+	}
+	c.m = nil
+	return errors.Join(errs...)
 }
 
 // inTx runs fn in a write transaction and commits it if fn returns nil.
 func (d *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if d.dialect == sqliteDialect {
+		d.wStmts.prepareWanted(ctx, d.w)
+	}
 	tx, err := d.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
