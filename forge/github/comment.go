@@ -2,12 +2,12 @@ package github
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	gh "github.com/google/go-github/v60/github"
 
 	"github.com/foureyes-dev/foureyes/bot"
@@ -20,8 +20,8 @@ import (
 // pull_request as present for pull requests only).
 type commentPayload struct {
 	Issue *struct {
-		Number      int              `json:"number"`
-		PullRequest *json.RawMessage `json:"pull_request"`
+		Number      int             `json:"number"`
+		PullRequest *jsontext.Value `json:"pull_request"`
 	} `json:"issue"`
 	Comment *struct {
 		ID                    int64     `json:"id"`
@@ -45,7 +45,7 @@ func (f *Forge) decodeComment(ev bot.Event, action string, body []byte) ([]bot.E
 		return nil, bot.ErrIgnored
 	}
 	var p commentPayload
-	if err := json.Unmarshal(body, &p); err != nil {
+	if err := unmarshal(body, &p); err != nil {
 		return nil, fmt.Errorf("github: decoding issue_comment payload: %w", err)
 	}
 	if p.Issue == nil || p.Comment == nil {

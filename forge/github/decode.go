@@ -1,18 +1,32 @@
 package github
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
+	json "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/foureyes-dev/foureyes/bot"
 )
 
-// The payload shapes below hold only what foureyes reads; encoding/json
+// The payload shapes below hold only what foureyes reads; the decoder
 // ignores the rest, so GitHub adding fields never breaks decoding.
+
+// unmarshal decodes a webhook body. Every accepted delivery pays this
+// before it is stored, and GitHub's payloads run to 20-30 KB, most of it
+// skipped: the json v2 decoder (go-json-experiment, the basis of Go's
+// encoding/json/v2) does that about twice as fast as encoding/json
+// (BenchmarkDecodePullRequest). The options keep encoding/json's leniency,
+// so switching decoders rejects nothing that was accepted before: GitHub
+// has signed the body, a 400 would lose the delivery for good, and a
+// duplicate member or a stray invalid byte is no reason to.
+func unmarshal(body []byte, v any) error {
+	return json.Unmarshal(body, v, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+}
 
 type pUser struct {
 	Login string `json:"login"`
@@ -92,7 +106,7 @@ type payload struct {
 
 	PullRequest *pPull `json:"pull_request"`
 	Changes     *struct {
-		Base json.RawMessage `json:"base"`
+		Base jsontext.Value `json:"base"`
 	} `json:"changes"`
 	Review *struct {
 		ID          int64     `json:"id"`
@@ -172,13 +186,13 @@ func (f *Forge) Decode(eventName string, body []byte) ([]bot.Event, error) {
 	case "installation", "installation_repositories":
 		return f.decodeInstallation(eventName, body)
 	default:
-		if !json.Valid(body) {
+		if !jsontext.Value(body).IsValid() {
 			return nil, fmt.Errorf("github: %s payload is not valid JSON", eventName)
 		}
 		return nil, bot.ErrIgnored
 	}
 	var p payload
-	if err := json.Unmarshal(body, &p); err != nil {
+	if err := unmarshal(body, &p); err != nil {
 		return nil, fmt.Errorf("github: decoding %s payload: %w", eventName, err)
 	}
 	if p.Repository == nil || p.Repository.FullName == "" {

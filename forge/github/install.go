@@ -1,7 +1,6 @@
 package github
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/foureyes-dev/foureyes/bot"
@@ -34,7 +33,7 @@ type installPayload struct {
 // pull requests. Other actions need no work.
 func (f *Forge) decodeInstallation(eventName string, body []byte) ([]bot.Event, error) {
 	var p installPayload
-	if err := json.Unmarshal(body, &p); err != nil {
+	if err := unmarshal(body, &p); err != nil {
 		return nil, fmt.Errorf("github: decoding %s payload: %w", eventName, err)
 	}
 	repos := p.Repositories

@@ -1,10 +1,12 @@
 package gitlab
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
+
+	json "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/foureyes-dev/foureyes/bot"
 )
@@ -64,7 +66,7 @@ type mrHook struct {
 		UpdatedAt    string     `json:"updated_at"`
 		LastCommit   hookCommit `json:"last_commit"`
 	} `json:"object_attributes"`
-	Changes map[string]json.RawMessage `json:"changes"`
+	Changes map[string]jsontext.Value `json:"changes"`
 }
 
 type pushHook struct {
@@ -127,8 +129,11 @@ func (f *Forge) Decode(eventName string, body []byte) ([]bot.Event, error) {
 	return nil, fmt.Errorf("gitlab: %q events: %w", eventName, bot.ErrIgnored)
 }
 
+// unmarshal decodes a webhook body with the json v2 decoder, about twice
+// as fast as encoding/json on these mostly skipped payloads (see the GitHub
+// adapter's unmarshal); the options keep encoding/json's leniency.
 func unmarshal(eventName string, body []byte, v any) error {
-	if err := json.Unmarshal(body, v); err != nil {
+	if err := json.Unmarshal(body, v, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)); err != nil {
 		return fmt.Errorf("gitlab: decode %s payload: %w", eventName, err)
 	}
 	return nil
