@@ -77,3 +77,55 @@ func benchLeaseComplete(b *testing.B, backend string) {
 
 func BenchmarkLeaseCompleteSQLite(b *testing.B)   { benchLeaseComplete(b, "sqlite") }
 func BenchmarkLeaseCompletePostgres(b *testing.B) { benchLeaseComplete(b, "postgres") }
+
+// benchLeaseBehindDeferred measures a lease when the oldest unfinished
+// deliveries are all waiting (deferred until a rate limit resets, one per
+// pull request): the state a queue is in once an installation's budget is
+// spent and deliveries keep arriving. Each lease must find the ready
+// delivery behind them.
+func benchLeaseBehindDeferred(b *testing.B, backend string, deferred int) {
+	env := storetest.Open(b, backend)
+	ctx := context.Background()
+	later := time.Now().Add(time.Hour)
+	for i := 0; i < deferred; i++ {
+		d := store.Delivery{ID: fmt.Sprintf("deferred-%d", i), Forge: "github",
+			Key: fmt.Sprintf("github/acme/app#%d", i), Kind: "change", Payload: []byte(`{}`)}
+		if _, err := env.DB.Enqueue(ctx, d); err != nil {
+			b.Fatal(err)
+		}
+		ld, err := env.DB.Lease(ctx, "w", time.Now(), time.Minute)
+		if err != nil || ld == nil {
+			b.Fatalf("Lease = %v, %v", ld, err)
+		}
+		if err := env.DB.Retry(ctx, ld.Seq, "w", later, "waiting for the rate limit"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		d := store.Delivery{ID: fmt.Sprintf("ready-%d", i), Forge: "github",
+			Key: fmt.Sprintf("github/acme/other#%d", i), Kind: "change", Payload: []byte(`{}`)}
+		if _, err := env.DB.Enqueue(ctx, d); err != nil {
+			b.Fatal(err)
+		}
+		ld, err := env.DB.Lease(ctx, "w", time.Now(), time.Minute)
+		if err != nil || ld == nil || ld.ID != d.ID {
+			b.Fatalf("Lease = %+v, %v; want %s", ld, err, d.ID)
+		}
+		if err := env.DB.Complete(ctx, ld.Seq, "w"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkLeaseBehindDeferredSQLite(b *testing.B) {
+	for _, n := range []int{0, 2000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) { benchLeaseBehindDeferred(b, "sqlite", n) })
+	}
+}
+
+func BenchmarkLeaseBehindDeferredPostgres(b *testing.B) {
+	for _, n := range []int{0, 2000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) { benchLeaseBehindDeferred(b, "postgres", n) })
+	}
+}

@@ -7,15 +7,16 @@ import (
 	"fmt"
 )
 
-// PutFact sets scope/key to value, overwriting any previous value.
+// PutFact sets scope/key to value, overwriting any previous value. It is
+// committed with the next group commit (intake.go) and returns after it.
 func (d *DB) PutFact(ctx context.Context, scope, key, value string) error {
-	_, err := d.exec(ctx, d.w, `INSERT INTO facts (scope, key, value, updated_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-		scope, key, value, d.t(d.now()))
-	if err != nil {
-		return fmt.Errorf("put fact %s/%s: %w", scope, key, err)
-	}
-	return nil
+	now := d.t(d.now())
+	return d.submitWrite(ctx, "put fact "+scope+"/"+key, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := d.exec(ctx, tx, `INSERT INTO facts (scope, key, value, updated_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+			scope, key, value, now)
+		return err
+	})
 }
 
 // PutFactIfAbsent stores scope/key = value unless the key already exists,
@@ -23,17 +24,22 @@ func (d *DB) PutFact(ctx context.Context, scope, key, value string) error {
 // callers gets true, which makes it an idempotency key ("this push was
 // already flagged").
 func (d *DB) PutFactIfAbsent(ctx context.Context, scope, key, value string) (bool, error) {
-	res, err := d.exec(ctx, d.w, `INSERT INTO facts (scope, key, value, updated_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (scope, key) DO NOTHING`,
-		scope, key, value, d.t(d.now()))
-	if err != nil {
-		return false, fmt.Errorf("put fact if absent %s/%s: %w", scope, key, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("put fact if absent %s/%s: rows affected: %w", scope, key, err)
-	}
-	return n == 1, nil
+	now := d.t(d.now())
+	var stored bool
+	err := d.submitWrite(ctx, "put fact if absent "+scope+"/"+key, func(ctx context.Context, tx *sql.Tx) error {
+		res, err := d.exec(ctx, tx, `INSERT INTO facts (scope, key, value, updated_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (scope, key) DO NOTHING`, scope, key, value, now)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("rows affected: %w", err)
+		}
+		stored = n == 1
+		return nil
+	})
+	return stored, err
 }
 
 // Facts returns every key and value of scope (an empty map if none).
@@ -59,10 +65,10 @@ func (d *DB) Facts(ctx context.Context, scope string) (map[string]string, error)
 
 // DeleteFact removes scope/key; deleting a missing key is not an error.
 func (d *DB) DeleteFact(ctx context.Context, scope, key string) error {
-	if _, err := d.exec(ctx, d.w, "DELETE FROM facts WHERE scope = ? AND key = ?", scope, key); err != nil {
-		return fmt.Errorf("delete fact %s/%s: %w", scope, key, err)
-	}
-	return nil
+	return d.submitWrite(ctx, "delete fact "+scope+"/"+key, func(ctx context.Context, tx *sql.Tx) error {
+		_, err := d.exec(ctx, tx, "DELETE FROM facts WHERE scope = ? AND key = ?", scope, key)
+		return err
+	})
 }
 
 // SaveReport stores (or replaces) the release report of a tag.

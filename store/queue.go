@@ -112,8 +112,9 @@ const readyCond = `c.state IN ('pending', 'leased')
 // lease (not just per process): Complete and Retry trust it to tell this
 // lease from a later one of the same delivery.
 //
-// On SQLite the write transaction excludes every other writer, so the
-// first candidate is claimed directly. On PostgreSQL replicas lease
+// On SQLite candidates are found from a reader and each is rechecked and
+// claimed in the write transaction, which excludes every other writer. On
+// PostgreSQL replicas lease
 // concurrently: for each candidate Lease takes a transaction-scoped
 // advisory lock on its ordering key without waiting (held: another replica
 // is leasing that key right now, skip it), then re-reads the candidate with
@@ -140,10 +141,24 @@ func (d *DB) LeaseBatch(ctx context.Context, owner string, now time.Time, ttl ti
 	if owner == "" || ttl <= 0 {
 		return nil, errors.New("lease: owner and a positive ttl are required")
 	}
+	var pre []candidate
+	if d.dialect == sqliteDialect {
+		// Looking for work reads the queue, and on SQLite a search inside
+		// the write transaction would hold the one writer connection for
+		// it, which intake's group commits wait for: search from a reader
+		// first, then recheck and claim in a short write transaction.
+		var err error
+		if pre, err = d.findReady(ctx, d.r, d.t(now), leaseCandidates); err != nil {
+			return nil, fmt.Errorf("lease for %s: %w", owner, err)
+		}
+		if len(pre) == 0 {
+			return nil, nil
+		}
+	}
 	var batch []*LeasedDelivery
 	err := d.inTx(ctx, func(tx *sql.Tx) error {
 		batch = nil
-		first, err := d.leaseOne(ctx, tx, owner, now, ttl)
+		first, err := d.leaseOne(ctx, tx, owner, now, ttl, pre)
 		if err != nil || first == nil {
 			return err
 		}
@@ -201,44 +216,50 @@ func (d *DB) claimFollowers(ctx context.Context, tx *sql.Tx, first *LeasedDelive
 	return out, nil
 }
 
-// leaseOne claims the oldest ready delivery within tx (see Lease).
-func (d *DB) leaseOne(ctx context.Context, tx *sql.Tx, owner string, now time.Time, ttl time.Duration) (*LeasedDelivery, error) {
+// leaseOne claims the oldest ready delivery within tx (see Lease). On
+// SQLite, pre holds the candidates LeaseBatch found before the transaction
+// began; on PostgreSQL they are found here.
+func (d *DB) leaseOne(ctx context.Context, tx *sql.Tx, owner string, now time.Time, ttl time.Duration, pre []candidate) (*LeasedDelivery, error) {
 	nowV := d.t(now)
-	limit := leaseCandidates
-	if d.dialect == sqliteDialect {
-		limit = 1
+	cands := pre
+	if d.dialect == postgresDialect {
+		var err error
+		if cands, err = d.findReady(ctx, tx, nowV, leaseCandidates); err != nil {
+			return nil, err
+		}
 	}
-	var after int64
-	for {
-		cands, err := d.readyCandidates(ctx, tx, after, nowV, limit)
+	for _, c := range cands {
+		ok, err := d.lockCandidate(ctx, tx, c.seq, c.key, nowV)
 		if err != nil {
 			return nil, err
 		}
-		for _, c := range cands {
-			if d.dialect == postgresDialect {
-				ok, err := d.lockCandidate(ctx, tx, c.seq, c.key, nowV)
-				if err != nil {
-					return nil, err
-				}
-				if !ok {
-					continue
-				}
-			}
-			leased, err := d.claim(ctx, tx, c.seq, owner, nowV, now.Add(ttl))
-			if err != nil || leased != nil {
-				return leased, err
-			}
+		if !ok {
+			continue // taken, or no longer ready, since it was found
 		}
-		if len(cands) > 0 {
-			return nil, nil // all taken by other replicas just now: try again later
+		leased, err := d.claim(ctx, tx, c.seq, owner, nowV, now.Add(ttl))
+		if err != nil || leased != nil {
+			return leased, err
 		}
-		// Nothing ready among the oldest leaseWindow unfinished
-		// deliveries (e.g. a long backlog of one key): slide on.
+	}
+	return nil, nil // none, or all taken just now: try again later
+}
+
+// findReady returns up to limit ready deliveries, oldest first, from the
+// first window of due deliveries that holds any.
+func (d *DB) findReady(ctx context.Context, q querier, now any, limit int) ([]candidate, error) {
+	var after int64
+	for {
+		cands, err := d.readyCandidates(ctx, q, after, now, limit)
+		if err != nil || len(cands) > 0 {
+			return cands, err
+		}
+		// Nothing ready among the oldest leaseWindow due deliveries (e.g.
+		// a long backlog of one key): slide on.
 		var n int
 		var last sql.NullInt64
-		if err := d.queryRow(ctx, tx, `SELECT COUNT(*), MAX(seq) FROM (SELECT seq FROM deliveries
-			WHERE state IN ('pending', 'leased') AND seq > ? ORDER BY seq LIMIT ?) w`,
-			after, leaseWindow).Scan(&n, &last); err != nil {
+		if err := d.queryRow(ctx, q, `SELECT COUNT(*), MAX(seq) FROM (SELECT seq FROM deliveries
+			WHERE state IN ('pending', 'leased') AND seq > ? AND `+dueCond+` ORDER BY seq LIMIT ?) w`,
+			after, now, now, leaseWindow).Scan(&n, &last); err != nil {
 			return nil, fmt.Errorf("find ready deliveries: %w", err)
 		}
 		if n < leaseWindow {
@@ -248,11 +269,18 @@ func (d *DB) leaseOne(ctx context.Context, tx *sql.Tx, owner string, now time.Ti
 	}
 }
 
-// leaseWindow bounds how many unfinished deliveries one lease query looks
-// at. Without it, a planner without fresh statistics (PostgreSQL right
-// after a burst, before autovacuum analyzes) may evaluate the ordering
-// checks for the whole backlog and sort it on every lease.
+// leaseWindow bounds how many due deliveries one lease query looks at.
+// Without it, a planner without fresh statistics (PostgreSQL right after a
+// burst, before autovacuum analyzes) may evaluate the ordering checks for
+// the whole backlog and sort it on every lease.
 const leaseWindow = 256
+
+// dueCond selects deliveries whose time has come: pending and available,
+// or leased with an expired lease. Inside the window it lets the scan of
+// deliveries_open_due pass over the deliveries still waiting (a backoff, a
+// spent rate limit) without reading them from the table, however many
+// there are. Parameters: now, now.
+const dueCond = `((state = 'pending' AND available_at <= ?) OR (state = 'leased' AND leased_until <= ?))`
 
 type candidate struct {
 	seq int64
@@ -260,12 +288,12 @@ type candidate struct {
 }
 
 // readyCandidates returns up to limit ready deliveries, oldest first, among
-// the leaseWindow oldest unfinished ones after seq after.
-func (d *DB) readyCandidates(ctx context.Context, tx *sql.Tx, after int64, now any, limit int) ([]candidate, error) {
-	rows, err := d.query(ctx, tx, `SELECT c.seq, c.order_key FROM (
+// the leaseWindow oldest due ones after seq after.
+func (d *DB) readyCandidates(ctx context.Context, q querier, after int64, now any, limit int) ([]candidate, error) {
+	rows, err := d.query(ctx, q, `SELECT c.seq, c.order_key FROM (
 			SELECT seq, order_key, state, available_at, leased_until FROM deliveries
-			WHERE state IN ('pending', 'leased') AND seq > ? ORDER BY seq LIMIT ?) c
-		WHERE `+readyCond+` ORDER BY c.seq LIMIT ?`, after, leaseWindow, now, now, now, limit)
+			WHERE state IN ('pending', 'leased') AND seq > ? AND `+dueCond+` ORDER BY seq LIMIT ?) c
+		WHERE `+readyCond+` ORDER BY c.seq LIMIT ?`, after, now, now, leaseWindow, now, now, now, limit)
 	if err != nil {
 		return nil, fmt.Errorf("find ready deliveries: %w", err)
 	}
@@ -284,25 +312,32 @@ func (d *DB) readyCandidates(ctx context.Context, tx *sql.Tx, after int64, now a
 	return cands, nil
 }
 
-// lockCandidate (PostgreSQL) takes the advisory lock of key without
-// waiting and locks candidate seq if it is still ready.
+// lockCandidate reports whether candidate seq (of key) is still ready. On
+// PostgreSQL it first takes the advisory lock of key without waiting, and
+// locks the row. On SQLite the write transaction already excludes every
+// other writer, and only the recheck is needed: the candidate was found
+// from a reader, before the transaction began.
 func (d *DB) lockCandidate(ctx context.Context, tx *sql.Tx, seq int64, key string, now any) (bool, error) {
-	// Advisory locks are database-wide: the lock ID combines the OID of
-	// this schema's deliveries table (high 32 bits) with the key's hash, so
-	// deployments or tests in other schemas of the same database never
-	// contend for it.
-	var got bool
-	if err := d.queryRow(ctx, tx, `SELECT pg_try_advisory_xact_lock(
-			('deliveries'::regclass::oid::bigint << 32) | (hashtext(?)::bigint & 4294967295))`,
-		key).Scan(&got); err != nil {
-		return false, fmt.Errorf("lock key %s: %w", key, err)
-	}
-	if !got {
-		return false, nil
+	lock := ""
+	if d.dialect == postgresDialect {
+		// Advisory locks are database-wide: the lock ID combines the OID
+		// of this schema's deliveries table (high 32 bits) with the key's
+		// hash, so deployments or tests in other schemas of the same
+		// database never contend for it.
+		var got bool
+		if err := d.queryRow(ctx, tx, `SELECT pg_try_advisory_xact_lock(
+				('deliveries'::regclass::oid::bigint << 32) | (hashtext(?)::bigint & 4294967295))`,
+			key).Scan(&got); err != nil {
+			return false, fmt.Errorf("lock key %s: %w", key, err)
+		}
+		if !got {
+			return false, nil
+		}
+		lock = " FOR UPDATE SKIP LOCKED"
 	}
 	var s int64
-	err := d.queryRow(ctx, tx, "SELECT c.seq FROM deliveries c WHERE c.seq = ? AND "+readyCond+
-		" FOR UPDATE SKIP LOCKED", seq, now, now, now).Scan(&s)
+	err := d.queryRow(ctx, tx, "SELECT c.seq FROM deliveries c WHERE c.seq = ? AND "+readyCond+lock,
+		seq, now, now, now).Scan(&s)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -366,14 +401,20 @@ func scanDelivery(rows *sql.Rows) (*LeasedDelivery, error) {
 // owner) and maps "no row" to ErrLeaseLost.
 func (d *DB) leasedUpdate(ctx context.Context, op string, seq int64, owner, set string, args ...any) error {
 	args = append(args, seq, owner)
-	res, err := d.exec(ctx, d.w, "UPDATE deliveries SET "+set+
-		" WHERE seq = ? AND state = 'leased' AND lease_owner = ?", args...)
+	var n int64
+	err := d.submitWrite(ctx, fmt.Sprintf("%s delivery %d", op, seq), func(ctx context.Context, tx *sql.Tx) error {
+		res, err := d.exec(ctx, tx, "UPDATE deliveries SET "+set+
+			" WHERE seq = ? AND state = 'leased' AND lease_owner = ?", args...)
+		if err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return fmt.Errorf("rows affected: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("%s delivery %d: %w", op, seq, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("%s delivery %d: rows affected: %w", op, seq, err)
+		return err
 	}
 	if n == 0 {
 		return fmt.Errorf("%s delivery %d by %s: %w", op, seq, owner, ErrLeaseLost)
@@ -600,13 +641,19 @@ func (d *DB) CompleteBatch(ctx context.Context, seqs []int64, owner string) erro
 		args = append(args, s)
 	}
 	args = append(args, owner)
-	res, err := d.exec(ctx, d.w, q, args...)
+	var n int64
+	err := d.submitWrite(ctx, fmt.Sprintf("complete %d deliveries", len(seqs)), func(ctx context.Context, tx *sql.Tx) error {
+		res, err := d.exec(ctx, tx, q, args...)
+		if err != nil {
+			return err
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return fmt.Errorf("rows affected: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("complete %d deliveries: %w", len(seqs), err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("complete %d deliveries: rows affected: %w", len(seqs), err)
+		return err
 	}
 	if int(n) != len(seqs) {
 		return fmt.Errorf("complete %d deliveries by %s: %d no longer leased: %w", len(seqs), owner, len(seqs)-int(n), ErrLeaseLost)
