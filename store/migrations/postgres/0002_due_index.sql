@@ -6,3 +6,8 @@
 -- inside the index.
 CREATE INDEX deliveries_open_due ON deliveries (seq, state, available_at, leased_until, order_key)
     WHERE state IN ('pending', 'leased');
+
+-- The per-key lookups of the lease query (is an earlier delivery of this
+-- key unfinished, does a later one hold a lease) use this full index on
+-- PostgreSQL: see unfinished() in queue.go for why not a partial one.
+CREATE INDEX deliveries_key ON deliveries (order_key, seq);
