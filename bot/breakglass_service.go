@@ -30,25 +30,23 @@ const (
 	factHeadSeen = "head-seen"
 )
 
-// noteHeadSeen records when foureyes first learned of a head, once.
-func (s *Service) noteHeadSeen(ctx context.Context, ref ChangeRef, at time.Time) error {
+// noteHeadSeen records in b when foureyes first learned of a head, once.
+func noteHeadSeen(ctx context.Context, b *factBatch, ref ChangeRef, at time.Time) error {
 	if ref.HeadSHA == "" {
 		return nil
 	}
 	scope := FactScope(ref, factHeadSeen)
-	seen, err := s.Store.Facts(ctx, scope)
+	seen, err := b.get(ctx, scope, ref.HeadSHA)
 	if err != nil {
 		return fmt.Errorf("read head sightings: %w", err)
 	}
-	if seen[ref.HeadSHA] != "" {
+	if seen != "" {
 		return nil
 	}
 	if at.IsZero() {
 		at = time.Now()
 	}
-	if err := s.Store.PutFact(ctx, scope, ref.HeadSHA, at.UTC().Format(time.RFC3339Nano)); err != nil {
-		return fmt.Errorf("record head sighting: %w", err)
-	}
+	b.put(scope, ref.HeadSHA, at.UTC().Format(time.RFC3339Nano))
 	return nil
 }
 
@@ -97,7 +95,11 @@ func (s *Service) handleBreakGlass(ctx context.Context, f Forge, ev Event) error
 		// A head first met here was pushed after the comment could be
 		// written about it, as far as foureyes can tell: now is its first
 		// sighting, and the comment (written earlier) will not count.
-		if err := s.noteHeadSeen(ctx, ref, time.Now()); err != nil {
+		b := newFactBatch(s.Store)
+		if err := noteHeadSeen(ctx, b, ref, time.Now()); err != nil {
+			return err
+		}
+		if err := b.flush(ctx); err != nil {
 			return err
 		}
 	}

@@ -91,17 +91,21 @@ func (s *Service) gate(ctx context.Context, evs []Event, now time.Time) error {
 	}
 	deferred := &DeferredError{Until: b.Reset, Remaining: b.Remaining, Reserve: reserve}
 	var head *Event
+	facts := newFactBatch(s.Store)
 	for i := range evs {
 		ev := &evs[i]
 		if ev.Kind != EventChange || ev.Change == nil {
 			continue
 		}
-		if err := s.recordChangeFacts(ctx, *ev); err != nil {
+		if err := s.recordChangeFacts(ctx, facts, *ev); err != nil {
 			return err
 		}
 		if ev.Change.HeadSHA != "" {
 			head = ev
 		}
+	}
+	if err := facts.flush(ctx); err != nil {
+		return err
 	}
 	// Showing pending costs one request: only while the release guard's
 	// own reserve is untouched.

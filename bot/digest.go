@@ -104,6 +104,7 @@ func completeReviewDigests(ctx context.Context, st FactReader, c *Change) error 
 // digest: which one an approval of it saw is unknown, so it is never
 // shared.
 func (s *Service) recordDigests(ctx context.Context, c *Change, digest string) error {
+	b := newFactBatch(s.Store)
 	heads := FactScope(c.Ref, factDigest)
 	known, err := s.Store.Facts(ctx, heads)
 	if err != nil {
@@ -114,9 +115,7 @@ func (s *Service) recordDigests(ctx context.Context, c *Change, digest string) e
 		if seen {
 			v = "" // evaluated with another diff before: ambiguous
 		}
-		if err := s.Store.PutFact(ctx, heads, c.Ref.HeadSHA, v); err != nil {
-			return fmt.Errorf("record diff digest: %w", err)
-		}
+		b.put(heads, c.Ref.HeadSHA, v)
 	}
 	scope := FactScope(c.Ref, factReviewDigest)
 	bound, err := s.Store.Facts(ctx, scope)
@@ -141,9 +140,10 @@ func (s *Service) recordDigests(ctx context.Context, c *Change, digest string) e
 		if d == "" {
 			continue
 		}
-		if err := s.Store.PutFact(ctx, scope, k, d); err != nil {
-			return fmt.Errorf("record what review %s approved: %w", k, err)
-		}
+		b.put(scope, k, d)
+	}
+	if err := b.flush(ctx); err != nil {
+		return fmt.Errorf("record diff digests: %w", err)
 	}
 	return nil
 }

@@ -40,10 +40,8 @@ func (s *Service) HandleFolded(ctx context.Context, evs []Event) error {
 	if _, ok := s.Forges[evs[0].Forge]; !ok {
 		return fmt.Errorf("event %s: %w: %s", evs[0].DeliveryID, ErrUnknownForge, evs[0].Forge)
 	}
-	for _, ev := range evs {
-		if err := s.recordChangeFacts(ctx, ev); err != nil {
-			return err
-		}
+	if err := s.recordAllChangeFacts(ctx, evs); err != nil {
+		return err
 	}
 	last := evs[len(evs)-1]
 	s.logger().Debug("folded change events", "change", fmt.Sprintf("%s/%s#%d", last.Forge, last.Repo.FullName, last.Change.Number), "events", len(evs))

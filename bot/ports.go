@@ -74,9 +74,11 @@ type PushReader interface {
 
 // Store is what the service needs to remember between events. Facts are
 // small strings grouped by scope (e.g. the pusher of each head of a change);
-// PutFact overwrites.
+// PutFact overwrites; PutFacts overwrites several (scope -> key -> value)
+// in one commit.
 type Store interface {
 	PutFact(ctx context.Context, scope, key, value string) error
+	PutFacts(ctx context.Context, facts map[string]map[string]string) error
 	Facts(ctx context.Context, scope string) (map[string]string, error)
 	AppendAudit(ctx context.Context, rec audit.Record) (audit.Record, error)
 }

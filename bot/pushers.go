@@ -230,13 +230,9 @@ func completePushers(ctx context.Context, st FactReader, c *Change) (map[string]
 // recordChangePush records the pusher a change event names for its new
 // head in the change's history (the head may live in a fork, whose
 // per-commit records are the fork's).
-func (s *Service) recordChangePush(ctx context.Context, ev Event, ref ChangeRef) error {
+func (s *Service) recordChangePush(b *factBatch, ev Event, ref ChangeRef) {
 	login := ev.Sender.Login
-	key := ref.HeadSHA + "/" + strings.ToLower(login)
-	if err := s.Store.PutFact(ctx, FactScope(ref, factPusher), key, login); err != nil {
-		return fmt.Errorf("record pusher of %s: %w", shortSHA(ref.HeadSHA), err)
-	}
-	return nil
+	b.put(FactScope(ref, factPusher), ref.HeadSHA+"/"+strings.ToLower(login), login)
 }
 
 // ReadPushers asks the forge's own record who pushed the head when

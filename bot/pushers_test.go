@@ -30,6 +30,17 @@ func (m *memStore) PutFact(_ context.Context, scope, key, value string) error {
 	return nil
 }
 
+func (m *memStore) PutFacts(ctx context.Context, facts map[string]map[string]string) error {
+	for scope, kv := range facts {
+		for k, v := range kv {
+			if err := m.PutFact(ctx, scope, k, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 func (m *memStore) Facts(_ context.Context, scope string) (map[string]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -61,7 +72,9 @@ func TestPushersAreAHistory(t *testing.T) {
 	ref := ChangeRef{Forge: GitHub, Repo: Repo{FullName: "acme/app"}, Number: 7}
 	for _, p := range []struct{ head, who string }{{h2, "bob"}, {h3, "alice"}, {h2, "alice"}} {
 		ref.HeadSHA = p.head
-		if err := s.recordChangePush(ctx, Event{Forge: GitHub, Repo: ref.Repo, Sender: User{Login: p.who}}, ref); err != nil {
+		b := newFactBatch(st)
+		s.recordChangePush(b, Event{Forge: GitHub, Repo: ref.Repo, Sender: User{Login: p.who}}, ref)
+		if err := b.flush(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -263,7 +276,9 @@ func TestBotFlagFromAnyRecord(t *testing.T) {
 	st := &memStore{}
 	s := &Service{Store: st}
 	ref := ChangeRef{Forge: GitLab, Repo: Repo{FullName: "acme/app"}, Number: 7, HeadSHA: headSHA}
-	if err := s.recordChangePush(ctx, Event{Forge: GitLab, Repo: ref.Repo, Sender: User{Login: "project_42_bot_1a2b"}}, ref); err != nil {
+	b := newFactBatch(st)
+	s.recordChangePush(b, Event{Forge: GitLab, Repo: ref.Repo, Sender: User{Login: "project_42_bot_1a2b"}}, ref)
+	if err := b.flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := RecordPush(ctx, st, GitLab, "acme/app", headSHA, Push{Pusher: User{Login: "project_42_bot_1a2b", Bot: true}, Via: ViaPush}); err != nil {

@@ -126,7 +126,7 @@ func (s *Service) handleChange(ctx context.Context, f Forge, ev Event) error {
 	if ev.Change != nil && ev.Change.Number == 0 {
 		return s.handleByHead(ctx, f, ev)
 	}
-	if err := s.recordChangeFacts(ctx, ev); err != nil {
+	if err := s.recordAllChangeFacts(ctx, []Event{ev}); err != nil {
 		return err
 	}
 	ce := ev.Change
@@ -135,9 +135,22 @@ func (s *Service) handleChange(ctx context.Context, f Forge, ev Event) error {
 	return err
 }
 
+// recordAllChangeFacts records the facts of the change events evs (see
+// recordChangeFacts) and writes them in one commit.
+func (s *Service) recordAllChangeFacts(ctx context.Context, evs []Event) error {
+	b := newFactBatch(s.Store)
+	for _, ev := range evs {
+		if err := s.recordChangeFacts(ctx, b, ev); err != nil {
+			return err
+		}
+	}
+	return b.flush(ctx)
+}
+
 // recordChangeFacts remembers what only the change event tells (see
-// HandleFolded: every folded event's facts are recorded).
-func (s *Service) recordChangeFacts(ctx context.Context, ev Event) error {
+// HandleFolded: every folded event's facts are recorded), in b; GitLab
+// approvals are written at once, in event-time order.
+func (s *Service) recordChangeFacts(ctx context.Context, b *factBatch, ev Event) error {
 	ce := ev.Change
 	if ce == nil {
 		return fmt.Errorf("event %s: change event without change", ev.DeliveryID)
@@ -147,16 +160,14 @@ func (s *Service) recordChangeFacts(ctx context.Context, ev Event) error {
 	}
 	ref := ChangeRef{Forge: ev.Forge, Repo: ev.Repo, Number: ce.Number, HeadSHA: ce.HeadSHA}
 	if ce.Pushed && ev.Sender.Known() && ce.HeadSHA != "" {
-		if err := s.recordChangePush(ctx, ev, ref); err != nil {
-			return err
-		}
+		s.recordChangePush(b, ev, ref)
 	}
 	if ce.HeadSHA != "" {
 		// Any delivery naming the head (a push, the opening of the change,
 		// a review) shows it existed when the forge sent it: a break-glass
 		// comment written after that receipt may be about it. Only the
 		// first sighting is kept, so a later delivery cannot move it.
-		if err := s.noteHeadSeen(ctx, ref, ev.Received); err != nil {
+		if err := noteHeadSeen(ctx, b, ref, ev.Received); err != nil {
 			return err
 		}
 	}
@@ -595,20 +606,19 @@ func (s *Service) publish(ctx context.Context, f Forge, ref ChangeRef, v Verdict
 		return fmt.Errorf("read report id: %w", err)
 	}
 	id := prior[ref.HeadSHA]
-	if id == "" {
-		// Written before the forge call: if we die before recording the ID,
-		// the next attempt knows to look for the object instead of creating
-		// a second one.
-		if err := s.Store.PutFact(ctx, scope, ref.HeadSHA, reportInFlight); err != nil {
-			return fmt.Errorf("record report intent: %w", err)
-		}
-	}
 	vj, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode verdict: %w", err)
 	}
-	if err := s.Store.PutFact(ctx, FactScope(ref, factVerdict), ref.HeadSHA, string(vj)); err != nil {
-		return fmt.Errorf("store verdict: %w", err)
+	facts := map[string]map[string]string{FactScope(ref, factVerdict): {ref.HeadSHA: string(vj)}}
+	if id == "" {
+		// Written before the forge call: if we die before recording the ID,
+		// the next attempt knows to look for the object instead of creating
+		// a second one.
+		facts[scope] = map[string]string{ref.HeadSHA: reportInFlight}
+	}
+	if err := s.Store.PutFacts(ctx, facts); err != nil {
+		return fmt.Errorf("store verdict and report intent: %w", err)
 	}
 	details := ""
 	if s.DetailsURL != nil {

@@ -1,10 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 )
 
 // PutFact sets scope/key to value, overwriting any previous value. It is
@@ -16,6 +19,38 @@ func (d *DB) PutFact(ctx context.Context, scope, key, value string) error {
 			ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
 			scope, key, value, now)
 		return err
+	})
+}
+
+// PutFacts sets every scope/key of facts (scope -> key -> value) to its
+// value in one commit, overwriting as PutFact does: an evaluation that
+// learns several facts pays one group commit for them, not one each.
+func (d *DB) PutFacts(ctx context.Context, facts map[string]map[string]string) error {
+	type fact struct{ scope, key, value string }
+	var all []fact
+	for scope, kv := range facts {
+		for k, v := range kv {
+			all = append(all, fact{scope, k, v})
+		}
+	}
+	if len(all) == 0 {
+		return nil
+	}
+	// A fixed order, so that two replicas writing overlapping facts lock
+	// the rows in the same order (PostgreSQL) and cannot deadlock.
+	slices.SortFunc(all, func(a, b fact) int {
+		return cmp.Or(strings.Compare(a.scope, b.scope), strings.Compare(a.key, b.key))
+	})
+	now := d.t(d.now())
+	return d.submitWrite(ctx, fmt.Sprintf("put %d facts", len(all)), func(ctx context.Context, tx *sql.Tx) error {
+		for _, f := range all {
+			if _, err := d.exec(ctx, tx, `INSERT INTO facts (scope, key, value, updated_at) VALUES (?, ?, ?, ?)
+				ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+				f.scope, f.key, f.value, now); err != nil {
+				return fmt.Errorf("%s/%s: %w", f.scope, f.key, err)
+			}
+		}
+		return nil
 	})
 }
 

@@ -127,6 +127,23 @@ func TestFacts(t *testing.T) {
 			t.Fatalf("after delete: %v", m)
 		}
 
+		// PutFacts overwrites and adds across scopes in one call; an
+		// empty call writes nothing.
+		must(t, db.PutFacts(ctx, nil))
+		must(t, db.PutFacts(ctx, map[string]map[string]string{
+			"github/acme/app#1": {"pusher:abc": "erin", "pusher:ghi": "frank"},
+			"github/acme/app#3": {"pusher:abc": "grace"},
+		}))
+		if m, _ := db.Facts(ctx, "github/acme/app#1"); len(m) != 2 || m["pusher:abc"] != "erin" || m["pusher:ghi"] != "frank" {
+			t.Fatalf("after PutFacts: %v", m)
+		}
+		if m, _ := db.Facts(ctx, "github/acme/app#3"); len(m) != 1 || m["pusher:abc"] != "grace" {
+			t.Fatalf("after PutFacts, other scope: %v", m)
+		}
+		if m, _ := db.Facts(ctx, "github/acme/app#2"); len(m) != 1 || m["pusher:abc"] != "dave" {
+			t.Fatalf("PutFacts touched a scope it did not name: %v", m)
+		}
+
 		// If-absent: exactly one of many concurrent callers wins, and the
 		// first value stays.
 		var wg sync.WaitGroup
