@@ -71,6 +71,10 @@ type ChangeEvent struct {
 	Review *Review `json:"review,omitempty"`
 	// Merged is set when the event reports a merge.
 	Merged bool `json:"merged,omitempty"`
+	// ChecksChanged is set when the forge reports that the change's checks
+	// changed (GitLab's Pipeline Hook): what the adapter remembers of them
+	// is not reused (ChecksWatcher).
+	ChecksChanged bool `json:"checks_changed,omitempty"`
 }
 
 // PushEvent is a push to a branch or tag.

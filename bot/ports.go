@@ -72,6 +72,14 @@ type PushReader interface {
 	HeadPushes(ctx context.Context, c *Change) error
 }
 
+// ChecksWatcher is an optional Forge capability (checked by type
+// assertion): told that the forge reported a change to a change's checks
+// (ChangeEvent.ChecksChanged), the adapter stops reusing what it remembers
+// of them, so the evaluation that follows reads them from the forge.
+type ChecksWatcher interface {
+	ChecksChanged(ref ChangeRef)
+}
+
 // Store is what the service needs to remember between events. Facts are
 // small strings grouped by scope (e.g. the pusher of each head of a change);
 // PutFact overwrites; PutFacts overwrites several (scope -> key -> value)

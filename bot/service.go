@@ -46,6 +46,12 @@ type Service struct {
 	// intake); an installation's open changes are queued through it. Nil
 	// evaluates them in place.
 	Enqueue func(ctx context.Context, ev Event) (duplicate bool, err error)
+	// PolicyCacheTTL bounds how long a base branch's policy is reused while
+	// no push to the branch is recorded (policycache.go): 0 means
+	// DefaultPolicyCacheTTL, a negative value reads it every time.
+	PolicyCacheTTL time.Duration
+	// Now is the clock of the policy cache (nil: time.Now).
+	Now func() time.Time
 }
 
 // PushHandler takes the pushes that are not about one change.
@@ -111,6 +117,10 @@ func (s *Service) Handle(ctx context.Context, ev Event) error {
 	case EventInstallation:
 		return s.handleInstallation(ctx, f, ev)
 	case EventBranchPush, EventTagPush:
+		// First: no evaluation from now on reuses a policy read before it.
+		if err := RecordBranchPush(ctx, s.Store, ev); err != nil {
+			return fmt.Errorf("event %s: %w", ev.DeliveryID, err)
+		}
 		if err := s.recordPushEvent(ctx, ev); err != nil {
 			return fmt.Errorf("event %s: %w", ev.DeliveryID, err)
 		}
@@ -159,6 +169,11 @@ func (s *Service) recordChangeFacts(ctx context.Context, b *factBatch, ev Event)
 		return nil // names no change (see handleByHead): nothing to record
 	}
 	ref := ChangeRef{Forge: ev.Forge, Repo: ev.Repo, Number: ce.Number, HeadSHA: ce.HeadSHA}
+	if w, ok := s.Forges[ev.Forge].(ChecksWatcher); ok && ce.ChecksChanged {
+		// Before the evaluation this event causes, in the process that
+		// runs it.
+		w.ChecksChanged(ref)
+	}
 	if ce.Pushed && ev.Sender.Known() && ce.HeadSHA != "" {
 		s.recordChangePush(b, ev, ref)
 	}
@@ -232,6 +247,11 @@ func (s *Service) handlePolicyPush(ctx context.Context, f Forge, ev Event) error
 		return fmt.Errorf("event %s: push without details", ev.DeliveryID)
 	}
 	branch := strings.TrimPrefix(p.Ref, "refs/heads/")
+	// Recorded before the re-evaluations below, whichever of this event and
+	// its branch push is handled first: they must read the pushed policy.
+	if err := RecordBranchPush(ctx, s.Store, ev); err != nil {
+		return fmt.Errorf("event %s: %w", ev.DeliveryID, err)
+	}
 	if p.FilesIncomplete {
 		same, err := policyUnchanged(ctx, f, ev.Repo, p)
 		if err != nil {
@@ -410,7 +430,7 @@ func (s *Service) judge(ctx context.Context, f Forge, ref ChangeRef, baseRef str
 	for attempt := 0; ; attempt++ {
 		if candidate != nil {
 			pf = *candidate
-		} else if pf, err = f.Policy(ctx, ref.Repo, policyRef); err != nil {
+		} else if pf, err = s.branchPolicy(ctx, f, ref, policyRef); err != nil {
 			return judgement{}, &gatherError{fmt.Errorf("read policy file from the base branch: %w", err)}
 		}
 		pol, perr = s.parsePolicy(pf)
@@ -479,6 +499,20 @@ func (s *Service) failClosed(ctx context.Context, f Forge, ref ChangeRef, cause 
 		return v, errors.Join(cause, err)
 	}
 	return v, cause
+}
+
+// branchPolicy reads the policy of the base branch, reusing a read no
+// recorded push has made stale (BranchPolicy).
+func (s *Service) branchPolicy(ctx context.Context, f Forge, ref ChangeRef, branch string) (PolicyFile, error) {
+	ttl := s.PolicyCacheTTL
+	if ttl == 0 {
+		ttl = DefaultPolicyCacheTTL
+	}
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	return BranchPolicy(ctx, s.Store, f, ref.Forge, ref.Repo, branch, ttl, now())
 }
 
 func (s *Service) parsePolicy(pf PolicyFile) (*policies.Policy, error) {

@@ -2,6 +2,7 @@ package gitlab_test
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,14 +11,18 @@ import (
 	"github.com/foureyes-dev/foureyes/forge/gitlab"
 	"github.com/foureyes-dev/foureyes/internal/fakegitlab"
 	"github.com/foureyes-dev/foureyes/policies"
+	"github.com/foureyes-dev/foureyes/store"
 )
 
 // budgetEnv is the small merge request of the request budget: one file, one
 // commit by its author, a policy on the target branch, evaluated the way the
-// service does (Policy of the target branch, Change, Publish with the
-// previous report's ID).
+// service does (the target branch's policy through bot.BranchPolicy and the
+// shared store, Change, Publish with the previous report's ID). foureyes
+// has seen a push to the target branch (its tip is recorded), as it has on
+// any branch pushed to since it was installed.
 type budgetEnv struct {
 	*env
+	db    *store.DB
 	clock time.Time
 	prior string
 	teams []string
@@ -31,11 +36,27 @@ func newBudgetEnv(t *testing.T, teams ...string) *budgetEnv {
 			Date: time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC), ParentIDs: []string{baseSHA}}}
 	})
 	e.fake.SetFile(projectID, "main", ".gitlab/foureyes.yml", []byte("version: 1\n"))
-	b := &budgetEnv{env: e, clock: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC), teams: teams}
+	db, err := store.Open(e.ctx, "sqlite:"+filepath.Join(t.TempDir(), "foureyes.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	b := &budgetEnv{env: e, db: db, clock: time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC), teams: teams}
 	// GitLab stamps approvals (approved_at) with its own clock: the same one.
 	e.fake.SetClock(func() time.Time { return b.clock })
 	b.restart()
+	b.pushTarget("main")
 	return b
+}
+
+// pushTarget records a push to branch as the service does for a Push Hook.
+func (b *budgetEnv) pushTarget(branch string) {
+	b.t.Helper()
+	ev := bot.Event{Forge: bot.GitLab, Kind: bot.EventBranchPush, Repo: repo,
+		Push: &bot.PushEvent{Ref: "refs/heads/" + branch, Before: baseSHA, After: strings.Repeat("e", 40)}}
+	if err := bot.RecordBranchPush(b.ctx, b.db, ev); err != nil {
+		b.t.Fatal(err)
+	}
 }
 
 // restart replaces the adapter by one with empty caches, on the test clock.
@@ -53,7 +74,7 @@ func (b *budgetEnv) restart() {
 func (b *budgetEnv) evaluate() (*bot.Change, []fakegitlab.Request) {
 	b.t.Helper()
 	b.fake.ResetRequests()
-	pf, err := b.forge.Policy(b.ctx, repo, "main")
+	pf, err := bot.BranchPolicy(b.ctx, b.db, b.forge, bot.GitLab, repo, "main", bot.DefaultPolicyCacheTTL, b.clock)
 	if err != nil || !pf.Found {
 		b.t.Fatalf("Policy: %+v, %v", pf, err)
 	}
@@ -86,7 +107,11 @@ type want struct{ req, why string }
 
 func checkBudget(t *testing.T, name string, got []fakegitlab.Request, wants []want, goal int) {
 	t.Helper()
-	t.Logf("%s: %d requests (issue 16 goal %d)", name, len(got), goal)
+	if goal > 0 {
+		t.Logf("%s: %d requests (issue 16 goal %d)", name, len(got), goal)
+	} else {
+		t.Logf("%s: %d requests", name, len(got))
+	}
 	for i, r := range got {
 		why := "NOT IN THE BUDGET"
 		if i < len(wants) && strings.HasPrefix(r.Method+" "+r.Path, wants[i].req) {
@@ -108,7 +133,7 @@ func checkBudget(t *testing.T, name string, got []fakegitlab.Request, wants []wa
 }
 
 const (
-	whyPolicy    = "the target branch's current policy: a policy push is seen at once"
+	whyPolicy    = "the target branch's policy: no read of it since the last push recorded to it (bot.BranchPolicy)"
 	whyMR        = "the current head, diff refs, target branch, draft state, user_notes_count"
 	whyDiffs     = "the files of this head (cached per head and base: immutable)"
 	whyCommits   = "the commits of this head: authors, committers, co-authors (cached per head)"
@@ -117,7 +142,8 @@ const (
 	whyUser      = "the approver's full user: only it carries the bot flag (cached by ID, 10 min)"
 	whyMember    = "the approver's access level (cached 1 min: no member webhook on GitLab)"
 	whyGroup     = "the approver's membership of the policy's group (cached 1 min)"
-	whyStatuses  = "the head's foureyes statuses: a forged one is seen and out-voted"
+	whyStatuses  = "the head's foureyes statuses: this process has not seen them, a forgery made before foureyes' post is audited"
+	whySelf      = "the token's user, once per process: tells foureyes' own statuses from forged ones"
 	whyPost      = "foureyes' status: the state changed"
 	whyNote      = "foureyes' note (user_notes_count 0: no need to list the notes first)"
 	whyEdit      = "foureyes' note: its text changed (edited in place, its ID remembered)"
@@ -129,14 +155,83 @@ const (
 // are in docs/benchmarks.md.
 func TestRequestBudget(t *testing.T) {
 	b := newBudgetEnv(t)
-	b.fake.Approve(projectID, mrIID, idBob)
 
-	// A fresh process judges bob's approval.
+	// The merge request is opened and judged: pending, no approval.
 	c, got := b.evaluate()
+	if len(c.Reviews) != 0 || b.ownStatuses()[0] != "pending" {
+		t.Fatalf("opened: %+v, %v", c, b.ownStatuses())
+	}
+	checkBudget(t, "opened, fresh process, nothing stored", got, []want{
+		{"GET /projects/42/repository/files/.gitlab/foureyes.yml/raw", whyPolicy},
+		{"GET /projects/42/merge_requests/7", whyMR},
+		{"GET /projects/42/merge_requests/7/diffs", whyDiffs},
+		{"GET /projects/42/merge_requests/7/commits", whyCommits},
+		{"GET /users/2", whyAuthor},
+		{"GET /projects/42/merge_requests/7/approvals", whyApprovals},
+		{"GET /projects/42/repository/commits/" + headSHA + "/statuses", whyStatuses},
+		{"POST /projects/42/statuses/" + headSHA, whyPost},
+		{"POST /projects/42/merge_requests/7/notes", whyNote},
+	}, 0)
+
+	// foureyes restarts (a deploy, another replica); bob approves and the
+	// fresh process judges it.
+	b.clock = b.clock.Add(10 * time.Second)
+	b.restart()
+	b.fake.Approve(projectID, mrIID, idBob)
+	c, got = b.evaluate()
 	if len(c.Reviews) != 1 || c.Reviewers["bob"].Permission != policies.PermissionWrite || len(c.Commits) != 1 || c.Commits[0].Author.ID != idAlice {
 		t.Fatalf("change: %+v", c)
 	}
 	checkBudget(t, "approval, fresh process", got, []want{
+		{"GET /projects/42/merge_requests/7", whyMR},
+		{"GET /projects/42/merge_requests/7/diffs", whyDiffs},
+		{"GET /projects/42/merge_requests/7/commits", whyCommits},
+		{"GET /users/2", whyAuthor},
+		{"GET /projects/42/merge_requests/7/approvals", whyApprovals},
+		{"GET /users/3", whyUser},
+		{"GET /projects/42/members/all/3", whyMember},
+		{"GET /projects/42/repository/commits/" + headSHA + "/statuses", whyStatuses},
+		{"GET /user", whySelf},
+		{"POST /projects/42/statuses/" + headSHA, whyPost},
+		{"PUT /projects/42/merge_requests/7/notes/", whyEdit},
+	}, 10)
+
+	// Dave, a new person, approves the same head: the state stays success,
+	// the note names him. foureyes' own success is the latest status (it
+	// posted it), so the statuses are not read (forge/gitlab/statusread.go).
+	b.clock = b.clock.Add(10 * time.Second)
+	b.fake.Approve(projectID, mrIID, idDave)
+	c, got = b.evaluate()
+	if len(c.Reviews) != 2 || c.Reviewers["dave"].Permission != policies.PermissionMaintain {
+		t.Fatalf("change: %+v", c)
+	}
+	checkBudget(t, "second approval, new person", got, []want{
+		{"GET /projects/42/merge_requests/7", whyMR},
+		{"GET /projects/42/merge_requests/7/approvals", whyApprovals},
+		{"GET /users/5", whyUser},
+		{"GET /projects/42/members/all/5", whyMember},
+		{"PUT /projects/42/merge_requests/7/notes/", whyEdit},
+	}, 5)
+
+	// The same again: nothing changed, nothing is written.
+	b.clock = b.clock.Add(10 * time.Second)
+	_, got = b.evaluate()
+	checkBudget(t, "re-evaluation, nothing changed", got, []want{
+		{"GET /projects/42/merge_requests/7", whyMR},
+		{"GET /projects/42/merge_requests/7/approvals", whyApprovals},
+	}, 3)
+	b.noErrorsLogged()
+}
+
+// TestRequestBudgetFirstSight: the first evaluation of a merge request that
+// already carries an approval, in a fresh process with nothing stored,
+// costs the policy read and the statuses read on top of the approval's own
+// requests: 11. Neither can go (see docs/benchmarks.md).
+func TestRequestBudgetFirstSight(t *testing.T) {
+	b := newBudgetEnv(t)
+	b.fake.Approve(projectID, mrIID, idBob)
+	_, got := b.evaluate()
+	checkBudget(t, "approval at first sight, fresh process, nothing stored", got, []want{
 		{"GET /projects/42/repository/files/.gitlab/foureyes.yml/raw", whyPolicy},
 		{"GET /projects/42/merge_requests/7", whyMR},
 		{"GET /projects/42/merge_requests/7/diffs", whyDiffs},
@@ -148,36 +243,7 @@ func TestRequestBudget(t *testing.T) {
 		{"GET /projects/42/repository/commits/" + headSHA + "/statuses", whyStatuses},
 		{"POST /projects/42/statuses/" + headSHA, whyPost},
 		{"POST /projects/42/merge_requests/7/notes", whyNote},
-	}, 10)
-
-	// Dave, a new person, approves the same head: the state stays success,
-	// the note names him.
-	b.clock = b.clock.Add(10 * time.Second)
-	b.fake.Approve(projectID, mrIID, idDave)
-	c, got = b.evaluate()
-	if len(c.Reviews) != 2 || c.Reviewers["dave"].Permission != policies.PermissionMaintain {
-		t.Fatalf("change: %+v", c)
-	}
-	checkBudget(t, "second approval, new person", got, []want{
-		{"GET /projects/42/repository/files/.gitlab/foureyes.yml/raw", whyPolicy},
-		{"GET /projects/42/merge_requests/7", whyMR},
-		{"GET /projects/42/merge_requests/7/approvals", whyApprovals},
-		{"GET /users/5", whyUser},
-		{"GET /projects/42/members/all/5", whyMember},
-		{"GET /projects/42/repository/commits/" + headSHA + "/statuses", whyStatuses},
-		{"PUT /projects/42/merge_requests/7/notes/", whyEdit},
-	}, 5)
-
-	// The same again: nothing changed, nothing is written.
-	b.clock = b.clock.Add(10 * time.Second)
-	_, got = b.evaluate()
-	checkBudget(t, "re-evaluation, nothing changed", got, []want{
-		{"GET /projects/42/repository/files/.gitlab/foureyes.yml/raw", whyPolicy},
-		{"GET /projects/42/merge_requests/7", whyMR},
-		{"GET /projects/42/merge_requests/7/approvals", whyApprovals},
-		{"GET /projects/42/repository/commits/" + headSHA + "/statuses", whyStatuses},
-	}, 3)
-	b.noErrorsLogged()
+	}, 0)
 }
 
 // TestRequestBudgetWithGroup: a policy naming a group costs one membership
@@ -193,8 +259,8 @@ func TestRequestBudgetWithGroup(t *testing.T) {
 		t.Errorf("fresh: %d requests, want 12 with one group lookup: %v", len(got), got)
 	}
 	b.clock = b.clock.Add(10 * time.Second)
-	if _, got = b.evaluate(); len(got) != 4 {
-		t.Errorf("re-evaluation: %d requests, want 4: %v", len(got), got)
+	if _, got = b.evaluate(); len(got) != 2 {
+		t.Errorf("re-evaluation: %d requests, want 2: %v", len(got), got)
 	}
 }
 

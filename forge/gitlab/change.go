@@ -46,6 +46,11 @@ type mrMemo struct {
 	notesKnown bool
 	// forkUnreadable: the token cannot read the fork (headSource).
 	forkUnreadable bool
+	// checksChangedAt is when a Pipeline Hook said the merge request's
+	// pipeline changed (ChecksChanged); statusesSkipped is the head whose
+	// statuses Change last did not read (statusread.go).
+	checksChangedAt time.Time
+	statusesSkipped string
 }
 
 // statusMemo is what Change last saw of the "foureyes" statuses on a head:
@@ -55,6 +60,11 @@ type mrMemo struct {
 type statusMemo struct {
 	own     string
 	foreign bool
+	// at is when GitLab showed this (statusread.go); unverified: foureyes
+	// could not tell whose status is the latest (a post GitLab refused as
+	// a no-op), so the next evaluation reads them.
+	at         time.Time
+	unverified bool
 }
 
 var fullSHA = regexp.MustCompile(`^[0-9a-f]{40}$`)
@@ -213,13 +223,7 @@ func (f *Forge) Change(ctx context.Context, ref bot.ChangeRef, teams []string) (
 	}
 	c.Reviews = reviews
 
-	foreign, err := f.readStatuses(ctx, repo, f.statusProject(repo, ref.Number), mr.SHA)
-	if fp, ok := f.statusProject(repo, ref.Number).(int); ok && fp != int(repo.ID) && isNoAccess(err) {
-		// The fork cannot be read with this token: Publish falls back to
-		// this project, so read the statuses there.
-		f.rememberMR(repo, ref.Number, func(m *mrMemo) { m.statusFallback = true })
-		foreign, err = f.readStatuses(ctx, repo, pid(repo), mr.SHA)
-	}
+	foreign, err := f.headStatuses(ctx, repo, ref.Number, mr.SHA)
 	if err != nil {
 		return nil, err
 	}
@@ -661,6 +665,7 @@ func (f *Forge) readStatuses(ctx context.Context, repo bot.Repo, project any, sh
 		})
 	}
 	sort.Slice(foreign, func(i, j int) bool { return foreign[i].ID < foreign[j].ID })
+	memo.at = f.now()
 	f.statuses.put(shaKey(repo, sha), memo)
 	return foreign, nil
 }

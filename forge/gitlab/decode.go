@@ -317,7 +317,7 @@ func (f *Forge) decodePipeline(eventName string, body []byte) ([]bot.Event, erro
 	ev := f.event(eventName, h.ObjectAttributes.Status, bot.EventChange, repo, h.User.user())
 	// No head SHA: a merged-results pipeline runs on a merge ref, not on the
 	// head; the statuses to re-read are those of the current head.
-	ev.Change = &bot.ChangeEvent{Number: h.MergeRequest.IID, BaseRef: h.MergeRequest.TargetBranch}
+	ev.Change = &bot.ChangeEvent{Number: h.MergeRequest.IID, BaseRef: h.MergeRequest.TargetBranch, ChecksChanged: true}
 	return []bot.Event{ev}, nil
 }
 

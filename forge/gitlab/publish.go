@@ -98,7 +98,7 @@ func (f *Forge) Publish(ctx context.Context, r bot.Report) (string, error) {
 	// whether someone else's status is now the latest.
 	post := prior.state != state
 	if memo, ok := f.statuses.get(shaKey(repo, sha)); ok {
-		post = memo.foreign || memo.own != state
+		post = memo.foreign || memo.own != state || f.memoDisagrees(repo, iid, sha, memo, prior.state)
 	}
 	if post {
 		if err := f.postStatus(ctx, repo, iid, sha, state, r); err != nil {
@@ -176,12 +176,17 @@ func (f *Forge) postStatus(ctx context.Context, repo bot.Repo, iid int, sha, sta
 	switch {
 	case isSameStateError(err):
 		// Our status already has this state (a retry after a crash, or a
-		// PriorID that was lost): GitLab refuses the no-op transition.
+		// PriorID that was lost): GitLab refuses the no-op transition. The
+		// job in that state may be someone else's of the same name: the
+		// next evaluation reads the statuses again.
 		f.log.Debug("gitlab status already in state", "repo", repo.FullName, "sha", sha, "state", state)
+		f.statuses.put(shaKey(repo, sha), statusMemo{own: state, at: f.now(), unverified: true})
+		return nil
 	case err != nil:
 		return fmt.Errorf("gitlab: post %s status %s on %s@%s: %w", StatusName, state, repo.FullName, short(sha), err)
 	}
-	f.statuses.put(shaKey(repo, sha), statusMemo{own: state})
+	// Just posted, so it is the latest "foureyes" status of the head.
+	f.statuses.put(shaKey(repo, sha), statusMemo{own: state, at: f.now()})
 	return nil
 }
 
