@@ -51,8 +51,11 @@ const (
 )
 
 // branchPolicyScope is where a branch's push token and cached policy live.
+// ":" separates the project from the branch: neither a git ref name
+// (git-check-ref-format) nor a project path can hold one, so project
+// "a/b/refs/heads/x" cannot share the scope of a branch "x/..." of "a/b".
 func branchPolicyScope(forge ForgeName, repo Repo, branch string) string {
-	return "branchpolicy/" + string(forge) + "/" + strings.ToLower(repo.FullName) + "/" + BranchRef(branch)
+	return "branchpolicy/" + string(forge) + "/" + strings.ToLower(repo.FullName) + ":" + BranchRef(branch)
 }
 
 // cachedPolicy is a policy read stored under the branch token it was read
