@@ -238,7 +238,7 @@ func TestDecodeNoteAndPipeline(t *testing.T) {
 		"merge_request":{"id":1,"iid":7,"target_branch":"main","state":"opened"},"user":{"id":10,"username":"mallory","name":"M"},
 		"project":{"id":42,"path_with_namespace":"acme/app","default_branch":"main","web_url":"http://gitlab.example/acme/app"}}`)
 	ev = decodeOne(t, "Pipeline Hook", pipeline)
-	if ev.Kind != bot.EventChange || ev.Change.Number != 7 || ev.Change.HeadSHA != "" || ev.Change.BaseRef != "main" {
+	if ev.Kind != bot.EventChange || ev.Change.Number != 7 || ev.Change.HeadSHA != "" || ev.Change.BaseRef != "main" || !ev.Change.ChecksChanged {
 		t.Errorf("pipeline: %+v %+v", ev, ev.Change)
 	}
 	wantIgnored(t, "Pipeline Hook", []byte(`{"object_kind":"pipeline","object_attributes":{"status":"success"},"merge_request":null,

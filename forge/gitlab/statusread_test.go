@@ -166,3 +166,33 @@ func TestStatusesStaleMemoryYieldsToTheStore(t *testing.T) {
 		t.Fatalf("replica A trusted its memory over the shared report ID: %s", l)
 	}
 }
+
+// TestStatusesPipelineHookThroughTheService: the same through bot.Service
+// handling the decoded Pipeline Hook: the evaluation it causes reads the
+// statuses and out-votes the forged failure.
+func TestStatusesPipelineHookThroughTheService(t *testing.T) {
+	b := newPolicyEnv(t)
+	svc := b.service()
+	if st, _ := b.judge(svc); st != "success" {
+		t.Fatalf("first: %s", st)
+	}
+	b.clock = b.clock.Add(10 * time.Second)
+	if _, err := b.fake.PostStatus(projectID, headSHA, idMallory, "foureyes", "feature", "failed"); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := b.forge.Decode("Pipeline Hook", []byte(`{"object_kind":"pipeline","object_attributes":{"status":"failed"},
+		"project":{"id":42,"path_with_namespace":"acme/app"},"merge_request":{"iid":7,"target_branch":"main"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.fake.ResetRequests()
+	if err := svc.HandleFolded(b.ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if !readsStatuses(b.fake.Requests()) {
+		t.Fatalf("the Pipeline Hook's evaluation did not read the statuses: %v", b.fake.Requests())
+	}
+	if l := b.latestStatuses(); l != "success by foureyes" {
+		t.Fatalf("latest statuses: %s", l)
+	}
+}
