@@ -13,7 +13,8 @@ import (
 // request is opened or last synchronized, so it goes stale as the base
 // branch moves). The service asks the forge for the policy on the base
 // branch by name; the adapter reads it at the branch's current tip, with
-// conditional requests so that an unchanged file costs nothing.
+// conditional requests so that an unchanged file costs nothing. A read is
+// reused until a push to the branch is recorded (policycache.go).
 //
 // Where to look, and in which order, is decided here once for every forge.
 

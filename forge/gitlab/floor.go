@@ -31,9 +31,11 @@ import (
 //     notes, so foureyes' note cannot be there).
 //
 // Never cached across evaluations: the merge request (head, diff refs,
-// target branch), its approvals, the head's statuses and the policy of the
-// target branch. Each can change without an event foureyes is sure to
-// receive. Conditional requests do not help here: GitLab's REST answers
+// target branch) and its approvals. Each can change without an event
+// foureyes is sure to receive. The head's statuses are read unless they
+// cannot change the outcome (statusread.go); the target branch's policy is
+// reused by the domain until a push to the branch is recorded
+// (bot/policycache.go), not here. Conditional requests do not help here: GitLab's REST answers
 // carry weak ETags, but If-None-Match is not answered with 304 on API calls
 // (https://gitlab.com/gitlab-org/gitlab/-/issues/14357, "Support caching
 // for API requests": "GitLab ignores If-None-Match headers on API calls"),

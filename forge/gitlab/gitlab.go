@@ -136,8 +136,9 @@ func New(cfg Config) (*Forge, error) {
 	f.users = newTTLCache[int, *gl.User](f.now, f.ttl, 20000)
 	f.emails = newTTLCache[string, bot.User](f.now, f.ttl, 20000)
 	f.mrs = newTTLCache[string, mrMemo](f.now, 24*time.Hour, 20000)
-	// What Change saw of a head's statuses is only trusted by the Publish
-	// of the same evaluation, which follows within seconds.
+	// What Change saw of a head's statuses (or Publish posted) is trusted
+	// by the Publish of the same evaluation, and for 2 minutes lets Change
+	// leave out a read that cannot matter (statusread.go).
 	f.statuses = newTTLCache[string, statusMemo](f.now, 2*time.Minute, 20000)
 	memberTTL := cfg.MembershipTTL
 	if memberTTL <= 0 {
