@@ -28,9 +28,15 @@ import (
 //     under that token: a push recorded while the forge is being read makes
 //     the stored entry stale at once.
 //   - a branch with no recorded push (foureyes never saw one) is always read.
-//   - only a file found in the repository itself on that branch is reused: a
-//     file from elsewhere (GitHub's organisation .github repository) or no
-//     file at all can change without a push to this branch.
+//   - only a forge whose answer for a branch depends on that branch alone,
+//     and costs rate-limit budget, has its reads reused (BranchPolicyReuse:
+//     GitLab). GitHub falls back to the organisation's .github repository,
+//     which changes without a push to this branch, and answers conditional
+//     requests with a 304 that is free: reusing its reads would widen the
+//     window of a lost push delivery for nothing, so it is asked every time.
+//   - a file is reused only if it was found on that very branch of the
+//     repository (its Source says so); no file at all is reused too, since
+//     adding one is a push to the branch.
 //   - PolicyCacheTTL bounds the reuse: a push whose delivery is lost (GitLab
 //     sends no push hook for a push of more than three branches at once,
 //     push_event_hooks_limit) is seen after at most that long.
@@ -64,6 +70,7 @@ type cachedPolicy struct {
 	Tip    string    `json:"tip"`
 	RepoID int64     `json:"repo_id,omitempty"`
 	ReadAt time.Time `json:"read_at"`
+	Found  bool      `json:"found"`
 	Source string    `json:"source"`
 	Data   []byte    `json:"data"`
 }
@@ -93,12 +100,20 @@ func RecordBranchPush(ctx context.Context, st PolicyTipStore, ev Event) error {
 	return nil
 }
 
+// BranchPolicyReuse is an optional Forge capability (checked by type
+// assertion): the adapter's Policy answer for a branch depends on that
+// branch's content alone and costs rate-limit budget, so BranchPolicy may
+// reuse it until a push to the branch is recorded.
+type BranchPolicyReuse interface {
+	ReusesBranchPolicy()
+}
+
 // BranchPolicy returns the policy file of branch: the stored read when no
 // push to the branch was recorded since and it is younger than ttl, else
 // the forge's answer (stored for the next time when it may be reused). A
-// ttl ≤ 0 always asks the forge.
+// ttl ≤ 0, or a forge without BranchPolicyReuse, always asks the forge.
 func BranchPolicy(ctx context.Context, st PolicyTipStore, f Forge, forge ForgeName, repo Repo, branch string, ttl time.Duration, now time.Time) (PolicyFile, error) {
-	if ttl <= 0 || branch == "" || st == nil {
+	if _, ok := f.(BranchPolicyReuse); !ok || ttl <= 0 || branch == "" || st == nil {
 		return f.Policy(ctx, repo, branch)
 	}
 	scope := branchPolicyScope(forge, repo, branch)
@@ -112,14 +127,14 @@ func BranchPolicy(ctx context.Context, st PolicyTipStore, f Forge, forge ForgeNa
 		if raw := facts[branchPolicyKey]; raw != "" && json.Unmarshal([]byte(raw), &c) == nil &&
 			c.Tip == tip && (c.RepoID == 0 || repo.ID == 0 || c.RepoID == repo.ID) &&
 			!now.Before(c.ReadAt) && now.Sub(c.ReadAt) < ttl {
-			return PolicyFile{Source: c.Source, Data: c.Data, Found: true}, nil
+			return PolicyFile{Source: c.Source, Data: c.Data, Found: c.Found}, nil
 		}
 	}
 	pf, err := f.Policy(ctx, repo, branch)
 	if err != nil || tip == "" || !reusable(pf, repo, branch) {
 		return pf, err
 	}
-	raw, err := json.Marshal(cachedPolicy{Tip: tip, RepoID: repo.ID, ReadAt: now, Source: pf.Source, Data: pf.Data})
+	raw, err := json.Marshal(cachedPolicy{Tip: tip, RepoID: repo.ID, ReadAt: now, Found: pf.Found, Source: pf.Source, Data: pf.Data})
 	if err != nil {
 		return pf, nil
 	}
@@ -129,9 +144,11 @@ func BranchPolicy(ctx context.Context, st PolicyTipStore, f Forge, forge ForgeNa
 	return pf, nil
 }
 
-// reusable: only a file found in the repository on that very branch
-// changes with a push to it alone.
+// reusable: a file found in the repository on that very branch, or none,
+// changes with a push to the branch alone.
 func reusable(pf PolicyFile, repo Repo, branch string) bool {
-	return pf.Found && pf.Note == "" && len(pf.Data) <= maxCachedPolicy &&
-		strings.HasPrefix(pf.Source, repo.FullName+"@"+branch+":")
+	if pf.Note != "" {
+		return false
+	}
+	return !pf.Found || (len(pf.Data) <= maxCachedPolicy && strings.HasPrefix(pf.Source, repo.FullName+"@"+branch+":"))
 }

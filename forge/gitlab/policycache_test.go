@@ -248,3 +248,40 @@ func TestPolicyCacheTTL(t *testing.T) {
 		t.Fatalf("at the TTL: %s, %d reads", st, reads)
 	}
 }
+
+// TestPolicyCacheNoFileThenAdded: a branch without a policy file (the
+// server default applies) is not re-read at every evaluation, since adding
+// a file is a push to it: the push that adds a strict policy is judged at
+// once.
+func TestPolicyCacheNoFileThenAdded(t *testing.T) {
+	b := newPolicyEnv(t)
+	b.fake.UpdateMergeRequest(projectID, mrIID, func(m *fakegitlab.MergeRequest) { m.TargetBranch = "develop" })
+	svc := b.service()
+	b.pushHook(svc, "refs/heads/develop", strings.Repeat("a", 40), nil, bot.EventBranchPush)
+	fileReads := func() int {
+		b.t.Helper()
+		b.fake.ResetRequests()
+		if _, err := svc.Evaluate(b.ctx, b.ref(), "", ""); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, r := range b.fake.Requests() {
+			if strings.Contains(r.Path, "/repository/files/") {
+				n++
+			}
+		}
+		return n
+	}
+	if n := fileReads(); n != 3 {
+		t.Fatalf("first evaluation: %d policy locations looked up, want 3", n)
+	}
+	if n := fileReads(); n != 0 {
+		t.Fatalf("second evaluation: %d policy locations looked up again, want 0", n)
+	}
+	b.clock = b.clock.Add(time.Second)
+	b.fake.SetFile(projectID, "develop", ".foureyes.yml", []byte(twoPolicy))
+	b.pushHook(svc, "refs/heads/develop", strings.Repeat("b", 40), []string{".foureyes.yml"}, bot.EventBranchPush)
+	if st, _ := b.judge(svc); st != bot.PendingState {
+		t.Fatalf("a policy added by a push: %s", st)
+	}
+}
