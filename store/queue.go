@@ -279,29 +279,37 @@ func (d *DB) leaseOne(ctx context.Context, tx *sql.Tx, owner string, now time.Ti
 	return nil, nil // none, or all taken just now: try again later
 }
 
-// findReady returns up to limit ready deliveries, oldest first, from the
-// first window of due deliveries that holds any.
+// findReady returns up to limit ready deliveries, in lease order (see
+// dueCond), from the first window of due deliveries that holds any.
 func (d *DB) findReady(ctx context.Context, q querier, now any, limit int) ([]candidate, error) {
-	var after int64
+	after := cursor{at: d.t(time.Time{})}
 	for {
 		cands, err := d.readyCandidates(ctx, q, after, now, limit)
 		if err != nil || len(cands) > 0 {
 			return cands, err
 		}
 		// Nothing ready among the oldest leaseWindow due deliveries (e.g.
-		// a long backlog of one key): slide on.
-		var n int
-		var last sql.NullInt64
-		if err := d.queryRow(ctx, q, `SELECT COUNT(*), MAX(seq) FROM (SELECT seq FROM deliveries
-			WHERE state IN ('pending', 'leased') AND seq > ? AND `+dueCond+` ORDER BY seq LIMIT ?) w`,
-			after, now, now, leaseWindow).Scan(&n, &last); err != nil {
+		// a long backlog of one key): slide on, past the window's last.
+		var lastAt dbTime
+		var lastSeq int64
+		err = d.queryRow(ctx, q, `SELECT available_at, seq FROM deliveries
+			WHERE state IN ('pending', 'leased') AND (available_at, seq) > (?, ?) AND `+dueCond+`
+			ORDER BY available_at, seq LIMIT 1 OFFSET ?`,
+			after.at, after.seq, now, now, leaseWindow-1).Scan(&lastAt, &lastSeq)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, nil // the window was the last one
+		}
+		if err != nil {
 			return nil, fmt.Errorf("find ready deliveries: %w", err)
 		}
-		if n < leaseWindow {
-			return nil, nil
-		}
-		after = last.Int64
+		after = cursor{at: d.t(lastAt.T), seq: lastSeq}
 	}
+}
+
+// cursor is a position in the lease order (available_at, seq).
+type cursor struct {
+	at  any
+	seq int64
 }
 
 // leaseWindow bounds how many due deliveries one lease query looks at.
@@ -311,10 +319,16 @@ func (d *DB) findReady(ctx context.Context, q querier, now any, limit int) ([]ca
 const leaseWindow = 256
 
 // dueCond selects deliveries whose time has come: pending and available,
-// or leased with an expired lease. Inside the window it lets the scan of
-// deliveries_open_due pass over the deliveries still waiting (a backoff, a
-// spent rate limit) without reading them from the table, however many
-// there are. Parameters: now, now.
+// or leased with an expired lease. Parameters: now, now.
+//
+// The lease order is (available_at, seq), not seq alone: a delivery
+// waiting (a retry's backoff, a spent rate limit) has its available_at in
+// the future, so it sorts after every due one and the scan of
+// deliveries_open_due never walks past it. In seq order, once an
+// installation's budget was spent, every lease walked all the deliveries
+// deferred until the reset: a sixth of the server's CPU at 1,000/s. For
+// new deliveries available_at is the receive time, so the order is still
+// arrival order; per key, order is by seq (readyCond).
 const dueCond = `((state = 'pending' AND available_at <= ?) OR (state = 'leased' AND leased_until <= ?))`
 
 type candidate struct {
@@ -322,13 +336,14 @@ type candidate struct {
 	key string
 }
 
-// readyCandidates returns up to limit ready deliveries, oldest first, among
-// the leaseWindow oldest due ones after seq after.
-func (d *DB) readyCandidates(ctx context.Context, q querier, after int64, now any, limit int) ([]candidate, error) {
+// readyCandidates returns up to limit ready deliveries, in lease order,
+// among the leaseWindow first due ones after the cursor.
+func (d *DB) readyCandidates(ctx context.Context, q querier, after cursor, now any, limit int) ([]candidate, error) {
 	rows, err := d.query(ctx, q, `SELECT c.seq, c.order_key FROM (
 			SELECT seq, order_key, state, available_at, leased_until FROM deliveries
-			WHERE state IN ('pending', 'leased') AND seq > ? AND `+dueCond+` ORDER BY seq LIMIT ?) c
-		WHERE `+d.readyCond()+` ORDER BY c.seq LIMIT ?`, after, now, now, leaseWindow, now, now, now, limit)
+			WHERE state IN ('pending', 'leased') AND (available_at, seq) > (?, ?) AND `+dueCond+`
+			ORDER BY available_at, seq LIMIT ?) c
+		WHERE `+d.readyCond()+` ORDER BY c.available_at, c.seq LIMIT ?`, after.at, after.seq, now, now, leaseWindow, now, now, now, limit)
 	if err != nil {
 		return nil, fmt.Errorf("find ready deliveries: %w", err)
 	}

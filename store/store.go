@@ -166,7 +166,13 @@ func (d *DB) openSQLite(path string) error {
 	// in WAL mode survives process crashes (kill -9); only an OS crash or
 	// power loss can lose the last transactions.
 	common := "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
-	w, err := sql.Open("sqlite", path+"?"+common+"&_pragma=journal_mode(WAL)&_txlock=immediate")
+	// wal_autocheckpoint(100): SQLite checkpoints inside the commit that
+	// grows the WAL past this many pages, and every sender waiting on that
+	// group commit waits with it. At the default 1,000 pages each such
+	// commit copied 4 MB and intake's p99 at 1,000/s was 20-30 ms; at 4,000
+	// it was 52-61 ms, at 100 pages 13 ms (the same copying, in smaller
+	// steps; the WAL stays under 1 MB).
+	w, err := sql.Open("sqlite", path+"?"+common+"&_pragma=journal_mode(WAL)&_pragma=wal_autocheckpoint(100)&_txlock=immediate")
 	if err != nil {
 		return fmt.Errorf("open sqlite %s: %w", path, err)
 	}

@@ -206,6 +206,19 @@ func (b *burst) verdicts() (got, want map[int]string) {
 	return got, want
 }
 
+// correct counts the pull requests whose final head shows the expected
+// verdict now.
+func (b *burst) correct() int {
+	got, want := b.verdicts()
+	n := 0
+	for k, w := range want {
+		if got[k] == w {
+			n++
+		}
+	}
+	return n
+}
+
 // requestTally counts the fake GitHub's answers.
 type requestTally struct {
 	mu sync.Mutex
@@ -322,8 +335,14 @@ type burstReport struct {
 	// FinalAfterS: from the last delivery's answer until every pull
 	// request's final head showed its expected verdict and the queue was
 	// drained; negative when that never happened within the limit.
-	FinalAfterS float64      `json:"final_after_last_delivery_s"`
-	TopRoutes   []routeCount `json:"top_routes"`
+	FinalAfterS float64 `json:"final_after_last_delivery_s"`
+	// AfterCrash: the server was killed after the last delivery and
+	// FinalAfterS counts from its restart (--crash).
+	AfterCrash bool `json:"after_crash,omitempty"`
+	// FinalAtCrash: pull requests already showing their final verdict
+	// when the server was killed.
+	FinalAtCrash int          `json:"final_at_crash,omitempty"`
+	TopRoutes    []routeCount `json:"top_routes"`
 }
 
 type routeCount struct {
@@ -333,7 +352,11 @@ type routeCount struct {
 
 // awaitFinal waits until the queue is drained and every final verdict is
 // the expected one (or the limit passes), then fills rep.Burst.
-func (b *burst) awaitFinal(ctx context.Context, base string, before serverMetrics, accepted int, lastAck time.Time, tally *requestTally, limit time.Duration) *burstReport {
+// awaitFinal waits until every pull request's final head shows its
+// expected verdict and, when counted (the server's counters span the whole
+// run), the server has finished the accepted deliveries; FinalAfterS
+// counts from since.
+func (b *burst) awaitFinal(ctx context.Context, base string, before serverMetrics, accepted int, counted bool, since time.Time, tally *requestTally, limit time.Duration) *burstReport {
 	deadline := time.Now().Add(limit)
 	br := &burstReport{Changes: b.changes, PerChange: b.perChange, FinalAfterS: -1}
 	var got, want map[int]string
@@ -347,8 +370,8 @@ func (b *burst) awaitFinal(ctx context.Context, base string, before serverMetric
 				correct++
 			}
 		}
-		if m.OK && finished >= accepted && correct == len(want) {
-			br.FinalAfterS = round3(time.Since(lastAck).Seconds())
+		if m.OK && (!counted || finished >= accepted) && correct == len(want) {
+			br.FinalAfterS = round3(time.Since(since).Seconds())
 			break
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {

@@ -38,6 +38,9 @@ type loadConfig struct {
 	newChange func(number int, sha string)
 	// burst, when set, makes the deliveries (--changes; see burst.go).
 	burst *burst
+	// crash, when set (--crash), kills the server after the load and
+	// starts it again, returning when the restart began.
+	crash func(context.Context) (time.Time, error)
 	// tally counts the fake GitHub's requests (spawn mode).
 	tally *requestTally
 }

@@ -56,6 +56,7 @@ type options struct {
 	n, concurrency          int
 	duration, timeout       time.Duration
 	drain                   time.Duration
+	crash                   bool
 	rate, dups              float64
 	payload, event          string
 	keepAlive, jsonOut      bool
@@ -88,6 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.keepAlive, "keepalive", true, "reuse connections (GitHub's senders do; false: one connection per request)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON (it always includes the per-second timeline)")
 	fs.BoolVar(&o.perSecond, "timeline", false, "print acknowledgements and latency per second after the table")
+	fs.BoolVar(&o.crash, "crash", false, "burst mode: kill -9 the server right after the last delivery is answered, start it again on the same database, and report how long after the restart every pull request showed its final verdict")
 	fs.IntVar(&o.changes, "changes", 0, "burst mode: --n deliveries telling the story of this many pull requests (pushes, reviews), round-robin; reports forge requests per delivery, final-verdict correctness and time to final (needs --spawn)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -112,6 +114,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("--duration must be positive and at most 1h")
 	case o.timeout <= 0:
 		return nil, errors.New("--timeout must be positive")
+	case o.crash && (o.changes == 0 || o.spawn == ""):
+		return nil, errors.New("--crash needs burst mode (--changes) and --spawn")
 	case o.drain < 0 || o.drain > time.Hour:
 		return nil, errors.New("--drain must be between 0 and 1h")
 	case o.rate < 0:
@@ -199,6 +203,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		rep.Mode, rep.Target, rep.Database = "spawn", srv.url, redactURL(srv.database)
 		rep.ServerWorkers = o.workers
 		rep.ServerLogLevel = o.logLevel
+		if o.crash {
+			cfg.crash = srv.crash
+		}
 		if err := measure(ctx, cfg, rep, pid, o.drain); err != nil {
 			return err
 		}
@@ -251,6 +258,24 @@ func measure(ctx context.Context, cfg loadConfig, rep *report, pid int, drain ti
 	lastAck := time.Now()
 	after := scrape(ctx, cfg.baseURL)
 	rep.fill(res)
+	if cfg.crash != nil {
+		// What the dead process counted is gone with it: from here on
+		// only the verdicts on the fake tell when the work is done.
+		rep.ServerCPUSeconds = round3(after.CPUSeconds - before.CPUSeconds)
+		rep.ProcessedDuringLoad = int(after.Processed - before.Processed)
+		finalAtCrash := cfg.burst.correct()
+		restarted, err := cfg.crash(ctx)
+		if err != nil {
+			return err
+		}
+		limit := drain
+		if limit <= 0 {
+			limit = burstFinalLimit
+		}
+		rep.Burst = cfg.burst.awaitFinal(ctx, cfg.baseURL, serverMetrics{}, res.Accepted, false, restarted, cfg.tally, limit)
+		rep.Burst.AfterCrash, rep.Burst.FinalAtCrash = true, finalAtCrash
+		return nil
+	}
 	if before.OK && after.OK {
 		rep.ServerCPUSeconds = round3(after.CPUSeconds - before.CPUSeconds)
 		rep.ProcessedDuringLoad = int(after.Processed - before.Processed)
@@ -261,7 +286,7 @@ func measure(ctx context.Context, cfg loadConfig, rep *report, pid int, drain ti
 			if limit <= 0 {
 				limit = burstFinalLimit
 			}
-			rep.Burst = cfg.burst.awaitFinal(ctx, cfg.baseURL, before, res.Accepted, lastAck, cfg.tally, limit)
+			rep.Burst = cfg.burst.awaitFinal(ctx, cfg.baseURL, before, res.Accepted, true, lastAck, cfg.tally, limit)
 		} else if drain > 0 && res.Accepted > 0 {
 			rep.drain(ctx, cfg.baseURL, before, res, drain)
 		}

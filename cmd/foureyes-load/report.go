@@ -16,6 +16,9 @@ const (
 	// Issue 16, burst mode.
 	goalRateLimitedPerDelivery = 0.7
 	goalFinalAfterS            = 5.0
+	// Issue 16, restart: every pull request final within 3 s of the restart
+	// that follows kill -9 (--crash).
+	goalFinalAfterRestartS = 3.0
 
 	goalAcceptedPerS = 1000
 	goalP99MS        = 50
@@ -127,9 +130,14 @@ func (rep *report) evaluateGoals() {
 				Measured: b.RateLimitedPerD, Met: b.RateLimitedPerD <= goalRateLimitedPerDelivery, Known: rep.Accepted > 0},
 			goal{Name: "final verdicts correct", Target: fmt.Sprintf("all %d", b.Changes), Measured: float64(b.Correct),
 				Met: b.Correct == b.Changes, Known: true},
-			goal{Name: "time to final", Target: fmt.Sprintf("<= %.0f s after the last delivery", goalFinalAfterS), Measured: b.FinalAfterS,
-				Met: b.FinalAfterS >= 0 && b.FinalAfterS <= goalFinalAfterS, Known: true},
 		)
+		if b.AfterCrash {
+			rep.Goals = append(rep.Goals, goal{Name: "time to final after kill -9", Target: fmt.Sprintf("<= %.0f s after the restart", goalFinalAfterRestartS),
+				Measured: b.FinalAfterS, Met: b.FinalAfterS >= 0 && b.FinalAfterS <= goalFinalAfterRestartS, Known: true})
+		} else {
+			rep.Goals = append(rep.Goals, goal{Name: "time to final", Target: fmt.Sprintf("<= %.0f s after the last delivery", goalFinalAfterS),
+				Measured: b.FinalAfterS, Met: b.FinalAfterS >= 0 && b.FinalAfterS <= goalFinalAfterS, Known: true})
+		}
 	}
 }
 
@@ -219,9 +227,13 @@ func (rep *report) writeText(w io.Writer, perSecond bool) {
 		row("forge requests", "%d: %d rate-limited, %d answered 304, %d token", b.Requests, b.RateLimited, b.NotModified, b.TokenRequests)
 		row("per delivery", "%.3f rate-limited, %.3f 304, %.3f in all", b.RateLimitedPerD, b.NotModifiedPerD, b.PerDelivery)
 		row("final verdicts", "%d of %d correct", b.Correct, b.Changes)
-		if b.FinalAfterS >= 0 {
+		switch {
+		case b.FinalAfterS >= 0 && b.AfterCrash:
+			row("kill -9", "right after the last delivery's answer: %d of %d pull requests final then, %d deliveries processed", b.FinalAtCrash, b.Changes, rep.ProcessedDuringLoad)
+			row("time to final", "%.2f s after the restart that followed kill -9 (every final head as expected)", b.FinalAfterS)
+		case b.FinalAfterS >= 0:
 			row("time to final", "%.2f s after the last delivery (queue drained, every final head as expected)", b.FinalAfterS)
-		} else {
+		default:
 			row("time to final", "not reached")
 		}
 		for _, r := range b.TopRoutes {

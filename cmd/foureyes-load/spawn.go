@@ -41,6 +41,9 @@ type server struct {
 	waitErr  error
 	stopFake context.CancelFunc
 	tally    *requestTally
+	bin      string
+	env      []string
+	dir      string
 }
 
 const spawnAppID = 31337
@@ -109,34 +112,16 @@ func spawnServer(ctx context.Context, sc spawnConfig, tmpl *template) (*server, 
 	if sc.workers != "" {
 		env = append(env, "FOUREYES_WORKERS="+sc.workers)
 	}
-	logPath := filepath.Join(sc.dir, "server.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
+	s := &server{url: "http://" + addr, secret: secret, database: db, logPath: filepath.Join(sc.dir, "server.log"),
+		fake: fake, stopFake: stopFake, tally: tally, bin: bin, env: env, dir: sc.dir}
+	if err := s.start(); err != nil {
 		stopFake()
 		fake.Close()
 		return nil, err
 	}
-	cmd := exec.Command(bin, "serve")
-	cmd.Dir = sc.dir
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = logf, logf
-	dieWithParent(cmd)
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		stopFake()
-		fake.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	s := &server{cmd: cmd, url: "http://" + addr, secret: secret, database: db, logPath: logPath,
-		fake: fake, exited: make(chan struct{}), stopFake: stopFake, tally: tally}
-	go func() {
-		s.waitErr = cmd.Wait()
-		logf.Close()
-		close(s.exited)
-	}()
 	if err := s.waitHealthy(ctx, 60*time.Second); err != nil {
 		s.stop()
-		return nil, fmt.Errorf("%w\n%s", err, tail(logPath, 20))
+		return nil, fmt.Errorf("%w\n%s", err, tail(s.logPath, 20))
 	}
 	return s, nil
 }
@@ -199,6 +184,49 @@ func (s *server) waitHealthy(ctx context.Context, timeout time.Duration) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// start runs `foureyes serve` (again, after crash), appending to its log.
+func (s *server) start() error {
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(s.bin, "serve")
+	cmd.Dir = s.dir
+	cmd.Env = s.env
+	cmd.Stdout, cmd.Stderr = logf, logf
+	dieWithParent(cmd)
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start %s: %w", s.bin, err)
+	}
+	exited := make(chan struct{})
+	s.cmd, s.exited, s.waitErr = cmd, exited, nil
+	go func() {
+		s.waitErr = cmd.Wait()
+		logf.Close()
+		close(exited)
+	}()
+	return nil
+}
+
+// crash kills the server with SIGKILL, as a crash or the OOM killer would
+// (no shutdown, leases left held), starts it again on the same database
+// and address, and returns when the restart began.
+func (s *server) crash(ctx context.Context) (time.Time, error) {
+	if err := s.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		return time.Time{}, fmt.Errorf("kill -9 foureyes: %w", err)
+	}
+	<-s.exited
+	began := time.Now()
+	if err := s.start(); err != nil {
+		return began, err
+	}
+	if err := s.waitHealthy(ctx, 60*time.Second); err != nil {
+		return began, fmt.Errorf("restart after kill -9: %w\n%s", err, tail(s.logPath, 20))
+	}
+	return began, nil
 }
 
 func (s *server) pid() int { return s.cmd.Process.Pid }

@@ -1,8 +1,6 @@
--- The lease query walks unfinished deliveries in seq order looking for due
--- ones. When an installation's rate limit is spent, thousands of deliveries
--- wait (not due) at the head of the queue, and reading each of them from
--- the table made every lease cost milliseconds while holding the writer.
--- This index carries what the walk tests, so waiting rows are skipped
--- inside the index.
-CREATE INDEX deliveries_open_due ON deliveries (seq, state, available_at, leased_until, order_key)
+-- The lease query walks unfinished deliveries in (available_at, seq) order
+-- looking for due ones (see dueCond in queue.go): deliveries waiting for a
+-- retry or a rate-limit reset sort after every due one and are never
+-- walked. The index carries what the walk tests, so it reads no table rows.
+CREATE INDEX deliveries_open_due ON deliveries (available_at, seq, state, leased_until, order_key)
     WHERE state IN ('pending', 'leased');
