@@ -287,9 +287,11 @@ func TestBudgetCachesNeverHideARevokedApproval(t *testing.T) {
 		t.Fatalf("status after revocation: %v", got)
 	}
 
-	// A policy push to the target branch is read by the next evaluation.
+	// A policy push to the target branch is read by the next evaluation,
+	// through the domain's reuse of policy reads (bot.BranchPolicy).
 	b.fake.SetFile(projectID, "main", ".gitlab/foureyes.yml", []byte("version: 1\n# pushed\n"))
-	pf, err := b.forge.Policy(b.ctx, repo, "main")
+	b.pushTarget("main")
+	pf, err := bot.BranchPolicy(b.ctx, b.db, b.forge, bot.GitLab, repo, "main", bot.DefaultPolicyCacheTTL, b.clock)
 	if err != nil || !strings.Contains(string(pf.Data), "# pushed") {
 		t.Fatalf("policy after a push: %q, %v", pf.Data, err)
 	}
