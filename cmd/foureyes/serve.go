@@ -380,6 +380,15 @@ type intake struct {
 }
 
 func (in *intake) Accept(ctx context.Context, ev bot.Event) (bool, error) {
+	if ev.Push != nil {
+		// A branch's stored policy read stops being reused the moment its
+		// push is accepted, not when a worker reaches it: pushes queue
+		// under their branch's key, and evaluations under other keys may
+		// run first (bot/policycache.go).
+		if err := bot.RecordBranchPush(ctx, in.db, ev); err != nil {
+			return false, err
+		}
+	}
 	payload, err := json.Marshal(ev)
 	if err != nil {
 		return false, fmt.Errorf("encode event: %w", err)
