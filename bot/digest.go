@@ -103,8 +103,9 @@ func completeReviewDigests(ctx context.Context, st FactReader, c *Change) error 
 // stale). A head evaluated with two different diffs (retargeted) keeps no
 // digest: which one an approval of it saw is unknown, so it is never
 // shared.
-func (s *Service) recordDigests(ctx context.Context, c *Change, digest string) error {
-	b := newFactBatch(s.Store)
+//
+// The facts go into b, which publish writes together with the verdict.
+func (s *Service) recordDigests(ctx context.Context, b *factBatch, c *Change, digest string) error {
 	heads := FactScope(c.Ref, factDigest)
 	known, err := s.Store.Facts(ctx, heads)
 	if err != nil {
@@ -141,9 +142,6 @@ func (s *Service) recordDigests(ctx context.Context, c *Change, digest string) e
 			continue
 		}
 		b.put(scope, k, d)
-	}
-	if err := b.flush(ctx); err != nil {
-		return fmt.Errorf("record diff digests: %w", err)
 	}
 	return nil
 }

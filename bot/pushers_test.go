@@ -207,7 +207,11 @@ func TestApprovalBindsToTheDiffItSaw(t *testing.T) {
 	if v.State != Success {
 		t.Fatalf("before the retarget: %s", v.Title)
 	}
-	if err := s.recordDigests(ctx, c, v.DiffDigest); err != nil {
+	b := newFactBatch(st)
+	if err := s.recordDigests(ctx, b, c, v.DiffDigest); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 

@@ -294,7 +294,7 @@ func (s *Service) handleMergeGroup(ctx context.Context, f Forge, ev Event) error
 		return err
 	}
 	group := ChangeRef{Forge: ev.Forge, Repo: ev.Repo, Number: number, HeadSHA: mg.HeadSHA}
-	return s.publish(ctx, f, group, v)
+	return s.publish(ctx, f, group, v, newFactBatch(s.Store))
 }
 
 // mergeGroupPR reads N out of GitHub's "gh-readonly-queue/main/pr-N-SHA".
@@ -358,12 +358,13 @@ func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, _ string
 			return Verdict{}, err
 		}
 	}
+	facts := newFactBatch(s.Store)
 	if change.EvalError == "" {
-		if err := s.recordDigests(ctx, change, v.DiffDigest); err != nil {
+		if err := s.recordDigests(ctx, facts, change, v.DiffDigest); err != nil {
 			return Verdict{}, err
 		}
 	}
-	if err := s.publish(ctx, f, ref, v); err != nil {
+	if err := s.publish(ctx, f, ref, v, facts); err != nil {
 		return v, err
 	}
 	if err := s.auditEvaluation(ctx, v); err != nil {
@@ -492,7 +493,7 @@ func (s *Service) failClosed(ctx context.Context, f Forge, ref ChangeRef, cause 
 		return Verdict{}, cause
 	}
 	v := Decide(Input{Policy: policies.Default(), Change: &Change{Ref: ref, EvalError: cause.Error()}})
-	if err := s.publish(ctx, f, ref, v); err != nil {
+	if err := s.publish(ctx, f, ref, v, newFactBatch(s.Store)); err != nil {
 		return v, errors.Join(cause, err)
 	}
 	if err := s.auditEvaluation(ctx, v); err != nil {
@@ -633,7 +634,9 @@ func completeFacts(ctx context.Context, st FactReader, c *Change) error {
 	return nil
 }
 
-func (s *Service) publish(ctx context.Context, f Forge, ref ChangeRef, v Verdict) error {
+// publish writes the verdict, with facts (the evaluation's digests) in the
+// same commit, then reports it on the forge.
+func (s *Service) publish(ctx context.Context, f Forge, ref ChangeRef, v Verdict, facts *factBatch) error {
 	scope := FactScope(ref, factReport)
 	prior, err := s.Store.Facts(ctx, scope)
 	if err != nil {
@@ -644,14 +647,14 @@ func (s *Service) publish(ctx context.Context, f Forge, ref ChangeRef, v Verdict
 	if err != nil {
 		return fmt.Errorf("encode verdict: %w", err)
 	}
-	facts := map[string]map[string]string{FactScope(ref, factVerdict): {ref.HeadSHA: string(vj)}}
+	facts.put(FactScope(ref, factVerdict), ref.HeadSHA, string(vj))
 	if id == "" {
 		// Written before the forge call: if we die before recording the ID,
 		// the next attempt knows to look for the object instead of creating
 		// a second one.
-		facts[scope] = map[string]string{ref.HeadSHA: reportInFlight}
+		facts.put(scope, ref.HeadSHA, reportInFlight)
 	}
-	if err := s.Store.PutFacts(ctx, facts); err != nil {
+	if err := facts.flush(ctx); err != nil {
 		return fmt.Errorf("store verdict and report intent: %w", err)
 	}
 	details := ""
