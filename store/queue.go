@@ -293,9 +293,9 @@ func (d *DB) findReady(ctx context.Context, q querier, now any, limit int) ([]ca
 		var lastAt dbTime
 		var lastSeq int64
 		err = d.queryRow(ctx, q, `SELECT available_at, seq FROM deliveries
-			WHERE state IN ('pending', 'leased') AND (available_at, seq) > (?, ?) AND `+dueCond+`
+			WHERE state IN ('pending', 'leased') AND (available_at, seq) > (?, ?) AND available_at <= ? AND `+dueCond+`
 			ORDER BY available_at, seq LIMIT 1 OFFSET ?`,
-			after.at, after.seq, now, now, leaseWindow-1).Scan(&lastAt, &lastSeq)
+			after.at, after.seq, now, now, now, leaseWindow-1).Scan(&lastAt, &lastSeq)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, nil // the window was the last one
 		}
@@ -328,7 +328,10 @@ const leaseWindow = 256
 // installation's budget was spent, every lease walked all the deliveries
 // deferred until the reset: a sixth of the server's CPU at 1,000/s. For
 // new deliveries available_at is the receive time, so the order is still
-// arrival order; per key, order is by seq (readyCond).
+// arrival order; per key, order is by seq (readyCond). Every due delivery
+// has available_at <= now (a leased one was available when it was
+// claimed), which bounds the index range: the scan stops at the first
+// delivery still waiting.
 const dueCond = `((state = 'pending' AND available_at <= ?) OR (state = 'leased' AND leased_until <= ?))`
 
 type candidate struct {
@@ -341,9 +344,9 @@ type candidate struct {
 func (d *DB) readyCandidates(ctx context.Context, q querier, after cursor, now any, limit int) ([]candidate, error) {
 	rows, err := d.query(ctx, q, `SELECT c.seq, c.order_key FROM (
 			SELECT seq, order_key, state, available_at, leased_until FROM deliveries
-			WHERE state IN ('pending', 'leased') AND (available_at, seq) > (?, ?) AND `+dueCond+`
+			WHERE state IN ('pending', 'leased') AND (available_at, seq) > (?, ?) AND available_at <= ? AND `+dueCond+`
 			ORDER BY available_at, seq LIMIT ?) c
-		WHERE `+d.readyCond()+` ORDER BY c.available_at, c.seq LIMIT ?`, after.at, after.seq, now, now, leaseWindow, now, now, now, limit)
+		WHERE `+d.readyCond()+` ORDER BY c.available_at, c.seq LIMIT ?`, after.at, after.seq, now, now, now, leaseWindow, now, now, now, limit)
 	if err != nil {
 		return nil, fmt.Errorf("find ready deliveries: %w", err)
 	}
