@@ -91,20 +91,18 @@ func (s *Service) gate(ctx context.Context, evs []Event, now time.Time) error {
 	}
 	deferred := &DeferredError{Until: b.Reset, Remaining: b.Remaining, Reserve: reserve}
 	var head *Event
-	facts := newFactBatch(s.Store)
+	var changes []Event
 	for i := range evs {
 		ev := &evs[i]
 		if ev.Kind != EventChange || ev.Change == nil {
 			continue
 		}
-		if err := s.recordChangeFacts(ctx, facts, *ev); err != nil {
-			return err
-		}
+		changes = append(changes, *ev)
 		if ev.Change.HeadSHA != "" {
 			head = ev
 		}
 	}
-	if err := facts.flush(ctx); err != nil {
+	if err := s.recordAllChangeFacts(ctx, changes); err != nil {
 		return err
 	}
 	// Showing pending costs one request: only while the release guard's

@@ -10,14 +10,17 @@ import (
 	"strings"
 )
 
+// upsertFact sets one fact, overwriting. Parameters: scope, key, value,
+// updated_at.
+const upsertFact = `INSERT INTO facts (scope, key, value, updated_at) VALUES (?, ?, ?, ?)
+	ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`
+
 // PutFact sets scope/key to value, overwriting any previous value. It is
 // committed with the next group commit (intake.go) and returns after it.
 func (d *DB) PutFact(ctx context.Context, scope, key, value string) error {
 	now := d.t(d.now())
 	return d.submitWrite(ctx, "put fact "+scope+"/"+key, func(ctx context.Context, tx *sql.Tx) error {
-		_, err := d.exec(ctx, tx, `INSERT INTO facts (scope, key, value, updated_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-			scope, key, value, now)
+		_, err := d.exec(ctx, tx, upsertFact, scope, key, value, now)
 		return err
 	})
 }
@@ -44,9 +47,7 @@ func (d *DB) PutFacts(ctx context.Context, facts map[string]map[string]string) e
 	now := d.t(d.now())
 	return d.submitWrite(ctx, fmt.Sprintf("put %d facts", len(all)), func(ctx context.Context, tx *sql.Tx) error {
 		for _, f := range all {
-			if _, err := d.exec(ctx, tx, `INSERT INTO facts (scope, key, value, updated_at) VALUES (?, ?, ?, ?)
-				ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-				f.scope, f.key, f.value, now); err != nil {
+			if _, err := d.exec(ctx, tx, upsertFact, f.scope, f.key, f.value, now); err != nil {
 				return fmt.Errorf("%s/%s: %w", f.scope, f.key, err)
 			}
 		}
