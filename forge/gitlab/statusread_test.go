@@ -114,11 +114,11 @@ func TestStatusesPipelineHookForcesARead(t *testing.T) {
 	}
 }
 
-// TestStatusesAnotherReplicaPosted: replica A remembers posting success;
-// replica B then judged the revoked approval and posted pending; mallory
-// forges a success. A, judging pending, does not read, but posts pending,
-// since it differs from what A remembers: the forgery does not stand.
-func TestStatusesAnotherReplicaPosted(t *testing.T) {
+// replicaBPostedPending sets up two replicas sharing the store: A judged
+// bob's approval and posted success; then B, judging the revoked approval,
+// posted pending. It returns the environment (on B) and replica A.
+func replicaBPostedPending(t *testing.T) (*budgetEnv, *gitlab.Forge) {
+	t.Helper()
 	b := newBudgetEnv(t)
 	replicaA := b.forge
 	b.fake.Approve(projectID, mrIID, idBob)
@@ -131,6 +131,15 @@ func TestStatusesAnotherReplicaPosted(t *testing.T) {
 	if l := b.latestStatuses(); l != "pending by foureyes" {
 		t.Fatalf("replica B: %s", l)
 	}
+	return b, replicaA
+}
+
+// TestStatusesAnotherReplicaPosted: replica A remembers posting success;
+// replica B then judged the revoked approval and posted pending; mallory
+// forges a success. A, judging pending, does not read, but posts pending,
+// since it differs from what A remembers: the forgery does not stand.
+func TestStatusesAnotherReplicaPosted(t *testing.T) {
+	b, replicaA := replicaBPostedPending(t)
 
 	b.clock = b.clock.Add(5 * time.Second)
 	if _, err := b.fake.PostStatus(projectID, headSHA, idMallory, "foureyes", "feature", "success"); err != nil {
@@ -148,15 +157,7 @@ func TestStatusesAnotherReplicaPosted(t *testing.T) {
 // approves again and A judges success. A's memory says its success is the
 // latest, the shared report ID says pending: A posts success.
 func TestStatusesStaleMemoryYieldsToTheStore(t *testing.T) {
-	b := newBudgetEnv(t)
-	replicaA := b.forge
-	b.fake.Approve(projectID, mrIID, idBob)
-	b.evaluate()
-
-	b.clock = b.clock.Add(5 * time.Second)
-	b.forge = b.forge2()
-	b.fake.Unapprove(projectID, mrIID, idBob)
-	b.evaluate()
+	b, replicaA := replicaBPostedPending(t)
 
 	b.clock = b.clock.Add(5 * time.Second)
 	b.fake.Approve(projectID, mrIID, idBob)
