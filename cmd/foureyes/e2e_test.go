@@ -98,7 +98,7 @@ func newE2E(t *testing.T, env map[string]string) *e2e {
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	sb, err := newSandbox(ctx, t.TempDir(), logger, env)
+	sb, err := newSandbox(ctx, t.TempDir(), logger, env, withoutReconcileLoop)
 	if err != nil {
 		t.Fatal(err)
 	}

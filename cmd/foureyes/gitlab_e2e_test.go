@@ -99,7 +99,7 @@ func newGLE2EWith(t *testing.T, extra map[string]string) *glE2E {
 		"FOUREYES_GITLAB_WEBHOOK_SECRET": glSecret,
 	}
 	maps.Copy(env, extra)
-	sb, err := newSandbox(ctx, t.TempDir(), logger, env)
+	sb, err := newSandbox(ctx, t.TempDir(), logger, env, withoutReconcileLoop)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,17 @@ const sandboxInstallation = 4242
 
 // newSandbox starts a fake GitHub and a foureyes server on loopback with a
 // fresh SQLite database in dir.
-func newSandbox(ctx context.Context, dir string, logger *slog.Logger, env map[string]string) (*sandbox, error) {
+// sandboxOption adjusts the loaded configuration, for what no variable
+// may set (a variable's bounds are for users, not tests).
+type sandboxOption func(*Config)
+
+// withoutReconcileLoop keeps the server from reconciling on its own: a
+// test that drives s.reconciler.Run by hand would otherwise race the
+// server's run at start for the same delivery IDs, and count a push the
+// other run queued as a duplicate.
+func withoutReconcileLoop(c *Config) { c.ReconcileInterval = 0 }
+
+func newSandbox(ctx context.Context, dir string, logger *slog.Logger, env map[string]string, opts ...sandboxOption) (*sandbox, error) {
 	key, pemBytes, err := fakegithub.GenerateKey()
 	if err != nil {
 		return nil, err
@@ -82,6 +92,9 @@ func newSandbox(ctx context.Context, dir string, logger *slog.Logger, env map[st
 	if err != nil {
 		sb.Fake.Close()
 		return nil, err
+	}
+	for _, o := range opts {
+		o(cfg)
 	}
 	srv, err := newServer(ctx, cfg, logger)
 	if err != nil {
