@@ -125,6 +125,7 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger) (*server, 
 			Token:     cfg.GitLabToken,
 			Transport: s.metrics.Transport(string(bot.GitLab), http.DefaultTransport),
 			Logger:    logger.With("forge", "gitlab"),
+			Memory:    db,
 		})
 		if err != nil {
 			db.Close()

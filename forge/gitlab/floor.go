@@ -137,20 +137,6 @@ func authorID(mr *gl.MergeRequest) int {
 	return mr.Author.ID
 }
 
-// learnSelf records the token's user from the author of something foureyes
-// just created with the token (a status, a note): GitLab makes the
-// requester the author, so GET /user is not needed to know it later.
-func (f *Forge) learnSelf(id int, username, name string) {
-	if id == 0 {
-		return
-	}
-	f.selfMu.Lock()
-	defer f.selfMu.Unlock()
-	if f.self.ID == 0 {
-		f.self = bot.User{Login: username, ID: int64(id), Name: name}
-	}
-}
-
 // getSince is get for an entry stored at or after notBefore (zero: any).
 func (c *ttlCache[K, V]) getSince(k K, notBefore time.Time) (V, bool) {
 	c.mu.Lock()

@@ -69,6 +69,9 @@ type Config struct {
 	// reused (default 1 minute): a member removed on GitLab can count for
 	// that long, as GitLab sends project hooks no member event.
 	MembershipTTL time.Duration
+	// Memory, when set, keeps who the token's user is across restarts
+	// and replicas (self.go); store.DB implements it.
+	Memory Memory
 }
 
 // defaultCacheTTL keeps user lookups short-lived: a user who makes an
@@ -87,8 +90,10 @@ type Forge struct {
 	// token (viewers.go).
 	transport http.RoundTripper
 
-	selfMu sync.Mutex
-	self   bot.User
+	selfMu  sync.Mutex
+	self    bot.User
+	memory  Memory
+	selfKey string
 
 	heads    *ttlCache[string, headFacts]
 	users    *ttlCache[int, *gl.User]
@@ -120,7 +125,8 @@ func New(cfg Config) (*Forge, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gitlab: create client for %s: %w", base, err)
 	}
-	f := &Forge{client: client, baseURL: u, log: cfg.Logger, now: cfg.Now, ttl: cfg.CacheTTL, transport: cfg.Transport}
+	f := &Forge{client: client, baseURL: u, log: cfg.Logger, now: cfg.Now, ttl: cfg.CacheTTL, transport: cfg.Transport,
+		memory: cfg.Memory, selfKey: selfKey(base, cfg.Token)}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -156,22 +162,6 @@ func errOrInvalid(err error) error {
 		return err
 	}
 	return errors.New("missing scheme or host")
-}
-
-// Self returns the user the token belongs to (asked once: GET /user).
-// foureyes' own statuses and notes are the ones this user wrote.
-func (f *Forge) Self(ctx context.Context) (bot.User, error) {
-	f.selfMu.Lock()
-	defer f.selfMu.Unlock()
-	if f.self.ID != 0 {
-		return f.self, nil
-	}
-	u, _, err := f.client.Users.CurrentUser(gl.WithContext(ctx))
-	if err != nil {
-		return bot.User{}, fmt.Errorf("gitlab: discover the token's user (GET /user): %w", err)
-	}
-	f.self = bot.User{Login: u.Username, ID: int64(u.ID), Name: u.Name, Bot: u.Bot}
-	return f.self, nil
 }
 
 // pid is the project identifier for go-gitlab: the numeric ID when known

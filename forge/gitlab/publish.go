@@ -171,7 +171,7 @@ func (f *Forge) postStatus(ctx context.Context, repo bot.Repo, iid int, sha, sta
 		st, _, err = f.client.Commits.SetCommitStatus(pid(repo), sha, opt, gl.WithContext(ctx))
 	}
 	if err == nil && st != nil {
-		f.learnSelf(st.Author.ID, st.Author.Username, st.Author.Name)
+		f.learnSelf(ctx, st.Author.ID, st.Author.Username, st.Author.Name)
 	}
 	switch {
 	case isSameStateError(err):
@@ -269,7 +269,7 @@ func (f *Forge) upsertNote(ctx context.Context, repo bot.Repo, iid int, noteID i
 	if err != nil {
 		return 0, fmt.Errorf("gitlab: create note on %s!%d: %w", repo.FullName, iid, err)
 	}
-	f.learnSelf(n.Author.ID, n.Author.Username, n.Author.Name)
+	f.learnSelf(ctx, n.Author.ID, n.Author.Username, n.Author.Name)
 	return n.ID, nil
 }
 

@@ -36,11 +36,7 @@ func readsStatuses(got []fakegitlab.Request) bool {
 }
 
 func (b *budgetEnv) forge2() *gitlab.Forge {
-	f, err := gitlab.New(gitlab.Config{BaseURL: b.fake.URL(), Token: "tok-foureyes", Now: func() time.Time { return b.clock }})
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return f
+	return b.process("tok-foureyes", b.db)
 }
 
 // TestStatusesForgedWhilePendingAreReadAgain: foureyes' own status is
