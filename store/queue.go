@@ -255,6 +255,20 @@ func (d *DB) leaseOne(ctx context.Context, tx *sql.Tx, owner string, now time.Ti
 	nowV := d.t(now)
 	cands := pre
 	if d.dialect == postgresDialect {
+		// An ordered index scan, never a bitmap scan, for the lease
+		// search. Each lease and completion updates indexed columns, so
+		// during a burst deliveries_open_due fills with dead entries faster
+		// than autovacuum (naptime 1 min) removes them, and the statistics
+		// of the table that was idle before the burst say it is almost
+		// empty. The planner then picks a bitmap scan of the whole due
+		// range plus a sort: it visits every dead entry on every lease and,
+		// unlike an index scan, never marks them dead for the next one.
+		// Measured in a burst of 5,000 over 500 pull requests: 6-9 ms per
+		// lease query, 1.0-1.1 ms with the index scan. SET LOCAL ends
+		// with the transaction.
+		if _, err := d.exec(ctx, tx, "SET LOCAL enable_bitmapscan = off"); err != nil {
+			return nil, fmt.Errorf("lease: planner setting: %w", err)
+		}
 		var err error
 		if cands, err = d.findReady(ctx, tx, nowV, leaseCandidates); err != nil {
 			return nil, err
