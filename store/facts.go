@@ -15,6 +15,13 @@ import (
 const upsertFact = `INSERT INTO facts (scope, key, value, updated_at) VALUES (?, ?, ?, ?)
 	ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`
 
+// upsertFactsPG is upsertFact for many facts (PostgreSQL). Parameters:
+// updated_at, then the scopes, keys and values as arrays of one length,
+// with no scope/key twice (ON CONFLICT may touch a row once per statement).
+const upsertFactsPG = `INSERT INTO facts (scope, key, value, updated_at)
+	SELECT u.scope, u.key, u.value, ? FROM unnest(?::text[], ?::text[], ?::text[]) AS u(scope, key, value)
+	ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`
+
 // PutFact sets scope/key to value, overwriting any previous value. It is
 // committed with the next group commit (intake.go) and returns after it.
 func (d *DB) PutFact(ctx context.Context, scope, key, value string) error {
@@ -45,6 +52,20 @@ func (d *DB) PutFacts(ctx context.Context, facts map[string]map[string]string) e
 		return cmp.Or(strings.Compare(a.scope, b.scope), strings.Compare(a.key, b.key))
 	})
 	now := d.t(d.now())
+	if d.dialect == postgresDialect && len(all) > 1 {
+		// One statement for all of them: on PostgreSQL each statement is a
+		// round trip inside the group commit's transaction, and an
+		// evaluation's dozen facts one by one cost more server CPU than
+		// the lease search.
+		scopes, keys, values := make([]string, len(all)), make([]string, len(all)), make([]string, len(all))
+		for i, f := range all {
+			scopes[i], keys[i], values[i] = f.scope, f.key, f.value
+		}
+		return d.submitWrite(ctx, fmt.Sprintf("put %d facts", len(all)), func(ctx context.Context, tx *sql.Tx) error {
+			_, err := d.exec(ctx, tx, upsertFactsPG, now, scopes, keys, values)
+			return err
+		})
+	}
 	return d.submitWrite(ctx, fmt.Sprintf("put %d facts", len(all)), func(ctx context.Context, tx *sql.Tx) error {
 		for _, f := range all {
 			if _, err := d.exec(ctx, tx, upsertFact, f.scope, f.key, f.value, now); err != nil {
