@@ -255,19 +255,27 @@ func (d *DB) leaseOne(ctx context.Context, tx *sql.Tx, owner string, now time.Ti
 	nowV := d.t(now)
 	cands := pre
 	if d.dialect == postgresDialect {
-		// An ordered index scan, never a bitmap scan, for the lease
-		// search. Each lease and completion updates indexed columns, so
-		// during a burst deliveries_open_due fills with dead entries faster
-		// than autovacuum (naptime 1 min) removes them, and the statistics
-		// of the table that was idle before the burst say it is almost
-		// empty. The planner then picks a bitmap scan of the whole due
-		// range plus a sort: it visits every dead entry on every lease and,
-		// unlike an index scan, never marks them dead for the next one.
-		// Measured in a burst of 5,000 over 500 pull requests: 6-9 ms per
-		// lease query, 1.0-1.1 ms with the index scan. SET LOCAL ends
-		// with the transaction.
-		if _, err := d.exec(ctx, tx, "SET LOCAL enable_bitmapscan = off"); err != nil {
-			return nil, fmt.Errorf("lease: planner setting: %w", err)
+		// Index scans only, for the lease's queries. Each lease and
+		// completion updates indexed columns, so during a burst the
+		// deliveries indexes fill with dead entries faster than autovacuum
+		// (naptime 1 min) removes them, and the statistics of the table
+		// that was idle before the burst say it is almost empty. Planned
+		// with those, two plans cost a burst most of its time (both seen
+		// with EXPLAIN ANALYZE and auto_explain mid-burst):
+		//   - a bitmap scan of the whole due range plus a sort, instead of
+		//     the ordered index scan that stops after the window: it visits
+		//     every dead entry on every lease, and unlike an index scan
+		//     never marks them dead for the next one (6-9 ms, 1.0 ms with
+		//     the index scan);
+		//   - the generic plan of the prepared statement, made once while
+		//     the table was nearly empty and kept for the connection's
+		//     life, which tests "no later delivery of the key is leased"
+		//     with a sequential scan per candidate (25-37 ms per lease
+		//     with 8 workers; the leases are one at a time, so the workers
+		//     idled).
+		// set_config(..., true) lasts until the transaction ends.
+		if _, err := d.exec(ctx, tx, "SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)"); err != nil {
+			return nil, fmt.Errorf("lease: planner settings: %w", err)
 		}
 		var err error
 		if cands, err = d.findReady(ctx, tx, nowV, leaseCandidates); err != nil {
