@@ -491,7 +491,8 @@ func TestGitLabForeignStatusIsReplacedAndAudited(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("the forged status was not audited with who did it")
-	} // The server keeps the token's user in its store (forge/gitlab/self.go),
+	}
+	// The server keeps the token's user in its store (forge/gitlab/self.go),
 	// so a restarted process tells such a forgery from its own status
 	// without asking GET /user.
 	if self, err := e.sb.srv.db.Facts(context.Background(), "gitlab/self"); err != nil || len(self) != 1 {
