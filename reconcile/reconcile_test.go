@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/foureyes-dev/foureyes/bot"
 	"github.com/foureyes-dev/foureyes/forge/gitlab"
@@ -250,5 +251,62 @@ func TestReconcileVisitsRepositoriesInTurns(t *testing.T) {
 	}
 	if !seen[repo.FullName] || !seen[other.FullName] {
 		t.Fatalf("two runs did not visit both repositories: %v", seen)
+	}
+}
+
+// Loop reconciles at once when the server starts (a push lost while it was
+// down is found without waiting an interval), then every interval, until
+// its context ends.
+func TestLoopRunsAtStartThenEveryInterval(t *testing.T) {
+	e := newEnv(t)
+	e.fake.SetBranch(project, "main", "a1")
+	e.judged("refs/heads/main", "a1")
+	e.run() // the baseline
+	queued := make(chan string, 16)
+	r := *e.r
+	r.Enqueue = func(_ context.Context, ev bot.Event) (bool, error) {
+		if ev.Kind == bot.EventBranchPush {
+			queued <- ev.Push.Before + ".." + ev.Push.After
+		}
+		return false, nil
+	}
+	wait := func(want string) {
+		t.Helper()
+		select {
+		case got := <-queued:
+			if got != want {
+				t.Fatalf("queued %s, want %s", got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("nothing queued; want %s", want)
+		}
+	}
+
+	// Moved while foureyes was down: an interval of an hour cannot be what
+	// finds it.
+	e.fake.SetBranch(project, "main", "a2")
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan struct{})
+	go func() { r.Loop(ctx, time.Hour); close(done) }()
+	wait("a1..a2")
+	cancel()
+	<-done
+
+	// Every interval: the judged tip is still a1 (nothing handled the
+	// queued push), and the branch moves on.
+	e.fake.SetBranch(project, "main", "a3")
+	ctx, cancel = context.WithCancel(e.ctx)
+	defer cancel()
+	go r.Loop(ctx, 20*time.Millisecond)
+	wait("a1..a3")
+	wait("a1..a3") // the next interval queues it again: the queue drops the duplicate ID
+
+	// No interval: no loop at all.
+	returned := make(chan struct{})
+	go func() { r.Loop(e.ctx, 0); close(returned) }()
+	select {
+	case <-returned:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Loop with no interval did not return")
 	}
 }
