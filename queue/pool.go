@@ -183,38 +183,21 @@ func (p *Pool) Run(ctx context.Context) error {
 	// cancelled (each call adds its own timeout).
 	storeCtx := context.WithoutCancel(ctx)
 
-	slots := make(chan struct{}, cfg.workers)
+	// Each worker leases its own work. A single loop leasing for all of
+	// them was the drain's bottleneck on PostgreSQL: a lease is a
+	// transaction of several round trips, one at a time, so finished
+	// workers queued for the next lease while the database had room
+	// (measured: the loop busy 85% of a burst's drain).
 	var running sync.WaitGroup
 	cfg.log.Info("queue workers started", "workers", cfg.workers, "owner", cfg.owner)
-	for ctx.Err() == nil {
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			continue
-		}
-		owner := fmt.Sprintf("%s/%d", cfg.owner, p.seq.Add(1))
-		lds, err := p.lease(ctx, cfg, owner)
-		if err != nil || len(lds) == 0 {
-			<-slots
-			if err != nil && ctx.Err() == nil {
-				cfg.log.Error("lease delivery", "err", err)
-			}
-			select {
-			case <-ctx.Done():
-			case <-p.wake:
-			case <-cfg.clock.After(cfg.poll):
-			}
-			continue
-		}
+	for range cfg.workers {
 		running.Add(1)
 		go func() {
 			defer running.Done()
-			defer func() { <-slots }()
-			p.process(handlerCtx, storeCtx, ctx, cfg, lds, owner)
-			// Finishing a delivery may make the next one of its key ready.
-			p.Notify()
+			p.work(ctx, handlerCtx, storeCtx, cfg)
 		}()
 	}
+	<-ctx.Done()
 
 	drained := make(chan struct{})
 	go func() { running.Wait(); close(drained) }()
@@ -227,6 +210,31 @@ func (p *Pool) Run(ctx context.Context) error {
 	}
 	cfg.log.Info("queue workers stopped", "owner", cfg.owner)
 	return nil
+}
+
+// work is one worker: lease, process, repeat until ctx is cancelled.
+func (p *Pool) work(ctx, handlerCtx, storeCtx context.Context, cfg config) {
+	for ctx.Err() == nil {
+		owner := fmt.Sprintf("%s/%d", cfg.owner, p.seq.Add(1))
+		lds, err := p.lease(ctx, cfg, owner)
+		if err != nil || len(lds) == 0 {
+			if err != nil && ctx.Err() == nil {
+				cfg.log.Error("lease delivery", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+			case <-p.wake:
+			case <-cfg.clock.After(cfg.poll):
+			}
+			continue
+		}
+		// There may be more: let an idle worker look (each wakes the next,
+		// so a burst reaches every worker).
+		p.Notify()
+		p.process(handlerCtx, storeCtx, ctx, cfg, lds, owner)
+		// Finishing a delivery may make the next one of its key ready.
+		p.Notify()
+	}
 }
 
 func toDelivery(ld *store.LeasedDelivery) Delivery {

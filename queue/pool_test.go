@@ -662,3 +662,54 @@ func TestPermanent(t *testing.T) {
 		t.Fatal("Run without Store/Handler")
 	}
 }
+
+// concurrentLeases is a Store whose Lease waits until the given number of
+// leases are asked for at once (or a timeout passes), and remembers the
+// most it saw.
+type concurrentLeases struct {
+	queue.Store
+	want  int32
+	in    atomic.Int32
+	most  atomic.Int32
+	ready chan struct{}
+	once  sync.Once
+}
+
+func (c *concurrentLeases) Lease(ctx context.Context, owner string, now time.Time, ttl time.Duration) (*store.LeasedDelivery, error) {
+	n := c.in.Add(1)
+	defer c.in.Add(-1)
+	for m := c.most.Load(); n > m && !c.most.CompareAndSwap(m, n); m = c.most.Load() {
+	}
+	if n >= c.want {
+		c.once.Do(func() { close(c.ready) })
+	}
+	select {
+	case <-c.ready:
+	case <-time.After(2 * time.Second):
+	case <-ctx.Done():
+	}
+	return c.Store.Lease(ctx, owner, now, ttl)
+}
+
+// TestPoolWorkersLeaseConcurrently: every worker leases its own work. A
+// lease is a transaction of several round trips, and with one loop
+// leasing for all workers the finished ones queued behind it while the
+// database had room: that loop was a burst's bottleneck on PostgreSQL.
+func TestPoolWorkersLeaseConcurrently(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, env *storetest.Env) {
+		const workers = 4
+		for i := range workers {
+			enqueue(t, env.DB, del(fmt.Sprintf("d%d", i), fmt.Sprintf("K%d", i)))
+		}
+		cs := &concurrentLeases{Store: env.DB, want: workers, ready: make(chan struct{})}
+		p := &queue.Pool{Store: cs, Workers: workers, LeaseTTL: ttl,
+			Handler: func(context.Context, queue.Delivery) error { return nil }}
+		start(t, p)
+		select {
+		case <-cs.ready:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("at most %d leases at once, want %d (one per worker)", cs.most.Load(), workers)
+		}
+		waitFor(t, "all done", allDone(env.DB, workers))
+	})
+}
