@@ -89,6 +89,9 @@ type Store interface {
 	PutFacts(ctx context.Context, facts map[string]map[string]string) error
 	Facts(ctx context.Context, scope string) (map[string]string, error)
 	AppendAudit(ctx context.Context, rec audit.Record) (audit.Record, error)
+	// AppendAuditWith appends rec and writes facts (as PutFacts) in one
+	// commit.
+	AppendAuditWith(ctx context.Context, rec audit.Record, facts map[string]map[string]string) (audit.Record, error)
 }
 
 // The break-glass capabilities below are checked by type assertion, so

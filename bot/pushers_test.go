@@ -55,6 +55,10 @@ func (m *memStore) AppendAudit(_ context.Context, rec audit.Record) (audit.Recor
 	return rec, nil
 }
 
+func (m *memStore) AppendAuditWith(ctx context.Context, rec audit.Record, facts map[string]map[string]string) (audit.Record, error) {
+	return rec, m.PutFacts(ctx, facts)
+}
+
 func approvedBy(c *Change, logins ...string) {
 	for i, l := range logins {
 		c.Reviews = append(c.Reviews, Review{ID: int64(100 + i), Reviewer: User{Login: l}, State: Approved, CommitSHA: c.Ref.HeadSHA})

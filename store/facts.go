@@ -36,6 +36,16 @@ func (d *DB) PutFact(ctx context.Context, scope, key, value string) error {
 // value in one commit, overwriting as PutFact does: an evaluation that
 // learns several facts pays one group commit for them, not one each.
 func (d *DB) PutFacts(ctx context.Context, facts map[string]map[string]string) error {
+	n, write := d.factsWrite(facts)
+	if n == 0 {
+		return nil
+	}
+	return d.submitWrite(ctx, fmt.Sprintf("put %d facts", n), write)
+}
+
+// factsWrite returns how many facts there are and the write that upserts
+// them inside a group commit's transaction (nil when there are none).
+func (d *DB) factsWrite(facts map[string]map[string]string) (int, func(context.Context, *sql.Tx) error) {
 	type fact struct{ scope, key, value string }
 	var all []fact
 	for scope, kv := range facts {
@@ -44,7 +54,7 @@ func (d *DB) PutFacts(ctx context.Context, facts map[string]map[string]string) e
 		}
 	}
 	if len(all) == 0 {
-		return nil
+		return 0, nil
 	}
 	// A fixed order, so that two replicas writing overlapping facts lock
 	// the rows in the same order (PostgreSQL) and cannot deadlock.
@@ -61,19 +71,19 @@ func (d *DB) PutFacts(ctx context.Context, facts map[string]map[string]string) e
 		for i, f := range all {
 			scopes[i], keys[i], values[i] = f.scope, f.key, f.value
 		}
-		return d.submitWrite(ctx, fmt.Sprintf("put %d facts", len(all)), func(ctx context.Context, tx *sql.Tx) error {
+		return len(all), func(ctx context.Context, tx *sql.Tx) error {
 			_, err := d.exec(ctx, tx, upsertFactsPG, now, scopes, keys, values)
 			return err
-		})
+		}
 	}
-	return d.submitWrite(ctx, fmt.Sprintf("put %d facts", len(all)), func(ctx context.Context, tx *sql.Tx) error {
+	return len(all), func(ctx context.Context, tx *sql.Tx) error {
 		for _, f := range all {
 			if _, err := d.exec(ctx, tx, upsertFact, f.scope, f.key, f.value, now); err != nil {
 				return fmt.Errorf("%s/%s: %w", f.scope, f.key, err)
 			}
 		}
 		return nil
-	})
+	}
 }
 
 // PutFactIfAbsent stores scope/key = value unless the key already exists,

@@ -185,3 +185,58 @@ func TestGroupCommitKeyedChain(t *testing.T) {
 		t.Fatalf("unkeyed intake into a keyed trail: %v, want ErrKeyRequired", err)
 	}
 }
+
+// AppendAuditWith stores the record and the facts in one commit: both or
+// neither. An evaluation's report ID rides with its audit record; a report
+// ID stored without the record would hide that the record was lost.
+func TestAppendAuditWithIsOneCommit(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, env *storetest.Env) {
+		ctx := context.Background()
+		rec := audit.Record{Kind: audit.KindEvaluation, Forge: "github", Repo: "acme/app", Change: 1, HeadSHA: "h1", Verdict: "success"}
+		got, err := env.DB.AppendAuditWith(ctx, rec, map[string]map[string]string{
+			"report/acme/app#1": {"h1": "run-1"}, "verdict/acme/app#1": {"h1": "{}"}})
+		must(t, err)
+		if got.Seq != 1 || got.Hash == "" {
+			t.Fatalf("record as stored: %+v", got)
+		}
+		f, err := env.DB.Facts(ctx, "report/acme/app#1")
+		must(t, err)
+		if f["h1"] != "run-1" {
+			t.Fatalf("facts after AppendAuditWith: %v", f)
+		}
+		if env.Backend != "postgres" {
+			return
+		}
+		// PostgreSQL text cannot hold NUL: the facts fail, so the record
+		// must not be stored either, even sharing a group commit.
+		var wg sync.WaitGroup
+		errs := make([]error, 8)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				value := fmt.Sprintf("run-%d", i)
+				if i == 3 {
+					value = "bad\x00"
+				}
+				r := rec
+				r.HeadSHA = fmt.Sprintf("h%d", i+10)
+				_, errs[i] = env.DB.AppendAuditWith(ctx, r, map[string]map[string]string{"report/acme/app#1": {r.HeadSHA: value, "x" + r.HeadSHA: "y"}})
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if (err != nil) != (i == 3) {
+				t.Fatalf("AppendAuditWith %d: %v", i, err)
+			}
+		}
+		f, err = env.DB.Facts(ctx, "report/acme/app#1")
+		must(t, err)
+		if _, ok := f["xh13"]; ok || len(f) != 1+2*7 {
+			t.Fatalf("facts: %v (want those of the 7 good records only)", f)
+		}
+		if n, err := env.DB.VerifyAudit(ctx); err != nil || n != 8 {
+			t.Fatalf("VerifyAudit = %d, %v; want 8 records (1 + the 7 good ones)", n, err)
+		}
+	})
+}
