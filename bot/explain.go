@@ -21,7 +21,7 @@ func (s *Service) Explain(ctx context.Context, ref ChangeRef, candidate *PolicyF
 	if !ok {
 		return Verdict{}, nil, fmt.Errorf("%w: %s", ErrUnknownForge, ref.Forge)
 	}
-	j, err := s.judge(ctx, f, ref, "", candidate)
+	j, err := s.judge(ctx, f, ref, "", candidate, s.Store)
 	if err != nil {
 		return Verdict{}, nil, fmt.Errorf("explain %s: %w", ref.Key(), err)
 	}

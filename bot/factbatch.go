@@ -3,6 +3,9 @@ package bot
 import (
 	"context"
 	"fmt"
+	"maps"
+
+	"github.com/foureyes-dev/foureyes/audit"
 )
 
 // factBatch gathers the facts one piece of work learns, to be written with
@@ -58,6 +61,35 @@ func (b *factBatch) flush(ctx context.Context) error {
 				m[k] = v
 			}
 		}
+	}
+	b.puts = map[string]map[string]string{}
+	return nil
+}
+
+// Facts reads scope from the store with what the batch holds put over it,
+// so that an evaluation judges the facts its events recorded before they
+// are written (a FactReader).
+func (b *factBatch) Facts(ctx context.Context, scope string) (map[string]string, error) {
+	m, err := b.st.Facts(ctx, scope)
+	if err != nil {
+		return nil, err
+	}
+	if len(b.puts[scope]) == 0 {
+		return m, nil
+	}
+	m = maps.Clone(m)
+	if m == nil {
+		m = map[string]string{}
+	}
+	maps.Copy(m, b.puts[scope])
+	return m, nil
+}
+
+// appendAudit appends rec and writes what was put, in one commit, and
+// empties the batch.
+func (b *factBatch) appendAudit(ctx context.Context, rec audit.Record) error {
+	if _, err := b.st.AppendAuditWith(ctx, rec, b.puts); err != nil {
+		return err
 	}
 	b.puts = map[string]map[string]string{}
 	return nil

@@ -40,7 +40,8 @@ func (s *Service) HandleFolded(ctx context.Context, evs []Event) error {
 	if _, ok := s.Forges[evs[0].Forge]; !ok {
 		return fmt.Errorf("event %s: %w: %s", evs[0].DeliveryID, ErrUnknownForge, evs[0].Forge)
 	}
-	if err := s.recordAllChangeFacts(ctx, evs); err != nil {
+	facts, err := s.changeFacts(ctx, evs)
+	if err != nil {
 		return err
 	}
 	last := evs[len(evs)-1]
@@ -53,7 +54,7 @@ func (s *Service) HandleFolded(ctx context.Context, evs []Event) error {
 		}
 		tried[ce.HeadSHA] = true
 		ref := ChangeRef{Forge: evs[i].Forge, Repo: evs[i].Repo, Number: ce.Number, HeadSHA: ce.HeadSHA}
-		v, err := s.Evaluate(ctx, ref, ce.BaseRef, ce.BaseSHA)
+		v, err := s.evaluate(ctx, ref, ce.BaseRef, facts)
 		if err != nil {
 			return err
 		}

@@ -136,25 +136,39 @@ func (s *Service) handleChange(ctx context.Context, f Forge, ev Event) error {
 	if ev.Change != nil && ev.Change.Number == 0 {
 		return s.handleByHead(ctx, f, ev)
 	}
-	if err := s.recordAllChangeFacts(ctx, []Event{ev}); err != nil {
+	facts, err := s.changeFacts(ctx, []Event{ev})
+	if err != nil {
 		return err
 	}
 	ce := ev.Change
 	ref := ChangeRef{Forge: ev.Forge, Repo: ev.Repo, Number: ce.Number, HeadSHA: ce.HeadSHA}
-	_, err := s.Evaluate(ctx, ref, ce.BaseRef, ce.BaseSHA)
+	_, err = s.evaluate(ctx, ref, ce.BaseRef, facts)
 	return err
 }
 
 // recordAllChangeFacts records the facts of the change events evs (see
 // recordChangeFacts) and writes them in one commit.
 func (s *Service) recordAllChangeFacts(ctx context.Context, evs []Event) error {
+	b, err := s.changeFacts(ctx, evs)
+	if err != nil {
+		return err
+	}
+	return b.flush(ctx)
+}
+
+// changeFacts gathers the facts of the change events evs (see
+// recordChangeFacts) in a batch, for the evaluation they cause to judge
+// and to write with its verdict: one commit for both, before the verdict
+// is reported anywhere. Writing them first cost every evaluation a commit
+// of its own, and on PostgreSQL the commits were most of a burst's drain.
+func (s *Service) changeFacts(ctx context.Context, evs []Event) (*factBatch, error) {
 	b := newFactBatch(s.Store)
 	for _, ev := range evs {
 		if err := s.recordChangeFacts(ctx, b, ev); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return b.flush(ctx)
+	return b, nil
 }
 
 // recordChangeFacts remembers what only the change event tells (see
@@ -316,6 +330,14 @@ func mergeGroupPR(headRef string) (int, bool) {
 // verdict, or an error when the work should be retried. The base SHA an
 // event names is deliberately not used: see the policy below.
 func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, _ string) (Verdict, error) {
+	return s.evaluate(ctx, ref, baseRef, newFactBatch(s.Store))
+}
+
+// evaluate is Evaluate with facts recorded but not yet written (see
+// changeFacts): the evaluation reads through them and writes them with
+// its verdict, or, when it judges nothing, before it returns. When it
+// fails they are not written; the retry records them again.
+func (s *Service) evaluate(ctx context.Context, ref ChangeRef, baseRef string, facts *factBatch) (Verdict, error) {
 	f, ok := s.Forges[ref.Forge]
 	if !ok {
 		return Verdict{}, fmt.Errorf("%w: %s", ErrUnknownForge, ref.Forge)
@@ -324,10 +346,10 @@ func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, _ string
 	if s.Observer != nil {
 		ctx, done = s.Observer.StartEvaluation(ctx, ref.Forge)
 	}
-	j, err := s.judge(ctx, f, ref, baseRef, nil)
+	j, err := s.judge(ctx, f, ref, baseRef, nil, facts)
 	var ge *gatherError
 	if errors.As(err, &ge) {
-		return s.failClosed(ctx, f, ref, ge.cause, done)
+		return s.failClosed(ctx, f, ref, ge.cause, done, facts)
 	}
 	if err != nil {
 		return Verdict{}, err
@@ -338,6 +360,9 @@ func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, _ string
 		// is known. Judging the old head with new facts would be wrong.
 		s.logger().Info("change moved on; leaving the newer head to its own event",
 			"change", ref.Key(), "event_head", j.ref.HeadSHA, "current_head", j.change.Ref.HeadSHA)
+		if err := facts.flush(ctx); err != nil {
+			return Verdict{}, err
+		}
 		done(PendingState)
 		return Verdict{}, nil
 	}
@@ -358,7 +383,6 @@ func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, _ string
 			return Verdict{}, err
 		}
 	}
-	facts := newFactBatch(s.Store)
 	if change.EvalError == "" {
 		if err := s.recordDigests(ctx, facts, change, v.DiffDigest); err != nil {
 			return Verdict{}, err
@@ -367,7 +391,7 @@ func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, _ string
 	if err := s.publish(ctx, f, ref, v, facts); err != nil {
 		return v, err
 	}
-	if err := s.auditEvaluation(ctx, v); err != nil {
+	if err := s.auditEvaluationWith(ctx, v, facts); err != nil {
 		return v, err
 	}
 	if v.BreakGlass != nil && v.BreakGlass.Applied {
@@ -408,7 +432,10 @@ func (e *gatherError) Unwrap() error { return e.cause }
 // The policy is read on the base branch by name, at its current tip: the
 // base SHA a payload names (pull_request.base.sha) is stale as soon as the
 // branch moves, and a policy tightened since must apply (issue 10).
-func (s *Service) judge(ctx context.Context, f Forge, ref ChangeRef, baseRef string, candidate *PolicyFile) (judgement, error) {
+//
+// facts is where the stored facts are read (the store, or a batch of facts
+// recorded for this evaluation and not yet written).
+func (s *Service) judge(ctx context.Context, f Forge, ref ChangeRef, baseRef string, candidate *PolicyFile, facts FactReader) (judgement, error) {
 	policyRef := baseRef
 	var (
 		change *Change
@@ -462,7 +489,7 @@ func (s *Service) judge(ctx context.Context, f Forge, ref ChangeRef, baseRef str
 		return judgement{ref: ref, change: change, moved: true}, nil
 	}
 	change.Ref = ref
-	if err := CompleteFacts(ctx, s.Store, change); err != nil {
+	if err := CompleteFacts(ctx, facts, change); err != nil {
 		return judgement{}, err
 	}
 	if pf.Note != "" {
@@ -476,7 +503,7 @@ func (s *Service) judge(ctx context.Context, f Forge, ref ChangeRef, baseRef str
 	if pol != nil {
 		teams = PolicyTeams(pol)
 	}
-	votes, err := LoadBreakGlass(ctx, s.Store, f, change, teams, time.Time{})
+	votes, err := LoadBreakGlass(ctx, facts, f, change, teams, time.Time{})
 	if err != nil {
 		return judgement{}, err
 	}
@@ -487,16 +514,16 @@ func (s *Service) judge(ctx context.Context, f Forge, ref ChangeRef, baseRef str
 // failClosed publishes a failure when the facts cannot be gathered, and
 // still returns the error so the queue retries: a later attempt may
 // succeed, and until then the change shows a failing check, never success.
-func (s *Service) failClosed(ctx context.Context, f Forge, ref ChangeRef, cause error, done func(State)) (Verdict, error) {
+func (s *Service) failClosed(ctx context.Context, f Forge, ref ChangeRef, cause error, done func(State), facts *factBatch) (Verdict, error) {
 	done(Failure)
 	if ref.HeadSHA == "" {
-		return Verdict{}, cause
+		return Verdict{}, errors.Join(cause, facts.flush(ctx))
 	}
 	v := Decide(Input{Policy: policies.Default(), Change: &Change{Ref: ref, EvalError: cause.Error()}})
-	if err := s.publish(ctx, f, ref, v, newFactBatch(s.Store)); err != nil {
+	if err := s.publish(ctx, f, ref, v, facts); err != nil {
 		return v, errors.Join(cause, err)
 	}
-	if err := s.auditEvaluation(ctx, v); err != nil {
+	if err := s.auditEvaluationWith(ctx, v, facts); err != nil {
 		return v, errors.Join(cause, err)
 	}
 	return v, cause
@@ -634,8 +661,10 @@ func completeFacts(ctx context.Context, st FactReader, c *Change) error {
 	return nil
 }
 
-// publish writes the verdict, with facts (the evaluation's digests) in the
-// same commit, then reports it on the forge.
+// publish writes the verdict, with facts (the evaluation's digests and the
+// facts of its events) in the same commit, then reports it on the forge.
+// The report's new ID is put in facts, for auditEvaluationWith to write
+// with the audit record.
 func (s *Service) publish(ctx context.Context, f Forge, ref ChangeRef, v Verdict, facts *factBatch) error {
 	scope := FactScope(ref, factReport)
 	prior, err := s.Store.Facts(ctx, scope)
@@ -666,9 +695,9 @@ func (s *Service) publish(ctx context.Context, f Forge, ref ChangeRef, v Verdict
 		return fmt.Errorf("publish verdict on %s: %w", shortSHA(ref.HeadSHA), err)
 	}
 	if newID != id {
-		if err := s.Store.PutFact(ctx, scope, ref.HeadSHA, newID); err != nil {
-			return fmt.Errorf("record report id: %w", err)
-		}
+		// Lost with the audit record if that write fails: the next attempt
+		// then finds the intent above and looks for the report it made.
+		facts.put(scope, ref.HeadSHA, newID)
 	}
 	return nil
 }
@@ -710,6 +739,12 @@ type auditData struct {
 }
 
 func (s *Service) auditEvaluation(ctx context.Context, v Verdict) error {
+	return s.auditEvaluationWith(ctx, v, newFactBatch(s.Store))
+}
+
+// auditEvaluationWith appends the evaluation's audit record and writes
+// what facts holds in the same commit.
+func (s *Service) auditEvaluationWith(ctx context.Context, v Verdict, facts *factBatch) error {
 	cats := make([]CategoryResult, len(v.Categories))
 	for i, c := range v.Categories {
 		// Keep the audit record small: who counted and who did not matters
@@ -721,7 +756,7 @@ func (s *Service) auditEvaluation(ctx context.Context, v Verdict) error {
 	if err != nil {
 		return fmt.Errorf("encode audit data: %w", err)
 	}
-	_, err = s.Store.AppendAudit(ctx, audit.Record{
+	err = facts.appendAudit(ctx, audit.Record{
 		Kind: audit.KindEvaluation, Forge: string(v.Ref.Forge), Repo: v.Ref.Repo.FullName,
 		Change: v.Ref.Number, HeadSHA: v.Ref.HeadSHA, PolicyDigest: v.PolicyDigest,
 		Verdict: string(v.State), Data: data,

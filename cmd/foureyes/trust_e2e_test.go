@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -274,4 +275,34 @@ func TestTrustGitLabUnapprovalDeliveredFirstWins(t *testing.T) {
 	if st := e.status(mr.SHA); st.State != "success" {
 		t.Fatalf("carol approved again: %s %s", st.State, st.Description)
 	}
+}
+
+// A push delivered after the change moved on is judged by nobody (the newer
+// head's own event does that), but who pushed it is still recorded: bob
+// pushes H2, alice pushes H3 on top before foureyes handles bob's
+// delivery, and bob, a pusher of a commit of the change, approves H3.
+func TestTrustGitHubPushDeliveredAfterTheNextStillCounts(t *testing.T) {
+	e := newE2E(t, nil)
+	pr := e.addPR("alice", "src/app.go")
+	e.send("pull_request", prFixture(t, "opened", pr, "alice"))
+	push := func(pusher, sha string) fakegithub.PR {
+		e.sb.Fake.UpdatePR(e2eRepo, pr.Number, func(p *fakegithub.PR) {
+			p.Commits = append(p.Commits, fakegithub.Commit{SHA: sha, Message: "more", Author: ident("alice"), Committer: ident("alice")})
+			p.HeadSHA = sha
+			p.PushedBy = fakegithub.User{Login: pusher}
+		})
+		pr, _ := e.sb.Fake.PR(e2eRepo, pr.Number)
+		return pr
+	}
+	byBob := prFixture(t, "synchronize", push("bob", fakegithub.SHA(t.Name()+"-H2")), "bob")
+	h3 := push("alice", fakegithub.SHA(t.Name()+"-H3"))
+	e.send("pull_request", byBob)
+	if err := e.sb.Drain(context.Background(), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	e.send("pull_request", prFixture(t, "synchronize", h3, "alice"))
+	e.review(h3, "bob", "approved")
+	e.expect(h3, "in_progress", "@bob")
+	e.review(h3, "carol", "approved")
+	e.expect(h3, "success", "@carol")
 }
