@@ -41,7 +41,7 @@ var ErrClosed = errors.New("store closed")
 type intakeReq struct {
 	del       Delivery
 	rec       *audit.Record // prepared (prepareAudit); nil: no audit record
-	auditOnly bool          // an AppendAudit: rec alone, no delivery
+	auditOnly bool          // an AppendAudit: rec (with write, AppendAuditWith), no delivery
 	// write, when set, is a worker's small write (a fact, a completion)
 	// run inside the batch; op names it in errors. It reports its own
 	// outcome through its closure; an error it returns fails the batch.
@@ -64,23 +64,42 @@ type intake struct {
 	once   sync.Once
 }
 
+func newIntake() *intake {
+	return &intake{ch: make(chan *intakeReq, 4*maxIntakeBatch), stop: make(chan struct{}), exited: make(chan struct{})}
+}
+
 func (d *DB) startIntake() {
-	d.in = &intake{ch: make(chan *intakeReq, 4*maxIntakeBatch), stop: make(chan struct{}), exited: make(chan struct{})}
-	go d.runIntake()
+	d.in = newIntake()
+	go d.runIntake(d.in)
+	d.wr = d.in
+	if d.dialect == postgresDialect {
+		// The workers' plain writes (facts, completions) have a group
+		// commit of their own on PostgreSQL, which commits in parallel
+		// with intake's on another connection. They touch neither the
+		// deliveries being inserted nor the audit chain, so nothing orders
+		// them against intake; sharing one committer made a burst's drain
+		// wait on it (busy 85% of the time, each evaluation waiting for
+		// three of its commits in turn). SQLite has one writer connection:
+		// there they share intake's.
+		d.wr = newIntake()
+		go d.runIntake(d.wr)
+	}
 }
 
 func (d *DB) stopIntake() {
-	if d.in == nil {
-		return
+	for _, in := range []*intake{d.wr, d.in} {
+		if in == nil {
+			continue
+		}
+		in.once.Do(func() { close(in.stop) })
+		<-in.exited
 	}
-	d.in.once.Do(func() { close(d.in.stop) })
-	<-d.in.exited
 }
 
 // submitIntake hands a prepared delivery to the group-commit goroutine and
 // waits for its commit.
 func (d *DB) submitIntake(ctx context.Context, del Delivery, rec *audit.Record) (bool, error) {
-	r := d.submit(ctx, &intakeReq{del: del, rec: rec, res: make(chan intakeRes, 1)})
+	r := d.submit(ctx, d.in, &intakeReq{del: del, rec: rec, res: make(chan intakeRes, 1)})
 	return r.inserted, r.err
 }
 
@@ -88,7 +107,7 @@ func (d *DB) submitIntake(ctx context.Context, del Delivery, rec *audit.Record) 
 // that the workers' records (evaluations, flags) take the chain's lock
 // inside the batches instead of contending with them.
 func (d *DB) submitAudit(ctx context.Context, rec audit.Record) (audit.Record, error) {
-	r := d.submit(ctx, &intakeReq{rec: &rec, auditOnly: true, res: make(chan intakeRes, 1)})
+	r := d.submit(ctx, d.in, &intakeReq{rec: &rec, auditOnly: true, res: make(chan intakeRes, 1)})
 	return r.rec, r.err
 }
 
@@ -102,18 +121,19 @@ func (d *DB) submitAudit(ctx context.Context, rec audit.Record) (audit.Record, e
 // group-commit goroutine, possibly again on its own if the batch fails, so
 // it must set (not accumulate) what it reports.
 func (d *DB) submitWrite(ctx context.Context, op string, fn func(context.Context, *sql.Tx) error) error {
-	return d.submit(ctx, &intakeReq{write: fn, op: op, res: make(chan intakeRes, 1)}).err
+	return d.submit(ctx, d.wr, &intakeReq{write: fn, op: op, res: make(chan intakeRes, 1)}).err
 }
 
-func (d *DB) submit(ctx context.Context, req *intakeReq) intakeRes {
+// submit hands req to the group commit in and waits for its answer.
+func (d *DB) submit(ctx context.Context, in *intake, req *intakeReq) intakeRes {
 	select {
-	case <-d.in.stop:
+	case <-in.stop:
 		return intakeRes{err: ErrClosed}
 	default:
 	}
 	select {
-	case d.in.ch <- req:
-	case <-d.in.exited:
+	case in.ch <- req:
+	case <-in.exited:
 		return intakeRes{err: ErrClosed}
 	case <-ctx.Done():
 		return intakeRes{err: ctx.Err()}
@@ -121,7 +141,7 @@ func (d *DB) submit(ctx context.Context, req *intakeReq) intakeRes {
 	select {
 	case r := <-req.res:
 		return r
-	case <-d.in.exited:
+	case <-in.exited:
 		// Exiting drains the channel first, so a request that made it in
 		// has its answer by now unless it arrived after the last drain.
 		select {
@@ -137,18 +157,18 @@ func (d *DB) submit(ctx context.Context, req *intakeReq) intakeRes {
 	}
 }
 
-func (d *DB) runIntake() {
-	defer close(d.in.exited)
+func (d *DB) runIntake(in *intake) {
+	defer close(in.exited)
 	batch := make([]*intakeReq, 0, maxIntakeBatch)
 	for {
 		var first *intakeReq
 		select {
-		case first = <-d.in.ch:
-		case <-d.in.stop:
+		case first = <-in.ch:
+		case <-in.stop:
 			// Finish what was submitted before Close.
 			for {
 				select {
-				case r := <-d.in.ch:
+				case r := <-in.ch:
 					d.commitIntake(append(batch[:0], r))
 				default:
 					return
@@ -159,7 +179,7 @@ func (d *DB) runIntake() {
 	fill:
 		for len(batch) < maxIntakeBatch {
 			select {
-			case r := <-d.in.ch:
+			case r := <-in.ch:
 				batch = append(batch, r)
 			default:
 				break fill

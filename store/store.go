@@ -71,6 +71,7 @@ type DB struct {
 	// wStmts and rStmts are the prepared statements of w and r (SQLite).
 	wStmts, rStmts stmtCache
 	in             *intake // group commit of EnqueueAudited and AppendAudit (intake.go)
+	wr             *intake // group commit of the workers' plain writes: d.in on SQLite (intake.go)
 	// chain links new audit records; nil links them unkeyed, which
 	// appendAuditTx refuses once the trail is keyed.
 	chain *audit.Chain
