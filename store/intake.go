@@ -111,15 +111,16 @@ func (d *DB) submitAudit(ctx context.Context, rec audit.Record) (audit.Record, e
 	return r.rec, r.err
 }
 
-// submitWrite runs fn inside the next group commit and returns once that
-// has committed. The workers' writes go this way rather than each in a
-// transaction of its own: on SQLite there is one writer connection, and
-// every worker write taken between two group commits made the senders
-// waiting for the next one wait longer (p99 of intake at 1,000/s rose from
-// 23 to 60 ms when evaluations began writing several facts each); on
-// PostgreSQL each would pay a WAL flush of its own. fn runs in the
-// group-commit goroutine, possibly again on its own if the batch fails, so
-// it must set (not accumulate) what it reports.
+// submitWrite runs fn inside the next group commit of the workers' writes
+// (d.wr: intake's own on SQLite) and returns once that has committed. The
+// workers' writes are grouped rather than each in a transaction of its
+// own: on SQLite there is one writer connection, and every worker write
+// taken between two group commits made the senders waiting for the next
+// one wait longer (p99 of intake at 1,000/s rose from 23 to 60 ms when
+// evaluations began writing several facts each); on PostgreSQL each would
+// pay a WAL flush of its own. fn runs in the group-commit goroutine,
+// possibly again on its own if the batch fails, so it must set (not
+// accumulate) what it reports.
 func (d *DB) submitWrite(ctx context.Context, op string, fn func(context.Context, *sql.Tx) error) error {
 	return d.submit(ctx, d.wr, &intakeReq{write: fn, op: op, res: make(chan intakeRes, 1)}).err
 }
