@@ -183,6 +183,15 @@ func (d *DB) LeaseBatch(ctx context.Context, owner string, now time.Time, ttl ti
 	var batch []*LeasedDelivery
 	err := d.inTx(ctx, func(tx *sql.Tx) error {
 		batch = nil
+		// The caller read its clock before waiting for the write
+		// connection. A lease made with that time would end early, by as
+		// long as the wait, and if the wait was longer than ttl the lease
+		// would be over when made: another worker would take the same
+		// delivery while this one runs it (seen with several workers
+		// leasing at once, the clock moving during the wait).
+		if t := d.now(); t.After(now) {
+			now = t
+		}
 		first, err := d.leaseOne(ctx, tx, owner, now, ttl, pre)
 		if err != nil || first == nil {
 			return err

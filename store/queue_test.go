@@ -158,6 +158,27 @@ func TestLeaseExpiryAndOwnership(t *testing.T) {
 	}, store.WithClock(c.Now))
 }
 
+// A lease lasts ttl from when it is made. A worker reads its clock and
+// then may wait for the write connection; a lease made with that earlier
+// time ended early, and one made after a wait longer than ttl was over at
+// once: another worker took the same delivery while the first ran it
+// (TestPoolCrashRecovery with -race caught it once workers leased
+// concurrently).
+func TestLeaseFromAStaleClockReading(t *testing.T) {
+	c := newClock()
+	storetest.ForEach(t, func(t *testing.T, env *storetest.Env) {
+		db := env.DB
+		enqueue(t, db, del("a1", "A"))
+		read := c.Now()
+		c.Advance(2 * ttl) // the wait
+		got := lease(t, db, "slow", read, "a1")
+		if want := c.Now().Add(ttl); got.LeasedUntil.Before(want) {
+			t.Fatalf("leased until %v, want %v (ttl after the lease was made)", got.LeasedUntil, want)
+		}
+		lease(t, db, "other", c.Now(), "")
+	}, store.WithClock(c.Now))
+}
+
 func TestRetryDeadLetterRequeue(t *testing.T) {
 	c := newClock()
 	storetest.ForEach(t, func(t *testing.T, env *storetest.Env) {
