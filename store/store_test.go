@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -172,6 +173,41 @@ func TestFacts(t *testing.T) {
 		ok, err := db.PutFactIfAbsent(ctx, "flags", "push:deadbeef", "again")
 		if err != nil || ok {
 			t.Fatalf("PutFactIfAbsent on present key = %v, %v", ok, err)
+		}
+	})
+}
+
+// FactsIn reads many scopes in one go and answers as Facts would for each,
+// including the empty ones, across more scopes than one query takes.
+func TestFactsIn(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, env *storetest.Env) {
+		ctx := context.Background()
+		const n = 1200
+		facts := map[string]map[string]string{}
+		var scopes []string
+		for i := range n {
+			sc := fmt.Sprintf("github/acme/app@%040d/pushed", i)
+			scopes = append(scopes, sc)
+			if i%3 == 0 {
+				facts[sc] = map[string]string{"bob": fmt.Sprintf(`{"login":"bob","n":%d}`, i), "carol": "x"}
+			}
+		}
+		must(t, env.DB.PutFacts(ctx, facts))
+		must(t, env.DB.PutFact(ctx, "other", "k", "v"))
+		got, err := env.DB.FactsIn(ctx, append(scopes, scopes[0]))
+		must(t, err)
+		if len(got) != n {
+			t.Fatalf("%d scopes answered, want %d", len(got), n)
+		}
+		for _, sc := range scopes {
+			want, err := env.DB.Facts(ctx, sc)
+			must(t, err)
+			if m, ok := got[sc]; !ok || !maps.Equal(m, want) {
+				t.Fatalf("FactsIn[%s] = %v, %v; Facts = %v", sc, m, ok, want)
+			}
+		}
+		if _, ok := got["other"]; ok {
+			t.Fatal("FactsIn answered a scope not asked for")
 		}
 	})
 }
