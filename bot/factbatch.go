@@ -85,6 +85,22 @@ func (b *factBatch) Facts(ctx context.Context, scope string) (map[string]string,
 	return m, nil
 }
 
+// FactsIn is Facts for several scopes at once (a ScopesReader).
+func (b *factBatch) FactsIn(ctx context.Context, scopes []string) (map[string]map[string]string, error) {
+	out, err := readScopes(ctx, b.st, scopes)
+	if err != nil {
+		return nil, err
+	}
+	for sc, m := range out {
+		if puts := b.puts[sc]; len(puts) > 0 {
+			m = maps.Clone(m)
+			maps.Copy(m, puts)
+			out[sc] = m
+		}
+	}
+	return out, nil
+}
+
 // appendAudit appends rec and writes what was put, in one commit, and
 // empties the batch.
 func (b *factBatch) appendAudit(ctx context.Context, rec audit.Record) error {

@@ -581,6 +581,10 @@ type FactReader interface {
 // was given on. The service and the release guard judge a change on the
 // same facts through it.
 func CompleteFacts(ctx context.Context, st FactReader, c *Change) error {
+	st, err := prefetch(ctx, st, c)
+	if err != nil {
+		return err
+	}
 	if err := completeFacts(ctx, st, c); err != nil {
 		return err
 	}
