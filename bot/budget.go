@@ -116,10 +116,11 @@ func (s *Service) gate(ctx context.Context, evs []Event, now time.Time) error {
 		}
 		if !found || prior.State != PendingState || prior.Title != title {
 			v := Verdict{State: PendingState, Ref: ref, Title: title}
-			if err := s.publish(ctx, f, ref, v, newFactBatch(s.Store)); err != nil {
+			facts := newFactBatch(s.Store)
+			if err := s.publish(ctx, f, ref, v, facts); err != nil {
 				return fmt.Errorf("%w; showing it pending: %w", deferred, err)
 			}
-			if err := s.auditEvaluation(ctx, v); err != nil {
+			if err := s.auditEvaluationWith(ctx, v, facts); err != nil {
 				return err
 			}
 		}

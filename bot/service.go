@@ -308,7 +308,13 @@ func (s *Service) handleMergeGroup(ctx context.Context, f Forge, ev Event) error
 		return err
 	}
 	group := ChangeRef{Forge: ev.Forge, Repo: ev.Repo, Number: number, HeadSHA: mg.HeadSHA}
-	return s.publish(ctx, f, group, v, newFactBatch(s.Store))
+	facts := newFactBatch(s.Store)
+	if err := s.publish(ctx, f, group, v, facts); err != nil {
+		return err
+	}
+	// The report's ID (no audit record to write it with: the evaluation
+	// above has its own).
+	return facts.flush(ctx)
 }
 
 // mergeGroupPR reads N out of GitHub's "gh-readonly-queue/main/pr-N-SHA".
@@ -740,10 +746,6 @@ type auditData struct {
 	// BreakGlass is who voted to break the glass on the head and how it
 	// was judged (absent without votes).
 	BreakGlass *BreakGlassResult `json:"break_glass,omitempty"`
-}
-
-func (s *Service) auditEvaluation(ctx context.Context, v Verdict) error {
-	return s.auditEvaluationWith(ctx, v, newFactBatch(s.Store))
 }
 
 // auditEvaluationWith appends the evaluation's audit record and writes

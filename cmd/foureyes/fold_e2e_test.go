@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -156,5 +157,77 @@ func TestRateLimitLowShowsPendingNeverSuccess(t *testing.T) {
 	}
 	if len(ds) != 1 || ds[0].Attempts != 0 || !ds[0].AvailableAt.After(time.Now().Add(30*time.Minute)) {
 		t.Fatalf("waiting deliveries %+v, want the review put back until the reset", ds)
+	}
+}
+
+// A change first seen while the budget is low gets a pending check, and the
+// check's ID is recorded: the next publish updates that check instead of
+// looking for it again (an API request each time, while the budget is low).
+func TestRateLimitLowFirstSightRecordsItsCheck(t *testing.T) {
+	e := newE2E(t, nil)
+	e.basePolicy("version: 1\n")
+	first := e.openPR([]string{"app.go"})
+	e.check(first)
+	e.sb.Fake.SetRateLimit(e.sb.Fake.Used(sandboxInstallation) + 60)
+	e.review(first, "dave", "approved") // its answers report the low budget
+	if err := e.sb.Drain(context.Background(), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	pr := e.openPR([]string{"app.go"})
+	run, err := e.sb.WaitCheck(context.Background(), e2eRepo, pr.HeadSHA, 10*time.Second, func(r fakegithub.CheckRun) bool { return r.Status != "completed" })
+	if err != nil || !strings.Contains(run.Title, "Waiting for GitHub's rate limit") {
+		t.Fatalf("first sight while the budget is low: %+v, %v", run, err)
+	}
+	ref := bot.ChangeRef{Forge: bot.GitHub, Repo: bot.Repo{FullName: e2eRepo}, Number: pr.Number, HeadSHA: pr.HeadSHA}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		reports, err := e.sb.srv.db.Facts(context.Background(), bot.FactScope(ref, "report"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, _, _ := strings.Cut(reports[pr.HeadSHA], ":"); got == strconv.FormatInt(run.ID, 10) {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("recorded report of the pending check: %q, want its ID %d", got, run.ID)
+		}
+	}
+}
+
+// A merge group's check carries the verdict of its pull request, and its
+// ID is recorded: a second checks_requested for the same group updates the
+// check rather than looking for it again.
+func TestMergeGroupRecordsItsCheck(t *testing.T) {
+	e := newE2E(t, nil)
+	e.basePolicy("version: 1\n")
+	pr := e.openPR([]string{"app.go"})
+	e.review(pr, "carol", "approved")
+	if got := conclusion(e.check(pr)); got != "success" {
+		t.Fatalf("approved: %s", got)
+	}
+	groupHead := fakegithub.SHA(t.Name() + "-group")
+	mg := fixture(t, "merge_group.checks_requested.json")
+	mg["repository"] = prFixture(t, "opened", pr, "alice")["repository"]
+	mg["installation"] = map[string]any{"id": sandboxInstallation}
+	g := obj(mg, "merge_group")
+	g["head_sha"] = groupHead
+	g["head_ref"] = fmt.Sprintf("refs/heads/gh-readonly-queue/%s/pr-%d-%s", e2eBase, pr.Number, pr.HeadSHA)
+	g["base_ref"] = "refs/heads/" + e2eBase
+	ref := bot.ChangeRef{Forge: bot.GitHub, Repo: bot.Repo{FullName: e2eRepo}, Number: pr.Number, HeadSHA: groupHead}
+	for round := range 2 {
+		e.send("merge_group", mg)
+		if err := e.sb.Drain(context.Background(), 30*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		runs := e.sb.Fake.CheckRuns(e2eRepo, groupHead)
+		if len(runs) != 1 || conclusion(runs[0]) != "success" {
+			t.Fatalf("round %d: check runs on the group head: %+v", round, runs)
+		}
+		reports, err := e.sb.srv.db.Facts(context.Background(), bot.FactScope(ref, "report"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The ID, and the status it was last given ("1005:completed").
+		if got, _, _ := strings.Cut(reports[groupHead], ":"); got != strconv.FormatInt(runs[0].ID, 10) {
+			t.Fatalf("round %d: recorded report of the group's check: %q, want %d", round, got, runs[0].ID)
+		}
 	}
 }
