@@ -341,8 +341,7 @@ func (s *Service) Evaluate(ctx context.Context, ref ChangeRef, baseRef, _ string
 
 // evaluate is Evaluate with facts recorded but not yet written (see
 // changeFacts): the evaluation reads through them and writes them with
-// its verdict, or, when it judges nothing, before it returns. When it
-// fails they are not written; the retry records them again.
+// its verdict, or, when it judges nothing or fails, before it returns.
 func (s *Service) evaluate(ctx context.Context, ref ChangeRef, baseRef string, facts *factBatch) (Verdict, error) {
 	f, ok := s.Forges[ref.Forge]
 	if !ok {
@@ -352,13 +351,17 @@ func (s *Service) evaluate(ctx context.Context, ref ChangeRef, baseRef string, f
 	if s.Observer != nil {
 		ctx, done = s.Observer.StartEvaluation(ctx, ref.Forge)
 	}
+	// keep writes the events' facts when the evaluation fails before its
+	// verdict: the delivery is retried and may end dead-lettered, and who
+	// pushed, which only the delivery told, must not be lost with it.
+	keep := func(err error) error { return errors.Join(err, facts.flush(ctx)) }
 	j, err := s.judge(ctx, f, ref, baseRef, nil, facts)
 	var ge *gatherError
 	if errors.As(err, &ge) {
 		return s.failClosed(ctx, f, ref, ge.cause, done, facts)
 	}
 	if err != nil {
-		return Verdict{}, err
+		return Verdict{}, keep(err)
 	}
 	if j.moved {
 		// The forge shows the present: its files and reviews belong to the
@@ -374,7 +377,7 @@ func (s *Service) evaluate(ctx context.Context, ref ChangeRef, baseRef string, f
 	}
 	ref, change, v := j.ref, j.change, j.verdict
 	if err := RecordPushes(ctx, s.Store, change, j.learned); err != nil {
-		return Verdict{}, err
+		return Verdict{}, keep(err)
 	}
 	if l := s.logger(); l.Enabled(ctx, slog.LevelDebug) {
 		bound := make([]string, 0, len(change.Reviews))
@@ -386,7 +389,7 @@ func (s *Service) evaluate(ctx context.Context, ref ChangeRef, baseRef string, f
 	}
 	for _, fc := range change.Foreign {
 		if err := s.auditTamper(ctx, ref, fc, ""); err != nil {
-			return Verdict{}, err
+			return Verdict{}, keep(err)
 		}
 	}
 	if change.EvalError == "" {

@@ -187,8 +187,7 @@ func TestGroupCommitKeyedChain(t *testing.T) {
 }
 
 // AppendAuditWith stores the record and the facts in one commit: both or
-// neither. An evaluation's report ID rides with its audit record; a report
-// ID stored without the record would hide that the record was lost.
+// neither, even when the request shares a group commit with others.
 func TestAppendAuditWithIsOneCommit(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, env *storetest.Env) {
 		ctx := context.Background()

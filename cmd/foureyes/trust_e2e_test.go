@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/foureyes-dev/foureyes/bot"
 	"github.com/foureyes-dev/foureyes/internal/fakegithub"
 	"github.com/foureyes-dev/foureyes/internal/fakegitlab"
 )
@@ -305,4 +306,42 @@ func TestTrustGitHubPushDeliveredAfterTheNextStillCounts(t *testing.T) {
 	e.expect(h3, "in_progress", "@bob")
 	e.review(h3, "carol", "approved")
 	e.expect(h3, "success", "@carol")
+}
+
+// An evaluation that fails (here on an unreadable stored fact) is retried
+// and may end dead-lettered; who pushed, which only its delivery told, is
+// recorded all the same, so a later evaluation cannot miss it.
+func TestTrustGitHubFailedEvaluationKeepsThePusher(t *testing.T) {
+	e := newE2E(t, nil)
+	pr := e.addPR("alice", "src/app.go")
+	e.send("pull_request", prFixture(t, "opened", pr, "alice"))
+	e.check(pr)
+	first := pr.Commits[0].SHA
+	if err := e.sb.srv.db.PutFact(context.Background(), bot.PushScope(bot.GitHub, e2eRepo, first), "mallory", "not json"); err != nil {
+		t.Fatal(err)
+	}
+	h2 := fakegithub.SHA(t.Name() + "-H2")
+	e.sb.Fake.UpdatePR(e2eRepo, pr.Number, func(p *fakegithub.PR) {
+		p.Commits = append(p.Commits, fakegithub.Commit{SHA: h2, Message: "more", Author: ident("alice"), Committer: ident("alice")})
+		p.HeadSHA = h2
+		p.PushedBy = fakegithub.User{Login: "bob"}
+	})
+	pr, _ = e.sb.Fake.PR(e2eRepo, pr.Number)
+	e.send("pull_request", prFixture(t, "synchronize", pr, "bob"))
+	scope := bot.FactScope(bot.ChangeRef{Forge: bot.GitHub, Repo: bot.Repo{FullName: e2eRepo}, Number: pr.Number}, "pusher")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		pushers, err := e.sb.srv.db.Facts(context.Background(), scope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pushers[h2+"/bob"] == "bob" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pusher facts %v: bob's push was lost with the failed evaluation", pushers)
+		}
+	}
+	if runs := e.sb.Fake.CheckRuns(e2eRepo, h2); len(runs) > 0 && conclusion(runs[len(runs)-1]) == "success" {
+		t.Fatalf("an evaluation that failed reported success: %+v", runs[len(runs)-1])
+	}
 }
