@@ -117,6 +117,18 @@ func TestFoldedDeliveriesKeepEveryFact(t *testing.T) {
 	}
 }
 
+// lowBudget leaves 50 requests in the installation's window, below the
+// reserve of evaluations, and lets foureyes learn it: the answers to the
+// evaluation of a review on pr report the low budget.
+func (e *e2e) lowBudget(pr fakegithub.PR) {
+	e.t.Helper()
+	e.sb.Fake.SetRateLimit(e.sb.Fake.Used(sandboxInstallation) + 60)
+	e.review(pr, "dave", "approved")
+	if err := e.sb.Drain(context.Background(), 30*time.Second); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
 // When the installation's budget is nearly spent, a change that cannot be
 // evaluated shows pending with the reset time, never the success it had:
 // the attack is a "changes requested" arriving while the budget is low,
@@ -130,12 +142,7 @@ func TestRateLimitLowShowsPendingNeverSuccess(t *testing.T) {
 	if got := conclusion(e.check(pr)); got != "success" {
 		t.Fatalf("approved: %s", got)
 	}
-	// Leave 50 requests in the window: below the reserve of evaluations.
-	e.sb.Fake.SetRateLimit(e.sb.Fake.Used(sandboxInstallation) + 60)
-	e.review(pr, "dave", "approved") // its answers report the low budget
-	if err := e.sb.Drain(context.Background(), 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	e.lowBudget(pr)
 	id := e.sb.Fake.AddReview(e2eRepo, pr.Number, fakegithub.Review{User: fakegithub.User{Login: "erin"}, State: "CHANGES_REQUESTED", CommitID: pr.HeadSHA})
 	e.send("pull_request_review", reviewFixture(t, pr, id, "erin", "changes_requested", pr.HeadSHA))
 	run, err := e.sb.WaitCheck(context.Background(), e2eRepo, pr.HeadSHA, 10*time.Second, func(r fakegithub.CheckRun) bool { return r.Status != "completed" })
@@ -168,11 +175,7 @@ func TestRateLimitLowFirstSightRecordsItsCheck(t *testing.T) {
 	e.basePolicy("version: 1\n")
 	first := e.openPR([]string{"app.go"})
 	e.check(first)
-	e.sb.Fake.SetRateLimit(e.sb.Fake.Used(sandboxInstallation) + 60)
-	e.review(first, "dave", "approved") // its answers report the low budget
-	if err := e.sb.Drain(context.Background(), 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
+	e.lowBudget(first)
 	pr := e.openPR([]string{"app.go"})
 	run, err := e.sb.WaitCheck(context.Background(), e2eRepo, pr.HeadSHA, 10*time.Second, func(r fakegithub.CheckRun) bool { return r.Status != "completed" })
 	if err != nil || !strings.Contains(run.Title, "Waiting for GitHub's rate limit") {

@@ -36,6 +36,14 @@ func (e *e2e) addPR(pushedBy string, files ...string) fakegithub.PR {
 // pushed by pusher, and sends synchronize from them.
 func (e *e2e) moveHead(pr fakegithub.PR, pusher, sha string) fakegithub.PR {
 	e.t.Helper()
+	pr = e.pushHead(pr, pusher, sha)
+	e.send("pull_request", prFixture(e.t, "synchronize", pr, pusher))
+	return pr
+}
+
+// pushHead is moveHead on GitHub's side only: no webhook is sent.
+func (e *e2e) pushHead(pr fakegithub.PR, pusher, sha string) fakegithub.PR {
+	e.t.Helper()
 	e.sb.Fake.UpdatePR(e2eRepo, pr.Number, func(p *fakegithub.PR) {
 		found := false
 		for _, c := range p.Commits {
@@ -56,7 +64,6 @@ func (e *e2e) moveHead(pr fakegithub.PR, pusher, sha string) fakegithub.PR {
 		p.PushedBy = fakegithub.User{Login: pusher}
 	})
 	pr, _ = e.sb.Fake.PR(e2eRepo, pr.Number)
-	e.send("pull_request", prFixture(e.t, "synchronize", pr, pusher))
 	return pr
 }
 
@@ -286,17 +293,9 @@ func TestTrustGitHubPushDeliveredAfterTheNextStillCounts(t *testing.T) {
 	e := newE2E(t, nil)
 	pr := e.addPR("alice", "src/app.go")
 	e.send("pull_request", prFixture(t, "opened", pr, "alice"))
-	push := func(pusher, sha string) fakegithub.PR {
-		e.sb.Fake.UpdatePR(e2eRepo, pr.Number, func(p *fakegithub.PR) {
-			p.Commits = append(p.Commits, fakegithub.Commit{SHA: sha, Message: "more", Author: ident("alice"), Committer: ident("alice")})
-			p.HeadSHA = sha
-			p.PushedBy = fakegithub.User{Login: pusher}
-		})
-		pr, _ := e.sb.Fake.PR(e2eRepo, pr.Number)
-		return pr
-	}
-	byBob := prFixture(t, "synchronize", push("bob", fakegithub.SHA(t.Name()+"-H2")), "bob")
-	h3 := push("alice", fakegithub.SHA(t.Name()+"-H3"))
+	h2 := e.pushHead(pr, "bob", fakegithub.SHA(t.Name()+"-H2"))
+	byBob := prFixture(t, "synchronize", h2, "bob")
+	h3 := e.pushHead(h2, "alice", fakegithub.SHA(t.Name()+"-H3"))
 	e.send("pull_request", byBob)
 	if err := e.sb.Drain(context.Background(), 30*time.Second); err != nil {
 		t.Fatal(err)
@@ -321,13 +320,7 @@ func TestTrustGitHubFailedEvaluationKeepsThePusher(t *testing.T) {
 		t.Fatal(err)
 	}
 	h2 := fakegithub.SHA(t.Name() + "-H2")
-	e.sb.Fake.UpdatePR(e2eRepo, pr.Number, func(p *fakegithub.PR) {
-		p.Commits = append(p.Commits, fakegithub.Commit{SHA: h2, Message: "more", Author: ident("alice"), Committer: ident("alice")})
-		p.HeadSHA = h2
-		p.PushedBy = fakegithub.User{Login: "bob"}
-	})
-	pr, _ = e.sb.Fake.PR(e2eRepo, pr.Number)
-	e.send("pull_request", prFixture(t, "synchronize", pr, "bob"))
+	pr = e.moveHead(pr, "bob", h2)
 	scope := bot.FactScope(bot.ChangeRef{Forge: bot.GitHub, Repo: bot.Repo{FullName: e2eRepo}, Number: pr.Number}, "pusher")
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		pushers, err := e.sb.srv.db.Facts(context.Background(), scope)
