@@ -70,19 +70,11 @@ func (b *factBatch) flush(ctx context.Context) error {
 // so that an evaluation judges the facts its events recorded before they
 // are written (a FactReader).
 func (b *factBatch) Facts(ctx context.Context, scope string) (map[string]string, error) {
-	m, err := b.st.Facts(ctx, scope)
+	m, err := b.FactsIn(ctx, []string{scope})
 	if err != nil {
 		return nil, err
 	}
-	if len(b.puts[scope]) == 0 {
-		return m, nil
-	}
-	m = maps.Clone(m)
-	if m == nil {
-		m = map[string]string{}
-	}
-	maps.Copy(m, b.puts[scope])
-	return m, nil
+	return m[scope], nil
 }
 
 // FactsIn is Facts for several scopes at once (a ScopesReader).

@@ -58,17 +58,8 @@ func completeScopes(c *Change) []string {
 	if c.Ref.Forge == GitLab {
 		scopes = append(scopes, FactScope(c.Ref, factApproval))
 	}
-	repo := c.HeadRepo
-	if repo == "" {
-		repo = c.Ref.Repo.FullName
-	}
-	if c.Ref.HeadSHA != "" {
-		scopes = append(scopes, PushScope(c.Ref.Forge, repo, c.Ref.HeadSHA))
-	}
-	for i := range c.Commits {
-		if sha := c.Commits[i].SHA; sha != "" && sha != c.Ref.HeadSHA {
-			scopes = append(scopes, PushScope(c.Ref.Forge, repo, sha))
-		}
+	for _, sha := range pushedSHAs(c) {
+		scopes = append(scopes, PushScope(c.Ref.Forge, pushRepo(c), sha))
 	}
 	return scopes
 }

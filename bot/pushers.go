@@ -181,22 +181,8 @@ func completePushers(ctx context.Context, st FactReader, c *Change) (map[string]
 			c.Pushes = append(c.Pushes, Push{HeadSHA: sha, Pusher: u, Via: ViaSynchronize})
 		}
 	}
-	repo := c.HeadRepo
-	if repo == "" {
-		repo = c.Ref.Repo.FullName
-	}
-	shas := make([]string, 0, len(c.Commits)+1)
-	shas = append(shas, c.Ref.HeadSHA)
-	for i := range c.Commits {
-		if c.Commits[i].SHA != c.Ref.HeadSHA {
-			shas = append(shas, c.Commits[i].SHA)
-		}
-	}
-	for _, sha := range shas {
-		if sha == "" {
-			continue
-		}
-		recs, err := st.Facts(ctx, PushScope(c.Ref.Forge, repo, sha))
+	for _, sha := range pushedSHAs(c) {
+		recs, err := st.Facts(ctx, PushScope(c.Ref.Forge, pushRepo(c), sha))
 		if err != nil {
 			return nil, fmt.Errorf("read pushes of %s: %w", shortSHA(sha), err)
 		}
@@ -227,6 +213,30 @@ func completePushers(ctx context.Context, st FactReader, c *Change) (map[string]
 	return heads, nil
 }
 
+// pushRepo is the repository whose push records tell who pushed c's
+// commits: its head's (a fork's, for a change from a fork).
+func pushRepo(c *Change) string {
+	if c.HeadRepo != "" {
+		return c.HeadRepo
+	}
+	return c.Ref.Repo.FullName
+}
+
+// pushedSHAs are the commits whose pushers count for c: its head and each
+// of its commits.
+func pushedSHAs(c *Change) []string {
+	shas := make([]string, 0, len(c.Commits)+1)
+	if c.Ref.HeadSHA != "" {
+		shas = append(shas, c.Ref.HeadSHA)
+	}
+	for i := range c.Commits {
+		if sha := c.Commits[i].SHA; sha != "" && sha != c.Ref.HeadSHA {
+			shas = append(shas, sha)
+		}
+	}
+	return shas
+}
+
 // recordChangePush records the pusher a change event names for its new
 // head in the change's history (the head may live in a fork, whose
 // per-commit records are the fork's).
@@ -254,12 +264,8 @@ func ReadPushers(ctx context.Context, f any, c *Change) ([]Push, error) {
 // RecordPushes records pushes ReadPushers learned, so that the history
 // survives the forge's retention and later evaluations need not ask again.
 func RecordPushes(ctx context.Context, st Store, c *Change, pushes []Push) error {
-	repo := c.HeadRepo
-	if repo == "" {
-		repo = c.Ref.Repo.FullName
-	}
 	for _, p := range pushes {
-		if err := RecordPush(ctx, st, c.Ref.Forge, repo, p.HeadSHA, p); err != nil {
+		if err := RecordPush(ctx, st, c.Ref.Forge, pushRepo(c), p.HeadSHA, p); err != nil {
 			return err
 		}
 	}
