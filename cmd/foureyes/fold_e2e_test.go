@@ -117,6 +117,19 @@ func TestFoldedDeliveriesKeepEveryFact(t *testing.T) {
 	}
 }
 
+// approvedPR opens a pull request under the default policy and has carol
+// approve it: the success the tests below start from.
+func (e *e2e) approvedPR() fakegithub.PR {
+	e.t.Helper()
+	e.basePolicy("version: 1\n")
+	pr := e.openPR([]string{"app.go"})
+	e.review(pr, "carol", "approved")
+	if got := conclusion(e.check(pr)); got != "success" {
+		e.t.Fatalf("approved: %s", got)
+	}
+	return pr
+}
+
 // lowBudget leaves 50 requests in the installation's window, below the
 // reserve of evaluations, and lets foureyes learn it: the answers to the
 // evaluation of a review on pr report the low budget.
@@ -136,12 +149,7 @@ func (e *e2e) lowBudget(pr fakegithub.PR) {
 // for the reset (no attempt counted) with its facts recorded.
 func TestRateLimitLowShowsPendingNeverSuccess(t *testing.T) {
 	e := newE2E(t, nil)
-	e.basePolicy("version: 1\n")
-	pr := e.openPR([]string{"app.go"})
-	e.review(pr, "carol", "approved")
-	if got := conclusion(e.check(pr)); got != "success" {
-		t.Fatalf("approved: %s", got)
-	}
+	pr := e.approvedPR()
 	e.lowBudget(pr)
 	id := e.sb.Fake.AddReview(e2eRepo, pr.Number, fakegithub.Review{User: fakegithub.User{Login: "erin"}, State: "CHANGES_REQUESTED", CommitID: pr.HeadSHA})
 	e.send("pull_request_review", reviewFixture(t, pr, id, "erin", "changes_requested", pr.HeadSHA))
@@ -200,12 +208,7 @@ func TestRateLimitLowFirstSightRecordsItsCheck(t *testing.T) {
 // check rather than looking for it again.
 func TestMergeGroupRecordsItsCheck(t *testing.T) {
 	e := newE2E(t, nil)
-	e.basePolicy("version: 1\n")
-	pr := e.openPR([]string{"app.go"})
-	e.review(pr, "carol", "approved")
-	if got := conclusion(e.check(pr)); got != "success" {
-		t.Fatalf("approved: %s", got)
-	}
+	pr := e.approvedPR()
 	groupHead := fakegithub.SHA(t.Name() + "-group")
 	mg := fixture(t, "merge_group.checks_requested.json")
 	mg["repository"] = prFixture(t, "opened", pr, "alice")["repository"]
