@@ -73,7 +73,26 @@ func (f *Fake) AddPR(repo string, pr PR) {
 		before = old.HeadSHA
 	}
 	r.prs[pr.Number] = &pull{PR: pr, reviews: reviews}
+	r.indexHead(pr.Number, before, pr.HeadSHA)
 	f.notePRPush(r, before, &r.prs[pr.Number].PR)
+}
+
+// indexHead moves pull request number from head SHA before to after in
+// pullsByHead.
+func (r *repo) indexHead(number int, before, after string) {
+	if before == after {
+		return
+	}
+	if before != "" {
+		r.pullsByHead[before] = slices.DeleteFunc(r.pullsByHead[before], func(n int) bool { return n == number })
+		if len(r.pullsByHead[before]) == 0 {
+			delete(r.pullsByHead, before)
+		}
+	}
+	if after != "" {
+		r.pullsByHead[after] = append(r.pullsByHead[after], number)
+		slices.Sort(r.pullsByHead[after])
+	}
 }
 
 // UpdatePR changes a pull request in place (e.g. a new head) and bumps its
@@ -93,6 +112,7 @@ func (f *Fake) UpdatePR(repo string, number int, change func(*PR)) {
 		// base.sha; nothing else moves it.
 		p.BaseSHA = tip
 	}
+	f.repoOf(repo).indexHead(number, before, p.HeadSHA)
 	f.notePRPush(f.repoOf(repo), before, &p.PR)
 }
 

@@ -68,18 +68,23 @@ type repo struct {
 	created       time.Time                    // created_at/updated_at/pushed_at of the repository JSON
 	files         map[string]map[string]string // ref -> path -> content
 	prs           map[int]*pull
-	perms         map[string]string // login -> role_name
-	checkRuns     []*CheckRun
-	statuses      []*Status
-	issues        []*Issue
-	comments      []*Comment
-	commitPulls   map[string][]int
-	compares      map[string][]Commit // "base...head"
-	tags          []tag               // in creation order
-	histories     map[string][]Commit // sha -> commits reachable from it, newest first
-	activities    []Activity          // oldest first
-	branches      map[string]string   // branch -> tip SHA (SetBranch)
-	installation  int64               // the App installation on it (0: not installed)
+	// pullsByHead indexes open and closed pull requests by head SHA, for
+	// the pull_requests of check runs: scanning every pull request made
+	// the fake's CPU grow with the load tool's run, on the CPU the server
+	// under test shares.
+	pullsByHead  map[string][]int
+	perms        map[string]string // login -> role_name
+	checkRuns    []*CheckRun
+	statuses     []*Status
+	issues       []*Issue
+	comments     []*Comment
+	commitPulls  map[string][]int
+	compares     map[string][]Commit // "base...head"
+	tags         []tag               // in creation order
+	histories    map[string][]Commit // sha -> commits reachable from it, newest first
+	activities   []Activity          // oldest first
+	branches     map[string]string   // branch -> tip SHA (SetBranch)
+	installation int64               // the App installation on it (0: not installed)
 	// issuesDisabled: see SetIssuesDisabled.
 	issuesDisabled bool
 	// hidden: see HideFromInstallation.
@@ -470,6 +475,7 @@ func (f *Fake) repoOf(full string) *repo {
 			created:       f.now().UTC().Truncate(time.Second),
 			files:         map[string]map[string]string{},
 			prs:           map[int]*pull{},
+			pullsByHead:   map[string][]int{},
 			perms:         map[string]string{},
 			commitPulls:   map[string][]int{},
 			compares:      map[string][]Commit{},

@@ -366,3 +366,40 @@ func TestIssuesAndStatuses(t *testing.T) {
 		t.Fatalf("statuses = %+v", st)
 	}
 }
+
+// A check run lists the open pull requests whose head is its SHA, as
+// GitHub's does: after a push, the old head's runs no longer name the pull
+// request, and a closed pull request is not named.
+func TestCheckRunPullRequestsFollowTheHead(t *testing.T) {
+	f := New(77, &testKey().PublicKey)
+	defer f.Close()
+	f.AddPR("acme/app", PR{Number: 1, HeadSHA: "a"})
+	f.AddPR("acme/app", PR{Number: 2, HeadSHA: "a"})
+	f.AddPR("acme/app", PR{Number: 3, HeadSHA: "a", State: "closed"})
+	tok := newToken(t, f, 1)
+	pulls := func(sha string) []int {
+		t.Helper()
+		_, b := do(t, f, "POST", "/repos/acme/app/check-runs", tok, map[string]any{"name": "foureyes", "head_sha": sha})
+		var run struct {
+			PullRequests []struct{ Number int } `json:"pull_requests"`
+		}
+		if err := json.Unmarshal(b, &run); err != nil {
+			t.Fatal(err)
+		}
+		var ns []int
+		for _, p := range run.PullRequests {
+			ns = append(ns, p.Number)
+		}
+		return ns
+	}
+	if got := pulls("a"); !slices.Equal(got, []int{1, 2}) {
+		t.Fatalf("runs on a name %v, want [1 2]", got)
+	}
+	f.UpdatePR("acme/app", 2, func(p *PR) { p.HeadSHA = "b" })
+	if got := pulls("a"); !slices.Equal(got, []int{1}) {
+		t.Errorf("after #2 moved to b, runs on a name %v, want [1]", got)
+	}
+	if got := pulls("b"); !slices.Equal(got, []int{2}) {
+		t.Errorf("runs on b name %v, want [2]", got)
+	}
+}

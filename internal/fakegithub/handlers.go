@@ -751,8 +751,8 @@ func (f *Fake) checkRunJSON(r *http.Request, rp *repo, c *CheckRun) map[string]a
 	}
 	prs := []any{}
 	_, name, _ := strings.Cut(rp.fullName, "/")
-	for _, p := range rp.prs {
-		if p.HeadSHA == c.HeadSHA && p.State == "open" {
+	for _, n := range rp.pullsByHead[c.HeadSHA] {
+		if p := rp.prs[n]; p.State == "open" {
 			prs = append(prs, map[string]any{
 				"url":    fmt.Sprintf("%s/pulls/%d", api, p.Number),
 				"id":     int64(p.Number) + rp.id*100000,
