@@ -128,6 +128,10 @@ func runLoad(ctx context.Context, cfg loadConfig) *loadResult {
 		IdleConnTimeout:     30 * time.Second,
 		DisableKeepAlives:   !cfg.keepAlive,
 		DisableCompression:  true,
+		// A delivery (about 21 KB) leaves in one write, not in the
+		// default 4 KB buffer's six: fewer system calls for the load tool
+		// and fewer wake-ups for the server it shares the CPUs with.
+		WriteBufferSize: 64 << 10,
 	}
 	defer transport.CloseIdleConnections()
 	client := &http.Client{Transport: transport, Timeout: cfg.timeout}

@@ -196,6 +196,10 @@ func TestBuiltinTemplate(t *testing.T) {
 		!strings.HasSuffix(p.PullRequest.URL, "/pulls/42") || p.Repository.FullName != loadRepo || p.Installation.ID != loadInstallation {
 		t.Errorf("rendered payload = %+v", p)
 	}
+	want := bytes.ReplaceAll(bytes.ReplaceAll(tmpl.body, []byte("2147480001"), []byte("42")), []byte(sentinelSHA), []byte(sha))
+	if !bytes.Equal(body, want) {
+		t.Error("rendered payload differs from the template with its sentinels replaced")
+	}
 	if bytes.Contains(body, []byte(sentinelSHA)) || bytes.Contains(body, []byte("2147480001")) {
 		t.Error("a sentinel survived rendering")
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // The payload is rendered once with sentinel values, then each delivery
@@ -41,6 +42,32 @@ type template struct {
 	perChange bool
 	repo      string // repository full name, for seeding the fake
 	author    string // pull request author, for seeding the fake
+
+	// The body cut at its sentinels, once: render then writes each body
+	// in one pass and one allocation. Two bytes.ReplaceAll over 20 KB per
+	// delivery were 7% of the load tool's CPU, which the server under
+	// test shares.
+	cut   sync.Once
+	segs  [][]byte // len(holes)+1 pieces of body between the sentinels
+	holes []bool   // true: the number goes here; false: the head SHA
+}
+
+// split fills segs and holes.
+func (t *template) split() {
+	num := []byte(strconv.Itoa(sentinelNumber))
+	rest := t.body
+	for {
+		i, j := bytes.Index(rest, num), bytes.Index(rest, []byte(sentinelSHA))
+		if i < 0 && j < 0 {
+			t.segs = append(t.segs, rest)
+			return
+		}
+		if j < 0 || (i >= 0 && i < j) {
+			t.segs, t.holes, rest = append(t.segs, rest[:i]), append(t.holes, true), rest[i+len(num):]
+			continue
+		}
+		t.segs, t.holes, rest = append(t.segs, rest[:j]), append(t.holes, false), rest[j+len(sentinelSHA):]
+	}
 }
 
 // render returns the body for pull request number with head sha.
@@ -48,8 +75,28 @@ func (t *template) render(number int, sha string) []byte {
 	if !t.perChange {
 		return t.body
 	}
-	b := bytes.ReplaceAll(t.body, []byte(strconv.Itoa(sentinelNumber)), []byte(strconv.Itoa(number)))
-	return bytes.ReplaceAll(b, []byte(sentinelSHA), []byte(sha))
+	t.cut.Do(t.split)
+	n := strconv.Itoa(number)
+	size := len(t.body)
+	for _, isNum := range t.holes {
+		if isNum {
+			size += len(n) - len(strconv.Itoa(sentinelNumber))
+		} else {
+			size += len(sha) - len(sentinelSHA)
+		}
+	}
+	out := make([]byte, 0, size)
+	for i, seg := range t.segs {
+		out = append(out, seg...)
+		switch {
+		case i == len(t.holes):
+		case t.holes[i]:
+			out = append(out, n...)
+		default:
+			out = append(out, sha...)
+		}
+	}
+	return out
 }
 
 // builtinTemplate is a pull_request "opened" delivery in the shape (fields
