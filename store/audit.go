@@ -71,26 +71,41 @@ func (d *DB) prepareAudit(rec audit.Record) (audit.Record, error) {
 	return rec, nil
 }
 
-// auditTail locks the chain (PostgreSQL; SQLite's write transaction already
-// excludes other writers) and returns the last record's seq and hash.
-func (d *DB) auditTail(ctx context.Context, tx *sql.Tx) (int64, string, error) {
+// lockAuditSQL takes the chain's lock on PostgreSQL until the transaction
+// ends. SQLite's write transaction already excludes other writers.
+const lockAuditSQL = "LOCK TABLE audit_records IN EXCLUSIVE MODE"
+
+// auditTail locks the chain (PostgreSQL) and returns the last record's seq
+// and hash.
+func (d *DB) auditTail(ctx context.Context, q querier) (int64, string, error) {
 	if d.dialect == postgresDialect {
-		if _, err := tx.ExecContext(ctx, "LOCK TABLE audit_records IN EXCLUSIVE MODE"); err != nil {
+		if _, err := q.ExecContext(ctx, lockAuditSQL); err != nil {
 			return 0, "", fmt.Errorf("lock audit_records: %w", err)
 		}
 	}
+	return d.readTail(ctx, q)
+}
+
+// readTail returns the last record's seq and hash; the caller holds the
+// chain.
+func (d *DB) readTail(ctx context.Context, q querier) (int64, string, error) {
 	var prevSeq int64
 	prevHash := audit.Genesis
-	err := d.queryRow(ctx, tx, "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1").Scan(&prevSeq, &prevHash)
+	err := d.queryRow(ctx, q, "SELECT seq, hash FROM audit_records ORDER BY seq DESC LIMIT 1").Scan(&prevSeq, &prevHash)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, "", fmt.Errorf("read last audit record: %w", err)
 	}
+	return prevSeq, prevHash, d.checkTail(prevHash)
+}
+
+// checkTail refuses to append unkeyed records after keyed ones: an
+// unkeyed record after keyed ones is what an attacker's re-hash looks
+// like, and verification would reject the trail.
+func (d *DB) checkTail(prevHash string) error {
 	if d.chain == nil && audit.IsKeyed(prevHash) {
-		// An unkeyed record after keyed ones is what an attacker's
-		// re-hash looks like: verification would reject the trail.
-		return 0, "", fmt.Errorf("append audit record: %w: the trail is keyed; open the store with the audit key", audit.ErrKeyRequired)
+		return fmt.Errorf("append audit record: %w: the trail is keyed; open the store with the audit key", audit.ErrKeyRequired)
 	}
-	return prevSeq, prevHash, nil
+	return nil
 }
 
 // appendAuditTx links rec to the last record and inserts it within tx.
@@ -119,7 +134,7 @@ func (d *DB) linkAudit(rec audit.Record, prevSeq int64, prevHash string) audit.R
 
 // insertAudit inserts linked records within tx, which must hold the chain
 // (auditTail), in one statement.
-func (d *DB) insertAudit(ctx context.Context, tx *sql.Tx, recs []audit.Record) error {
+func (d *DB) insertAudit(ctx context.Context, tx querier, recs []audit.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}

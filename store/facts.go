@@ -26,7 +26,7 @@ const upsertFactsPG = `INSERT INTO facts (scope, key, value, updated_at)
 // committed with the next group commit (intake.go) and returns after it.
 func (d *DB) PutFact(ctx context.Context, scope, key, value string) error {
 	now := d.t(d.now())
-	return d.submitWrite(ctx, "put fact "+scope+"/"+key, func(ctx context.Context, tx *sql.Tx) error {
+	return d.submitWrite(ctx, "put fact "+scope+"/"+key, func(ctx context.Context, tx querier) error {
 		_, err := d.exec(ctx, tx, upsertFact, scope, key, value, now)
 		return err
 	})
@@ -45,7 +45,7 @@ func (d *DB) PutFacts(ctx context.Context, facts map[string]map[string]string) e
 
 // factsWrite returns how many facts there are and the write that upserts
 // them inside a group commit's transaction (nil when there are none).
-func (d *DB) factsWrite(facts map[string]map[string]string) (int, func(context.Context, *sql.Tx) error) {
+func (d *DB) factsWrite(facts map[string]map[string]string) (int, func(context.Context, querier) error) {
 	type fact struct{ scope, key, value string }
 	var all []fact
 	for scope, kv := range facts {
@@ -71,12 +71,12 @@ func (d *DB) factsWrite(facts map[string]map[string]string) (int, func(context.C
 		for i, f := range all {
 			scopes[i], keys[i], values[i] = f.scope, f.key, f.value
 		}
-		return len(all), func(ctx context.Context, tx *sql.Tx) error {
+		return len(all), func(ctx context.Context, tx querier) error {
 			_, err := d.exec(ctx, tx, upsertFactsPG, now, scopes, keys, values)
 			return err
 		}
 	}
-	return len(all), func(ctx context.Context, tx *sql.Tx) error {
+	return len(all), func(ctx context.Context, tx querier) error {
 		for _, f := range all {
 			if _, err := d.exec(ctx, tx, upsertFact, f.scope, f.key, f.value, now); err != nil {
 				return fmt.Errorf("%s/%s: %w", f.scope, f.key, err)
@@ -93,7 +93,7 @@ func (d *DB) factsWrite(facts map[string]map[string]string) (int, func(context.C
 func (d *DB) PutFactIfAbsent(ctx context.Context, scope, key, value string) (bool, error) {
 	now := d.t(d.now())
 	var stored bool
-	err := d.submitWrite(ctx, "put fact if absent "+scope+"/"+key, func(ctx context.Context, tx *sql.Tx) error {
+	err := d.submitWrite(ctx, "put fact if absent "+scope+"/"+key, func(ctx context.Context, tx querier) error {
 		res, err := d.exec(ctx, tx, `INSERT INTO facts (scope, key, value, updated_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (scope, key) DO NOTHING`, scope, key, value, now)
 		if err != nil {
@@ -178,7 +178,7 @@ func (d *DB) FactsIn(ctx context.Context, scopes []string) (map[string]map[strin
 
 // DeleteFact removes scope/key; deleting a missing key is not an error.
 func (d *DB) DeleteFact(ctx context.Context, scope, key string) error {
-	return d.submitWrite(ctx, "delete fact "+scope+"/"+key, func(ctx context.Context, tx *sql.Tx) error {
+	return d.submitWrite(ctx, "delete fact "+scope+"/"+key, func(ctx context.Context, tx querier) error {
 		_, err := d.exec(ctx, tx, "DELETE FROM facts WHERE scope = ? AND key = ?", scope, key)
 		return err
 	})

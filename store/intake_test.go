@@ -11,6 +11,7 @@ import (
 	"github.com/foureyes-dev/foureyes/audit"
 	"github.com/foureyes-dev/foureyes/store"
 	"github.com/foureyes-dev/foureyes/store/storetest"
+	"github.com/jackc/pgx/v5"
 )
 
 // Many senders at once share group commits. Each delivery must be stored
@@ -89,6 +90,43 @@ func TestGroupCommitConcurrentIntake(t *testing.T) {
 			if c != 1 {
 				t.Errorf("delivery %s has %d intake records", id, c)
 			}
+		}
+	})
+}
+
+// Two replicas take intake at once on one database: each group commit
+// reads the chain's tail in the statement that inserts its deliveries, and
+// that read must see what the other replica committed while this one
+// waited for the chain's lock. A stale tail would reuse a seq (the insert
+// fails) or fork the chain (verification fails).
+func TestGroupCommitTwoReplicasShareTheChain(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, env *storetest.Env) {
+		ctx := context.Background()
+		replicas := []*store.DB{env.DB, storetest.Reopen(t, env)}
+		const senders, each = 16, 40
+		var wg sync.WaitGroup
+		errs := make(chan error, senders)
+		for s := 0; s < senders; s++ {
+			wg.Go(func() {
+				db := replicas[s%2]
+				for i := 0; i < each; i++ {
+					d := del(fmt.Sprintf("r%02d-%03d", s, i), fmt.Sprintf("github/acme/app#%d", i%5))
+					rec := audit.Record{Kind: audit.KindDelivery, Forge: "github", DeliveryID: d.ID}
+					if _, err := db.EnqueueAudited(ctx, d, &rec); err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		n, err := env.DB.VerifyAudit(ctx)
+		if err != nil || n != senders*each {
+			t.Fatalf("verify = %d, %v; want %d records", n, err, senders*each)
 		}
 	})
 }
@@ -238,4 +276,22 @@ func TestAppendAuditWithIsOneCommit(t *testing.T) {
 			t.Fatalf("VerifyAudit = %d, %v; want 8 records (1 + the 7 good ones)", n, err)
 		}
 	})
+}
+
+// A group commit whose transaction PostgreSQL aborted fails, even when no
+// statement's error reached it: PostgreSQL answers COMMIT of an aborted
+// transaction with ROLLBACK, not with an error.
+func TestGroupCommitReportsARolledBackCommit(t *testing.T) {
+	env := storetest.Open(t, "postgres")
+	ctx := context.Background()
+	err := env.DB.SubmitWrite(ctx, "swallow an error", func(ctx context.Context, q store.Querier) error {
+		_, _ = q.ExecContext(ctx, "SELECT 1/0")
+		return nil
+	})
+	if !errors.Is(err, pgx.ErrTxCommitRollback) {
+		t.Fatalf("write in an aborted transaction: err = %v, want %v", err, pgx.ErrTxCommitRollback)
+	}
+	if err := env.DB.PutFact(ctx, "s", "k", "v"); err != nil {
+		t.Fatalf("the next group commit: %v", err)
+	}
 }

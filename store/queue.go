@@ -488,7 +488,7 @@ func scanDelivery(rows *sql.Rows) (*LeasedDelivery, error) {
 func (d *DB) leasedUpdate(ctx context.Context, op string, seq int64, owner, set string, args ...any) error {
 	args = append(args, seq, owner)
 	var n int64
-	err := d.submitWrite(ctx, fmt.Sprintf("%s delivery %d", op, seq), func(ctx context.Context, tx *sql.Tx) error {
+	err := d.submitWrite(ctx, fmt.Sprintf("%s delivery %d", op, seq), func(ctx context.Context, tx querier) error {
 		res, err := d.exec(ctx, tx, "UPDATE deliveries SET "+set+
 			" WHERE seq = ? AND state = 'leased' AND lease_owner = ?", args...)
 		if err != nil {
@@ -728,7 +728,7 @@ func (d *DB) CompleteBatch(ctx context.Context, seqs []int64, owner string) erro
 	}
 	args = append(args, owner)
 	var n int64
-	err := d.submitWrite(ctx, fmt.Sprintf("complete %d deliveries", len(seqs)), func(ctx context.Context, tx *sql.Tx) error {
+	err := d.submitWrite(ctx, fmt.Sprintf("complete %d deliveries", len(seqs)), func(ctx context.Context, tx querier) error {
 		res, err := d.exec(ctx, tx, q, args...)
 		if err != nil {
 			return err
