@@ -181,36 +181,65 @@ func (d *DB) LeaseBatch(ctx context.Context, owner string, now time.Time, ttl ti
 		}
 	}
 	var batch []*LeasedDelivery
-	err := d.inTx(ctx, func(tx *sql.Tx) error {
-		batch = nil
-		// The caller read its clock before waiting for the write
-		// connection. A lease made with that time would end early, by as
-		// long as the wait, and if the wait was longer than ttl the lease
-		// would be over when made: another worker would take the same
-		// delivery while this one runs it (seen with several workers
-		// leasing at once, the clock moving during the wait).
-		if t := d.now(); t.After(now) {
-			now = t
-		}
-		first, err := d.leaseOne(ctx, tx, owner, now, ttl, pre)
-		if err != nil || first == nil {
+	var firstContended time.Time
+	for {
+		contended := false
+		err := d.inTx(ctx, func(tx *sql.Tx) error {
+			batch = nil
+			// The caller read its clock before waiting for the write
+			// connection. A lease made with that time would end early, by
+			// as long as the wait, and if the wait was longer than ttl the
+			// lease would be over when made: another worker would take the
+			// same delivery while this one runs it (seen with several
+			// workers leasing at once, the clock moving during the wait).
+			if t := d.now(); t.After(now) {
+				now = t
+			}
+			first, held, err := d.leaseOne(ctx, tx, owner, now, ttl, pre)
+			contended = held
+			if err != nil || first == nil {
+				return err
+			}
+			batch = append(batch, first)
+			if max <= 1 || !slices.Contains(fold, first.Kind) {
+				return nil
+			}
+			// Inside the same transaction (on PostgreSQL under the key's
+			// advisory lock), so no other worker can claim these meanwhile.
+			more, err := d.claimFollowers(ctx, tx, first, owner, d.t(now), now.Add(ttl), max-1, fold)
+			batch = append(batch, more...)
 			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("lease for %s: %w", owner, err)
 		}
-		batch = append(batch, first)
-		if max <= 1 || !slices.Contains(fold, first.Kind) {
-			return nil
+		// Nothing claimed, but a ready delivery's key was locked by another
+		// lease. That lease may itself claim nothing (it was rechecking a
+		// delivery it found before it was done): then both would report
+		// "nothing ready", both workers would sleep until the next poll,
+		// and the delivery would wait with them (seen: every worker asleep
+		// with the queue full, TestPoolPerKeyOrdering on PostgreSQL). The
+		// other lease ends within a few round trips; look again after it.
+		if len(batch) > 0 || !contended {
+			return batch, nil
 		}
-		// Inside the same transaction (on PostgreSQL under the key's
-		// advisory lock), so no other worker can claim these meanwhile.
-		more, err := d.claimFollowers(ctx, tx, first, owner, d.t(now), now.Add(ttl), max-1, fold)
-		batch = append(batch, more...)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("lease for %s: %w", owner, err)
+		if firstContended.IsZero() {
+			firstContended = time.Now()
+		} else if time.Since(firstContended) > leaseContendedWait {
+			return nil, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("lease for %s: %w", owner, ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
 	}
-	return batch, nil
 }
+
+// leaseContendedWait bounds how long LeaseBatch keeps looking again after
+// finding every ready delivery's key locked by other leases: far longer
+// than a lease transaction, far shorter than the workers' poll.
+const leaseContendedWait = 100 * time.Millisecond
 
 // claimFollowers leases, after first, the deliveries of its key that are
 // ready now and foldable, stopping at the first one that is not.
@@ -260,7 +289,10 @@ func (d *DB) claimFollowers(ctx context.Context, tx *sql.Tx, first *LeasedDelive
 // leaseOne claims the oldest ready delivery within tx (see Lease). On
 // SQLite, pre holds the candidates LeaseBatch found before the transaction
 // began; on PostgreSQL they are found here.
-func (d *DB) leaseOne(ctx context.Context, tx *sql.Tx, owner string, now time.Time, ttl time.Duration, pre []candidate) (*LeasedDelivery, error) {
+//
+// contended reports that a candidate was skipped because another
+// transaction held its key's lock (PostgreSQL).
+func (d *DB) leaseOne(ctx context.Context, tx *sql.Tx, owner string, now time.Time, ttl time.Duration, pre []candidate) (ld *LeasedDelivery, contended bool, err error) {
 	nowV := d.t(now)
 	cands := pre
 	if d.dialect == postgresDialect {
@@ -284,30 +316,30 @@ func (d *DB) leaseOne(ctx context.Context, tx *sql.Tx, owner string, now time.Ti
 		//     idled).
 		// set_config(..., true) lasts until the transaction ends.
 		if _, err := d.exec(ctx, tx, "SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)"); err != nil {
-			return nil, fmt.Errorf("lease: planner settings: %w", err)
+			return nil, false, fmt.Errorf("lease: planner settings: %w", err)
 		}
-		var err error
 		if cands, err = d.findReady(ctx, tx, nowV, leaseCandidates); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	for _, c := range cands {
-		ok, err := d.lockCandidate(ctx, tx, c.seq, c.key, nowV)
+		ok, held, err := d.lockCandidate(ctx, tx, c.seq, c.key, nowV)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
+		contended = contended || held
 		if !ok {
 			continue // taken, or no longer ready, since it was found
 		}
 		leased, err := d.claim(ctx, tx, []int64{c.seq}, owner, nowV, now.Add(ttl))
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if len(leased) == 1 {
-			return leased[0], nil
+			return leased[0], false, nil
 		}
 	}
-	return nil, nil // none, or all taken just now: try again later
+	return nil, contended, nil // none, or all taken just now
 }
 
 // findReady returns up to limit ready deliveries, in lease order (see
@@ -400,8 +432,9 @@ func (d *DB) readyCandidates(ctx context.Context, q querier, after cursor, now a
 // PostgreSQL it first takes the advisory lock of key without waiting, and
 // locks the row. On SQLite the write transaction already excludes every
 // other writer, and only the recheck is needed: the candidate was found
-// from a reader, before the transaction began.
-func (d *DB) lockCandidate(ctx context.Context, tx *sql.Tx, seq int64, key string, now any) (bool, error) {
+// from a reader, before the transaction began. held reports that the key's
+// lock was held by another transaction.
+func (d *DB) lockCandidate(ctx context.Context, tx *sql.Tx, seq int64, key string, now any) (ok, held bool, err error) {
 	lock := ""
 	if d.dialect == postgresDialect {
 		// Advisory locks are database-wide: the lock ID combines the OID
@@ -412,23 +445,23 @@ func (d *DB) lockCandidate(ctx context.Context, tx *sql.Tx, seq int64, key strin
 		if err := d.queryRow(ctx, tx, `SELECT pg_try_advisory_xact_lock(
 				('deliveries'::regclass::oid::bigint << 32) | (hashtext(?)::bigint & 4294967295))`,
 			key).Scan(&got); err != nil {
-			return false, fmt.Errorf("lock key %s: %w", key, err)
+			return false, false, fmt.Errorf("lock key %s: %w", key, err)
 		}
 		if !got {
-			return false, nil
+			return false, true, nil
 		}
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
 	var s int64
-	err := d.queryRow(ctx, tx, "SELECT c.seq FROM deliveries c WHERE c.seq = ? AND "+d.readyCond()+lock,
+	err = d.queryRow(ctx, tx, "SELECT c.seq FROM deliveries c WHERE c.seq = ? AND "+d.readyCond()+lock,
 		seq, now, now, now).Scan(&s)
 	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
+		return false, false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("recheck delivery %d: %w", seq, err)
+		return false, false, fmt.Errorf("recheck delivery %d: %w", seq, err)
 	}
-	return true, nil
+	return true, false, nil
 }
 
 const deliveryColumns = `seq, forge, delivery_id, order_key, kind, payload, received_at, enqueued_at,

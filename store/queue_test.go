@@ -443,3 +443,36 @@ func TestLeaseBatchFoldsOneKey(t *testing.T) {
 		}
 	}, store.WithClock(c.Now))
 }
+
+// A lease that finds the key of the only ready delivery locked by another
+// lease (which may be about to claim nothing: it was rechecking a delivery
+// it found before that one was done) looks again once that lease ends,
+// rather than reporting nothing ready and leaving its worker asleep until
+// the next poll.
+func TestLeaseWaitsOutAnotherLeasesKeyLock(t *testing.T) {
+	env := storetest.Open(t, "postgres")
+	ctx := context.Background()
+	enqueue(t, env.DB, del("d1", "K"))
+	raw := storetest.RawDB(t, env)
+	conn, err := raw.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// The key lock a concurrent lease of K holds (store.lockCandidate).
+	if _, err := conn.ExecContext(ctx, `BEGIN`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_xact_lock(
+		('deliveries'::regclass::oid::bigint << 32) | (hashtext('K')::bigint & 4294967295))`); err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(20*time.Millisecond, func() { _, _ = conn.ExecContext(ctx, `ROLLBACK`) })
+	ld, err := env.DB.Lease(ctx, "w", time.Now(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ld == nil || ld.ID != "d1" {
+		t.Fatalf("lease while another lease held the key for 20ms = %+v, want d1", ld)
+	}
+}
