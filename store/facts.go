@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // upsertFact sets one fact, overwriting. Parameters: scope, key, value,
@@ -151,9 +153,18 @@ func (d *DB) FactsIn(ctx context.Context, scopes []string) (map[string]map[strin
 	for len(uniq) > 0 {
 		chunk := uniq[:min(len(uniq), factsInChunk)]
 		uniq = uniq[len(chunk):]
-		args := make([]any, len(chunk))
-		for i, sc := range chunk {
-			args[i] = sc
+		args := make([]any, 0, len(chunk)+1)
+		if d.dialect == postgresDialect {
+			// Planned for each call (an unnamed statement), not once per
+			// connection. The cached generic plan was made while the facts
+			// table was nearly empty, as it is before a burst, and kept a
+			// sequential scan: 1.4 ms per call with 3,000 facts, against
+			// 0.05 ms through the primary key (pg_stat_statements over the
+			// closed-loop intake run).
+			args = append(args, pgx.QueryExecModeExec)
+		}
+		for _, sc := range chunk {
+			args = append(args, sc)
 		}
 		rows, err := d.query(ctx, d.r, "SELECT scope, key, value FROM facts WHERE scope IN (?"+strings.Repeat(", ?", len(chunk)-1)+")", args...)
 		if err != nil {
