@@ -35,9 +35,10 @@ type Pool struct {
 	// Backoff returns the delay before retry n (n=1 after the first
 	// failure); default DefaultBackoff().Delay.
 	Backoff func(attempt int) time.Duration
-	// PollInterval bounds how long idle workers wait before looking for
-	// work again without a Notify (default 500ms). Polling catches retries
-	// coming due, expired leases and work enqueued by other replicas.
+	// PollInterval bounds how long the pool, when idle, waits before
+	// looking for work again without a Notify (default 500ms); one idle
+	// worker at a time polls. Polling catches retries coming due, expired
+	// leases and work enqueued by other replicas.
 	PollInterval time.Duration
 	// ShutdownGrace is how long Run lets running handlers finish after its
 	// context is cancelled; then their contexts are cancelled and their
@@ -70,6 +71,7 @@ type Pool struct {
 	initOnce sync.Once
 	wake     chan struct{}
 	seq      atomic.Int64
+	polling  atomic.Bool // an idle worker is polling (idle)
 }
 
 func (p *Pool) init() {
@@ -221,11 +223,7 @@ func (p *Pool) work(ctx, handlerCtx, storeCtx context.Context, cfg config) {
 			if err != nil && ctx.Err() == nil {
 				cfg.log.Error("lease delivery", "err", err)
 			}
-			select {
-			case <-ctx.Done():
-			case <-p.wake:
-			case <-cfg.clock.After(cfg.poll):
-			}
+			p.idle(ctx, cfg)
 			continue
 		}
 		// There may be more: let an idle worker look (each wakes the next,
@@ -234,6 +232,28 @@ func (p *Pool) work(ctx, handlerCtx, storeCtx context.Context, cfg config) {
 		p.process(handlerCtx, storeCtx, ctx, cfg, lds, owner)
 		// Finishing a delivery may make the next one of its key ready.
 		p.Notify()
+	}
+}
+
+// idle waits for a wake-up. One idle worker at a time also polls, for
+// deliveries no Notify announces (enqueued by another replica): with every
+// idle worker polling, an idle replica ran a lease transaction per worker
+// per poll interval. The poller gives the duty up when it wakes; if it then
+// finds work it notifies (work), and the idle worker that wakes takes the
+// duty over when it finds none.
+func (p *Pool) idle(ctx context.Context, cfg config) {
+	if !p.polling.CompareAndSwap(false, true) {
+		select {
+		case <-ctx.Done():
+		case <-p.wake:
+		}
+		return
+	}
+	defer p.polling.Store(false)
+	select {
+	case <-ctx.Done():
+	case <-p.wake:
+	case <-cfg.clock.After(cfg.poll):
 	}
 }
 

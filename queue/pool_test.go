@@ -713,3 +713,46 @@ func TestPoolWorkersLeaseConcurrently(t *testing.T) {
 		waitFor(t, "all done", allDone(env.DB, workers))
 	})
 }
+
+// An idle pool polls with one worker, not all of them: each poll interval
+// costs one lease transaction per replica, however many workers it has.
+// The poll still finds work that no Notify announced (another replica's),
+// and a Notify still reaches the workers that do not poll.
+func TestPoolIdleWorkersPollOnce(t *testing.T) {
+	forEachWithClock(t, func(t *testing.T, env *storetest.Env, clk *fakeClock) {
+		const workers, polls = 4, 10
+		cs := &countingStore{Store: env.DB}
+		done := make(chan string, 4)
+		p := &queue.Pool{Store: cs, Clock: clk, LeaseTTL: ttl, Workers: workers, PollInterval: time.Second,
+			Handler: func(_ context.Context, d queue.Delivery) error { done <- d.ID; return nil }}
+		start(t, p)
+		waitFor(t, "every worker's first lease", func() bool { return cs.leases.Load() >= workers })
+		for i := 1; i <= polls; i++ {
+			clk.waitTimer(t, time.Second)
+			clk.Advance(time.Second)
+			waitFor(t, fmt.Sprintf("poll %d", i), func() bool { return cs.leases.Load() >= int32(workers+i) })
+		}
+		time.Sleep(50 * time.Millisecond)
+		if n := cs.leases.Load(); n > workers+polls+1 {
+			t.Fatalf("%d leases for %d polls of an idle pool of %d workers, want at most %d", n, polls, workers, workers+polls+1)
+		}
+		// Work enqueued elsewhere (no Notify) is found by the poll...
+		enqueue(t, env.DB, del("remote", "R"))
+		clk.waitTimer(t, time.Second)
+		clk.Advance(time.Second)
+		if id := <-done; id != "remote" {
+			t.Fatalf("processed %s", id)
+		}
+		// ...and a Notify wakes a worker without waiting for it.
+		enqueue(t, env.DB, del("local", "L"))
+		p.Notify()
+		select {
+		case id := <-done:
+			if id != "local" {
+				t.Fatalf("processed %s", id)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a notified delivery waited for the poll")
+		}
+	})
+}
