@@ -367,7 +367,7 @@ var targetLabels = map[string]bool{"job": true, "instance": true, "namespace": t
 var labelValues = map[string]map[string][]string{
 	"foureyes_webhooks_received_total": {"result": {
 		metrics.ResultAccepted, metrics.ResultDuplicate, metrics.ResultIgnored, metrics.ResultBadSignature,
-		metrics.ResultBadRequest, metrics.ResultTooLarge, metrics.ResultUnavailable,
+		metrics.ResultBadRequest, metrics.ResultTooLarge, metrics.ResultBusy, metrics.ResultUnavailable,
 	}},
 	"foureyes_deliveries_processed_total": {"result": {metrics.ProcessedOK, metrics.ProcessedRetry, metrics.ProcessedDeadLetter}},
 	"foureyes_evaluations_total":          {"verdict": {"success", "pending", "failure"}},

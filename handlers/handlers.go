@@ -8,9 +8,12 @@ package handlers
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +26,12 @@ import (
 // DefaultMaxBody is the largest webhook body accepted: GitHub caps its
 // payloads at 25 MiB and SPEC section 4 answers 413 above that.
 const DefaultMaxBody int64 = 25 << 20
+
+// DefaultBodyBudget bounds the webhook bodies held at once: five of the
+// largest, or thousands of ordinary deliveries (a pull request event is
+// about 25 KB). Without a bound, every connection may hold MaxBody, and a
+// sender needs no secret to open connections.
+const DefaultBodyBudget int64 = 128 << 20
 
 // Decoder turns a verified delivery into normalized events. It returns
 // bot.ErrIgnored (possibly wrapped) for deliveries that need no work and
@@ -69,6 +78,10 @@ type Config struct {
 	Logger   *slog.Logger
 	// MaxBody is the largest webhook body accepted (DefaultMaxBody if <= 0).
 	MaxBody int64
+	// BodyBudget bounds the bytes of webhook bodies held at once, across
+	// all requests (DefaultBodyBudget if <= 0); at least MaxBody+1. A
+	// request that finds it full waits briefly, then is answered 503.
+	BodyBudget int64
 	// Extra lets the caller mount more routes (details page, home page).
 	Extra func(r *mux.Router)
 }
@@ -89,6 +102,7 @@ type server struct {
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	maxBody int64
+	bodies  *semaphore.Weighted // the body budget
 	now     func() time.Time
 }
 
@@ -124,6 +138,14 @@ func New(cfg Config) http.Handler {
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBody
 	}
+	budget := cfg.BodyBudget
+	if budget <= 0 {
+		budget = max(DefaultBodyBudget, s.maxBody+1)
+	}
+	if budget < s.maxBody+1 {
+		panic(fmt.Sprintf("handlers: Config.BodyBudget %d is below MaxBody+1 (%d): the largest delivery could never be read", budget, s.maxBody+1))
+	}
+	s.bodies = semaphore.NewWeighted(budget)
 
 	r := mux.NewRouter()
 	if s.github != nil {

@@ -24,11 +24,12 @@ type validationResult struct {
 // name the parser uses in its messages.
 func (s *server) validate(w http.ResponseWriter, r *http.Request) {
 	// policies.MaxSize (1 MiB) is also what Parse accepts from a forge.
-	body, o, ok := readBody(w, r, policies.MaxSize)
+	body, release, o, ok := s.readBody(w, r, policies.MaxSize)
 	if !ok {
 		writeJSON(w, o.status, map[string]string{"status": o.result, "message": o.message})
 		return
 	}
+	defer release()
 	name := r.URL.Query().Get("name")
 	if name == "" {
 		name = "policy"

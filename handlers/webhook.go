@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/foureyes-dev/foureyes/bot"
@@ -43,7 +42,7 @@ func (s *server) finish(w http.ResponseWriter, r *http.Request, o outcome) {
 
 	level := slog.LevelInfo
 	switch o.result {
-	case metrics.ResultBadSignature, metrics.ResultBadRequest, metrics.ResultTooLarge:
+	case metrics.ResultBadSignature, metrics.ResultBadRequest, metrics.ResultTooLarge, metrics.ResultBusy:
 		level = slog.LevelWarn
 	case metrics.ResultUnavailable:
 		level = slog.LevelError
@@ -83,12 +82,10 @@ const (
 	bodyGrace   = 5 * time.Second
 	bodyMinRate = 16 << 10 // bytes per second
 	bodyMaxTime = 60 * time.Second
-	// bodyChunk is how much is read at a time. The body grows by what was
-	// received, never by what Content-Length declares.
+	// bodyChunk is the least a body's buffer grows by. The body grows by
+	// what was received, never by what Content-Length declares.
 	bodyChunk = 32 << 10
 )
-
-var chunkPool = sync.Pool{New: func() any { b := make([]byte, bodyChunk); return &b }}
 
 // bodyDeadline is when a sender who has sent got bytes since start must have
 // sent more.
@@ -104,10 +101,21 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-// readBody reads at most limit bytes in bodyChunk pieces, enforcing the
-// minimum body rate. ok=false means the body is too large (413), too slow
-// (408) or could not be read (400); the caller answers with o.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) (body []byte, o outcome, ok bool) {
+// bodyBudgetWait is how long a request waits for room in the body budget
+// before it is answered 503: a burst of ordinary deliveries gets through,
+// and a sender holding the budget with slow bodies is answered while the
+// server still has its memory.
+const bodyBudgetWait = 2 * time.Second
+
+// readBody reads at most limit bytes, enforcing the minimum body rate,
+// into memory reserved from the body budget as it grows: the budget bounds
+// what all requests together hold, where the per-request limit alone lets
+// many connections hold a limit each. release gives the body's memory back
+// to the budget; call it once the body is no longer used. ok=false means
+// the body is too large (413), too slow (408), could not be read (400) or
+// the budget stayed full (503); the caller answers with o and need not call
+// release.
+func (s *server) readBody(w http.ResponseWriter, r *http.Request, limit int64) (body []byte, release func(), o outcome, ok bool) {
 	tooLarge := outcome{
 		result:  metrics.ResultTooLarge,
 		status:  http.StatusRequestEntityTooLarge,
@@ -115,39 +123,63 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) (body []byte,
 	}
 	// A declared length over the limit is refused without reading a byte.
 	if r.ContentLength > limit {
-		return nil, tooLarge, false
+		return nil, nil, tooLarge, false
+	}
+	var held int64
+	release = func() {
+		if held > 0 {
+			s.bodies.Release(held)
+			held = 0
+		}
 	}
 	rc := http.NewResponseController(w)
 	start := time.Now()
 	// Deadlines are best effort: a ResponseWriter that cannot set them
 	// (tests' recorders) reads without.
 	deadlines := rc.SetReadDeadline(bodyDeadline(start, 0)) == nil
-	cp := chunkPool.Get().(*[]byte)
-	defer chunkPool.Put(cp)
-	chunk := *cp
 	var buf []byte
 	src := http.MaxBytesReader(w, r.Body, limit)
 	for {
-		n, err := src.Read(chunk)
-		buf = append(buf, chunk[:n]...)
+		if len(buf) == cap(buf) {
+			// Room for the next read: double, at least a chunk, never past
+			// limit+1 (MaxBytesReader fails on the byte after the limit).
+			grow := min(max(int64(cap(buf)), bodyChunk), limit+1-int64(cap(buf)))
+			ctx, cancel := context.WithTimeout(r.Context(), bodyBudgetWait)
+			err := s.bodies.Acquire(ctx, grow)
+			cancel()
+			if err != nil {
+				release()
+				return nil, nil, outcome{
+					result:  metrics.ResultBusy,
+					status:  http.StatusServiceUnavailable,
+					message: "too many webhook bodies in flight; retry later",
+					err:     err,
+				}, false
+			}
+			held += grow
+			buf = append(make([]byte, 0, int64(cap(buf))+grow), buf...)
+		}
+		n, err := src.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
+			release()
 			if _, isMax := errors.AsType[*http.MaxBytesError](err); isMax {
-				return nil, tooLarge, false
+				return nil, nil, tooLarge, false
 			}
 			if ne, isNet := errors.AsType[net.Error](err); isNet && ne.Timeout() {
 				// The connection cannot be reused: its read side timed out.
 				w.Header().Set("Connection", "close")
-				return nil, outcome{
+				return nil, nil, outcome{
 					result:  metrics.ResultBadRequest,
 					status:  http.StatusRequestTimeout,
 					message: fmt.Sprintf("body too slow: send at least %d bytes per second after %s", bodyMinRate, bodyGrace),
 					err:     err,
 				}, false
 			}
-			return nil, outcome{
+			return nil, nil, outcome{
 				result:  metrics.ResultBadRequest,
 				status:  http.StatusBadRequest,
 				message: "cannot read body",
@@ -163,7 +195,7 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) (body []byte,
 		// the next request's own.
 		_ = rc.SetReadDeadline(time.Time{})
 	}
-	return buf, outcome{}, true
+	return buf, release, outcome{}, true
 }
 
 func (s *server) githubWebhook(w http.ResponseWriter, r *http.Request) {
@@ -177,11 +209,12 @@ func (s *server) githubWebhook(w http.ResponseWriter, r *http.Request) {
 		}
 		s.finish(w, r, o)
 	}
-	body, o, ok := readBody(w, r, s.maxBody)
+	body, release, o, ok := s.readBody(w, r, s.maxBody)
 	if !ok {
 		fail(o)
 		return
 	}
+	defer release()
 	// The signature covers the raw body; nothing in the request is looked
 	// at, let alone decoded, before it checks out.
 	if !validGitHubSignature(s.github.Secret, body, r.Header.Get("X-Hub-Signature-256")) {
@@ -234,12 +267,13 @@ func (s *server) gitlabWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	event := r.Header.Get("X-Gitlab-Event")
-	body, o, ok := readBody(w, r, s.maxBody)
+	body, release, o, ok := s.readBody(w, r, s.maxBody)
 	if !ok {
 		o.event = event
 		fail(o)
 		return
 	}
+	defer release()
 	if event == "" {
 		fail(outcome{
 			result:  metrics.ResultBadRequest,

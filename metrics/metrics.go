@@ -24,6 +24,9 @@ const (
 	ResultBadRequest   = "bad_request"
 	ResultTooLarge     = "too_large"
 	ResultUnavailable  = "unavailable"
+	// ResultBusy: the bodies of the webhooks being received at once filled
+	// the server's budget (handlers.Config.BodyBudget); answered 503.
+	ResultBusy = "busy"
 )
 
 // Label values of DeliveriesProcessed's result label.
@@ -39,7 +42,7 @@ const (
 type Metrics struct {
 	// WebhooksReceived counts deliveries by forge, event and result
 	// (accepted, duplicate, ignored, bad_signature, bad_request, too_large,
-	// unavailable).
+	// busy, unavailable).
 	WebhooksReceived *prometheus.CounterVec
 	// QueueDepth is the number of stored deliveries not yet processed.
 	QueueDepth prometheus.Gauge

@@ -37,6 +37,9 @@ type Config struct {
 	// when not set, so links stay valid across restarts without new config.
 	DetailsKey []byte
 	Workers    int
+	// WebhookMemory bounds the bytes of webhook bodies held at once,
+	// across all requests (handlers.Config.BodyBudget).
+	WebhookMemory int64
 	// StateDir is where setup writes credentials and where the audit key
 	// is generated when none is given. Every shipped deployment points it
 	// at a writable volume; the default is the working directory.
@@ -101,6 +104,7 @@ var settings = []struct {
 	{"FOUREYES_DEFAULT_POLICY_FILE", false, ""},
 	{"FOUREYES_DETAILS_KEY", true, ""},
 	{"FOUREYES_WORKERS", false, "4"},
+	{"FOUREYES_WEBHOOK_MEMORY_MB", false, "128"},
 	{"FOUREYES_STATE_DIR", false, "."},
 	{"FOUREYES_AUDIT_KEY", true, ""},
 	{"FOUREYES_AUDIT_CHECKPOINT_DIR", false, ""},
@@ -339,6 +343,12 @@ func buildConfig(v map[string]string) (*Config, error) {
 		errs = append(errs, fmt.Errorf("FOUREYES_WORKERS must be between 1 and 256, got %q", v["FOUREYES_WORKERS"]))
 	}
 	c.Workers = w
+	// The budget must hold the largest delivery (25 MiB) and a chunk more.
+	mb, err := strconv.Atoi(v["FOUREYES_WEBHOOK_MEMORY_MB"])
+	if err != nil || mb < 26 || mb > 1<<20 {
+		errs = append(errs, fmt.Errorf("FOUREYES_WEBHOOK_MEMORY_MB must be between 26 and 1048576, got %q", v["FOUREYES_WEBHOOK_MEMORY_MB"]))
+	}
+	c.WebhookMemory = int64(mb) << 20
 	for _, d := range []struct {
 		env string
 		min time.Duration

@@ -31,6 +31,9 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		{map[string]string{"FOUREYES_AUDIT_KEY": "short"}, "FOUREYES_AUDIT_KEY must be at least 32 bytes"},
 		{map[string]string{"FOUREYES_AUDIT_KEY": "REPLACE_ME_WITH_THE_OUTPUT_OF_openssl_rand_-hex_32"}, "FOUREYES_AUDIT_KEY is still the example placeholder"},
 		{map[string]string{"FOUREYES_AUDIT_KEY_FILE": emptyFile}, "FOUREYES_AUDIT_KEY_FILE " + emptyFile + " is empty"},
+		// The budget must hold one 25 MiB delivery.
+		{map[string]string{"FOUREYES_WEBHOOK_MEMORY_MB": "16"}, "FOUREYES_WEBHOOK_MEMORY_MB must be between 26 and"},
+		{map[string]string{"FOUREYES_WEBHOOK_MEMORY_MB": "lots"}, "FOUREYES_WEBHOOK_MEMORY_MB must be between 26 and"},
 	}
 	for _, tc := range cases {
 		_, err := LoadConfig("", func(k string) string { return tc.env[k] })
@@ -51,7 +54,7 @@ func TestConfigFileAndEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Listen != ":7777" || cfg.LogFormat != "text" || cfg.GitLabToken != "tok" || string(cfg.GitLabSecret) != "from-file" {
+	if cfg.Listen != ":7777" || cfg.LogFormat != "text" || cfg.GitLabToken != "tok" || string(cfg.GitLabSecret) != "from-file" || cfg.WebhookMemory != 128<<20 {
 		t.Fatalf("config %+v: the environment must win over the file, secrets come from _FILE", cfg)
 	}
 	os.WriteFile(file, []byte("lisen: \":9999\"\n"), 0o600)

@@ -100,6 +100,9 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger) (*server, 
 		Metrics:  s.metrics,
 		Gatherer: s.reg,
 		Logger:   logger,
+		// Bodies are held until they are stored; the budget bounds them
+		// all together, whoever sends them.
+		BodyBudget: cfg.WebhookMemory,
 	}
 	if cfg.GitHubOn() {
 		gh, err := ghforge.New(ghforge.Config{
