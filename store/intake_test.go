@@ -14,6 +14,33 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// enqueueAudited enqueues d with its intake audit record, as the server's
+// webhook intake does.
+func enqueueAudited(ctx context.Context, db *store.DB, d store.Delivery) (bool, error) {
+	rec := audit.Record{Kind: audit.KindDelivery, Forge: d.Forge, DeliveryID: d.ID}
+	return db.EnqueueAudited(ctx, d, &rec)
+}
+
+// concurrently runs fn(0) to fn(n-1) at once and fails t with their first
+// error.
+func concurrently(t *testing.T, n int, fn func(g int) error) {
+	t.Helper()
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for g := range n {
+		wg.Go(func() {
+			if err := fn(g); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
 // Many senders at once share group commits. Each delivery must be stored
 // once, exactly one of the senders of a repeated ID is told it was new, each
 // new delivery has exactly one intake record, and the chain still verifies
@@ -24,43 +51,28 @@ func TestGroupCommitConcurrentIntake(t *testing.T) {
 		db := env.DB
 		const senders, ids = 48, 300
 		var newCount [ids]atomic.Int32
-		var wg sync.WaitGroup
-		errs := make(chan error, senders+1)
-		for s := 0; s < senders; s++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				// Every sender sends every third ID: each ID is sent by
-				// 16 senders, many of them in the same batch.
-				for i := s % 3; i < ids; i += 3 {
-					d := del(fmt.Sprintf("d%03d", i), fmt.Sprintf("github/acme/app#%d", i%7))
-					rec := audit.Record{Kind: audit.KindDelivery, Forge: "github", DeliveryID: d.ID}
-					ok, err := db.EnqueueAudited(ctx, d, &rec)
-					if err != nil {
-						errs <- err
-						return
-					}
-					if ok {
-						newCount[i].Add(1)
+		concurrently(t, senders+1, func(s int) error {
+			if s == senders {
+				for i := 0; i < 50; i++ {
+					if _, err := db.AppendAudit(ctx, evalRecord(i)); err != nil {
+						return err
 					}
 				}
-			}()
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 50; i++ {
-				if _, err := db.AppendAudit(ctx, evalRecord(i)); err != nil {
-					errs <- err
-					return
+				return nil
+			}
+			// Every sender sends every third ID: each ID is sent by 16
+			// senders, many of them in the same batch.
+			for i := s % 3; i < ids; i += 3 {
+				ok, err := enqueueAudited(ctx, db, del(fmt.Sprintf("d%03d", i), fmt.Sprintf("github/acme/app#%d", i%7)))
+				if err != nil {
+					return err
+				}
+				if ok {
+					newCount[i].Add(1)
 				}
 			}
-		}()
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Fatal(err)
-		}
+			return nil
+		})
 		for i := range newCount {
 			if n := newCount[i].Load(); n != 1 {
 				t.Errorf("delivery d%03d reported new %d times, want 1", i, n)
@@ -104,26 +116,15 @@ func TestGroupCommitTwoReplicasShareTheChain(t *testing.T) {
 		ctx := context.Background()
 		replicas := []*store.DB{env.DB, storetest.Reopen(t, env)}
 		const senders, each = 16, 40
-		var wg sync.WaitGroup
-		errs := make(chan error, senders)
-		for s := 0; s < senders; s++ {
-			wg.Go(func() {
-				db := replicas[s%2]
-				for i := 0; i < each; i++ {
-					d := del(fmt.Sprintf("r%02d-%03d", s, i), fmt.Sprintf("github/acme/app#%d", i%5))
-					rec := audit.Record{Kind: audit.KindDelivery, Forge: "github", DeliveryID: d.ID}
-					if _, err := db.EnqueueAudited(ctx, d, &rec); err != nil {
-						errs <- err
-						return
-					}
+		concurrently(t, senders, func(s int) error {
+			for i := 0; i < each; i++ {
+				d := del(fmt.Sprintf("r%02d-%03d", s, i), fmt.Sprintf("github/acme/app#%d", i%5))
+				if _, err := enqueueAudited(ctx, replicas[s%2], d); err != nil {
+					return err
 				}
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Fatal(err)
-		}
+			}
+			return nil
+		})
 		n, err := env.DB.VerifyAudit(ctx)
 		if err != nil || n != senders*each {
 			t.Fatalf("verify = %d, %v; want %d records", n, err, senders*each)
@@ -147,8 +148,7 @@ func TestGroupCommitBadDeliveryFailsAlone(t *testing.T) {
 			if i%16 == 0 {
 				id = fmt.Sprintf("bad\x00%d", i)
 			}
-			rec := audit.Record{Kind: audit.KindDelivery, Forge: "github", DeliveryID: id}
-			_, err := env.DB.EnqueueAudited(ctx, del(id, "github/acme/app#1"), &rec)
+			_, err := enqueueAudited(ctx, env.DB, del(id, "github/acme/app#1"))
 			switch {
 			case i%16 == 0 && err != nil:
 				bad.Add(1)
@@ -200,9 +200,7 @@ func TestGroupCommitKeyedChain(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d := del(fmt.Sprintf("k%d", i), "github/acme/app#1")
-			rec := audit.Record{Kind: audit.KindDelivery, Forge: "github", DeliveryID: d.ID}
-			if _, err := env.DB.EnqueueAudited(ctx, d, &rec); err != nil {
+			if _, err := enqueueAudited(ctx, env.DB, del(fmt.Sprintf("k%d", i), "github/acme/app#1")); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -218,8 +216,7 @@ func TestGroupCommitKeyedChain(t *testing.T) {
 	unkeyed, err := store.Open(ctx, env.DSN, nil)
 	must(t, err)
 	defer unkeyed.Close()
-	rec := audit.Record{Kind: audit.KindDelivery, Forge: "github", DeliveryID: "plain"}
-	if _, err := unkeyed.EnqueueAudited(ctx, del("plain", "github/acme/app#2"), &rec); !errors.Is(err, audit.ErrKeyRequired) {
+	if _, err := enqueueAudited(ctx, unkeyed, del("plain", "github/acme/app#2")); !errors.Is(err, audit.ErrKeyRequired) {
 		t.Fatalf("unkeyed intake into a keyed trail: %v, want ErrKeyRequired", err)
 	}
 }
