@@ -276,9 +276,7 @@ func (d *DB) intakeTx(ctx context.Context, batch []*intakeReq) ([]intakeRes, err
 			// groupTx took the chain's lock already.
 			tail = func() (int64, string, error) { return d.readTail(ctx, q) }
 		}
-		if err := d.auditBatch(batch, inserted, out, tail, func(recs []audit.Record) error {
-			return d.insertAudit(ctx, q, recs)
-		}); err != nil {
+		if err := d.auditBatch(ctx, q, batch, inserted, out, tail); err != nil {
 			return err
 		}
 		return runWrites(ctx, q, batch)
@@ -291,11 +289,10 @@ func (d *DB) intakeTx(ctx context.Context, batch []*intakeReq) ([]intakeRes, err
 
 // groupTx runs fn in a transaction on the write connection. On PostgreSQL
 // it begins, and when lockAudit is set also locks the audit chain, in one
-// round trip; database/sql's BeginTx would spend one on BEGIN alone. A
-// group commit's latency is its round trips, each a context switch to the
-// database and back on a machine whose CPUs the senders share: 6 of them
-// took about 10 ms per intake batch under a closed-loop burst, which
-// capped intake below 1,500/s. See docs/benchmarks.md.
+// round trip; database/sql's BeginTx would spend one on BEGIN alone. Under
+// a closed-loop burst every round trip waits for the database to get a CPU
+// the senders share: intake went from 1,178-1,205/s to 1,332-1,389/s when
+// its group commit went from six round trips to four (docs/benchmarks.md).
 func (d *DB) groupTx(ctx context.Context, lockAudit bool, fn func(querier) error) error {
 	if d.dialect != postgresDialect {
 		return d.inTx(ctx, func(tx *sql.Tx) error { return fn(tx) })
@@ -446,7 +443,7 @@ func runWrites(ctx context.Context, q querier, batch []*intakeReq) error {
 // out and inserts them. The records follow the order the senders were
 // taken in, each linked to the one before: one lock and one read of the
 // chain's tail (tail, called at most once) for the whole batch.
-func (d *DB) auditBatch(batch []*intakeReq, inserted []bool, out []intakeRes, tail func() (int64, string, error), insert func([]audit.Record) error) error {
+func (d *DB) auditBatch(ctx context.Context, q querier, batch []*intakeReq, inserted []bool, out []intakeRes, tail func() (int64, string, error)) error {
 	locked := false
 	recs := make([]audit.Record, 0, len(batch))
 	var prevSeq int64
@@ -468,5 +465,5 @@ func (d *DB) auditBatch(batch []*intakeReq, inserted []bool, out []intakeRes, ta
 		recs = append(recs, rec)
 		prevSeq, prevHash = rec.Seq, rec.Hash
 	}
-	return insert(recs)
+	return d.insertAudit(ctx, q, recs)
 }
