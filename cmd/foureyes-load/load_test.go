@@ -301,3 +301,24 @@ func TestRunLoad(t *testing.T) {
 		t.Errorf("rate 100/s for 50 ms: sent %d, stopped by %s", short.Sent, short.StoppedBy)
 	}
 }
+
+// The report carries the machine's speed measured before the load, the
+// measure its figures are to be read against.
+func TestCalibration(t *testing.T) {
+	tmpl, err := builtinTemplate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := calibrate(tmpl.render(1, "abc"))
+	if d <= 0 || d > 10*time.Second {
+		t.Fatalf("calibrate = %s", d)
+	}
+	if got := calibrate([]byte("{broken")); got != 0 {
+		t.Errorf("calibrate of a body that is not JSON = %s, want 0", got)
+	}
+	var out bytes.Buffer
+	(&report{CalibrationUS: float64(d.Microseconds()), Errors: map[string]int{}}).writeText(&out, false)
+	if !strings.Contains(out.String(), "calibration") || !strings.Contains(out.String(), "median of 101") {
+		t.Errorf("report without its calibration:\n%s", out.String())
+	}
+}

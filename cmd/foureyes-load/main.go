@@ -163,6 +163,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Payload: payloadName, PayloadBytes: len(tmpl.render(1, headSHA("x", 1))), Event: tmpl.event,
 		PerChangeKeys: tmpl.perChange, Requested: o.n, Concurrency: o.concurrency, Rate: o.rate,
 		DuplicateFraction: o.dups, KeepAlive: o.keepAlive, RunID: cfg.runID,
+		CalibrationUS: float64(calibrate(tmpl.render(1, headSHA("x", 1))).Nanoseconds()) / 1e3,
 	}
 
 	var (

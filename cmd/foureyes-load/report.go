@@ -45,6 +45,8 @@ type report struct {
 	DuplicateFraction float64 `json:"duplicate_fraction"`
 	KeepAlive         bool    `json:"keepalive"`
 	RunID             string  `json:"run_id"`
+	// CalibrationUS is the machine's speed before the load (calibrate).
+	CalibrationUS float64 `json:"calibration_us"`
 
 	StoppedBy      string            `json:"stopped_by"`
 	Sent           int               `json:"sent"`
@@ -169,6 +171,9 @@ func (rep *report) writeText(w io.Writer, perSecond bool) {
 		keys = "payload sent unchanged"
 	}
 	row("payload", "%s, %s event, %.1f KB, %s", rep.Payload, rep.Event, float64(rep.PayloadBytes)/1024, keys)
+	if rep.CalibrationUS > 0 {
+		row("calibration", "decoding the payload with encoding/json took %.0f µs (median of %d, before the load): compare figures only next to this", rep.CalibrationUS, calibrationRuns)
+	}
 	load := "closed loop (next request when one is answered)"
 	if rep.Rate > 0 {
 		load = fmt.Sprintf("open loop at %.0f/s (latency from scheduled start)", rep.Rate)
