@@ -28,10 +28,29 @@ func unmarshal(body []byte, v any) error {
 	return json.Unmarshal(body, v, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 }
 
+// The repository, pull request and user objects decode by walking their
+// members (see members in walk.go): GitHub sends 20-100 members in each
+// and foureyes reads a handful. The other shapes are small or rare, and
+// keep struct tags.
+
 type pUser struct {
-	Login string `json:"login"`
-	ID    int64  `json:"id"`
-	Type  string `json:"type"`
+	Login string
+	ID    int64
+	Type  string
+}
+
+func (u *pUser) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	return members(dec, func(name []byte) (bool, error) {
+		switch string(name) {
+		case "login":
+			return member(dec, &u.Login)
+		case "id":
+			return member(dec, &u.ID)
+		case "type":
+			return member(dec, &u.Type)
+		}
+		return false, nil
+	})
 }
 
 func (u pUser) user() bot.User {
@@ -39,11 +58,21 @@ func (u pUser) user() bot.User {
 }
 
 type pRef struct {
-	Ref  string `json:"ref"`
-	SHA  string `json:"sha"`
-	Repo *struct {
-		FullName string `json:"full_name"`
-	} `json:"repo"`
+	Ref  string     `json:"ref"`
+	SHA  string     `json:"sha"`
+	Repo *pRepoName `json:"repo"`
+}
+
+// pRepoName is a head or base repository, of which only the name is read.
+type pRepoName struct{ FullName string }
+
+func (r *pRepoName) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	return members(dec, func(name []byte) (bool, error) {
+		if string(name) == "full_name" {
+			return member(dec, &r.FullName)
+		}
+		return false, nil
+	})
 }
 
 func (r pRef) repoName() string {
@@ -53,19 +82,74 @@ func (r pRef) repoName() string {
 	return r.Repo.FullName
 }
 
+type pRepo struct {
+	ID            int64
+	FullName      string
+	DefaultBranch string
+	HTMLURL       string
+}
+
+func (r *pRepo) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	return members(dec, func(name []byte) (bool, error) {
+		switch string(name) {
+		case "id":
+			return member(dec, &r.ID)
+		case "full_name":
+			return member(dec, &r.FullName)
+		case "default_branch":
+			return member(dec, &r.DefaultBranch)
+		case "html_url":
+			return member(dec, &r.HTMLURL)
+		}
+		return false, nil
+	})
+}
+
 type pPull struct {
-	Number       int       `json:"number"`
-	State        string    `json:"state"`
-	Title        string    `json:"title"`
-	HTMLURL      string    `json:"html_url"`
-	Draft        bool      `json:"draft"`
-	Merged       bool      `json:"merged"`
-	User         pUser     `json:"user"`
-	UpdatedAt    time.Time `json:"updated_at"`
-	Head         pRef      `json:"head"`
-	Base         pRef      `json:"base"`
-	Commits      *int      `json:"commits"`
-	ChangedFiles *int      `json:"changed_files"`
+	Number       int
+	State        string
+	Title        string
+	HTMLURL      string
+	Draft        bool
+	Merged       bool
+	User         pUser
+	UpdatedAt    time.Time
+	Head         pRef
+	Base         pRef
+	Commits      *int
+	ChangedFiles *int
+}
+
+func (p *pPull) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	return members(dec, func(name []byte) (bool, error) {
+		switch string(name) {
+		case "number":
+			return member(dec, &p.Number)
+		case "state":
+			return member(dec, &p.State)
+		case "title":
+			return member(dec, &p.Title)
+		case "html_url":
+			return member(dec, &p.HTMLURL)
+		case "draft":
+			return member(dec, &p.Draft)
+		case "merged":
+			return member(dec, &p.Merged)
+		case "user":
+			return member(dec, &p.User)
+		case "updated_at":
+			return member(dec, &p.UpdatedAt)
+		case "head":
+			return member(dec, &p.Head)
+		case "base":
+			return member(dec, &p.Base)
+		case "commits":
+			return member(dec, &p.Commits)
+		case "changed_files":
+			return member(dec, &p.ChangedFiles)
+		}
+		return false, nil
+	})
 }
 
 type pPRRef struct {
@@ -92,13 +176,8 @@ type pPushCommit struct {
 }
 
 type payload struct {
-	Action     string `json:"action"`
-	Repository *struct {
-		ID            int64  `json:"id"`
-		FullName      string `json:"full_name"`
-		DefaultBranch string `json:"default_branch"`
-		HTMLURL       string `json:"html_url"`
-	} `json:"repository"`
+	Action       string `json:"action"`
+	Repository   *pRepo `json:"repository"`
 	Installation *struct {
 		ID int64 `json:"id"`
 	} `json:"installation"`
