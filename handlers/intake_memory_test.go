@@ -103,3 +103,33 @@ func TestBodyBudgetBelowMaxBodyPanics(t *testing.T) {
 	}()
 	newEnv(t, func(c *handlers.Config) { c.MaxBody, c.BodyBudget = 1<<20, 1<<19 })
 }
+
+// TestBodyBufferIsReused: a body that fits in one chunk is read into a
+// buffer that later requests reuse, so a stream of GitHub-sized deliveries
+// does not allocate a body per request.
+func TestBodyBufferIsReused(t *testing.T) {
+	if raceEnabled {
+		t.Skip("under -race sync.Pool drops buffers at random")
+	}
+	e := newEnv(t)
+	body := fixture(t, "github", "pull_request.opened.json")
+	const requests = 200
+	reqs := make([]*http.Request, requests) // built first: each copies the body
+	for i := range reqs {
+		reqs[i] = githubRequest("pull_request", "d-reuse", body, "sha256=00")
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for _, req := range reqs {
+		if rec := e.do(req); rec.Code != http.StatusUnauthorized {
+			t.Fatalf("status %d, want 401", rec.Code)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	perRequest := (after.TotalAlloc - before.TotalAlloc) / requests
+	t.Logf("allocated %d bytes per request with a %d-byte body", perRequest, len(body))
+	if perRequest > uint64(len(body))/4 {
+		t.Fatalf("each request allocated %d bytes for a %d-byte body: its buffer is not reused", perRequest, len(body))
+	}
+}

@@ -111,7 +111,9 @@ const bodyBudgetWait = 2 * time.Second
 // into memory reserved from the body budget as it grows: the budget bounds
 // what all requests together hold, where the per-request limit alone lets
 // many connections hold a limit each. release gives the body's memory back
-// to the budget; call it once the body is no longer used. ok=false means
+// to the budget, and its buffer to the next request: call it once the body
+// and every slice of it are no longer used (decoders copy what they keep).
+// ok=false means
 // the body is too large (413), too slow (408), could not be read (400) or
 // the budget stayed full (503); the caller answers with o and need not call
 // release.
@@ -126,7 +128,12 @@ func (s *server) readBody(w http.ResponseWriter, r *http.Request, limit int64) (
 		return nil, nil, tooLarge, false
 	}
 	var held int64
+	var first *[]byte // the pooled first chunk while buf is it
 	release = func() {
+		if first != nil {
+			s.firstChunks.Put(first)
+			first = nil
+		}
 		if held > 0 {
 			s.bodies.Release(held)
 			held = 0
@@ -157,7 +164,20 @@ func (s *server) readBody(w http.ResponseWriter, r *http.Request, limit int64) (
 				}, false
 			}
 			held += grow
-			buf = append(make([]byte, 0, int64(cap(buf))+grow), buf...)
+			switch {
+			case cap(buf) == 0 && grow == bodyChunk:
+				if first, _ = s.firstChunks.Get().(*[]byte); first == nil {
+					b := make([]byte, 0, bodyChunk)
+					first = &b
+				}
+				buf = (*first)[:0]
+			default:
+				buf = append(make([]byte, 0, int64(cap(buf))+grow), buf...)
+				if first != nil {
+					s.firstChunks.Put(first)
+					first = nil
+				}
+			}
 		}
 		n, err := src.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
