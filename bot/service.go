@@ -52,6 +52,8 @@ type Service struct {
 	PolicyCacheTTL time.Duration
 	// Now is the clock of the policy cache (nil: time.Now).
 	Now func() time.Time
+
+	parsed parsedPolicies
 }
 
 // PushHandler takes the pushes that are not about one change.
@@ -553,7 +555,7 @@ func (s *Service) branchPolicy(ctx context.Context, f Forge, ref ChangeRef, bran
 }
 
 func (s *Service) parsePolicy(pf PolicyFile) (*policies.Policy, error) {
-	return ResolvePolicy(pf, s.DefaultPolicy)
+	return s.parsed.resolve(pf, s.DefaultPolicy)
 }
 
 // PolicyTeams lists the teams a policy names: the only memberships an
