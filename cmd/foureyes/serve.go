@@ -104,12 +104,14 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger) (*server, 
 		// all together, whoever sends them.
 		BodyBudget: cfg.WebhookMemory,
 	}
+	// One transport for both forges' clients: they reach different hosts.
+	forgeHTTP := forgeTransport(forgeBusy(cfg.Workers))
 	if cfg.GitHubOn() {
 		gh, err := ghforge.New(ghforge.Config{
 			AppID:      cfg.GitHubAppID,
 			PrivateKey: cfg.GitHubPrivateKey,
 			APIURL:     cfg.GitHubAPIURL,
-			Transport:  s.metrics.Transport(string(bot.GitHub), http.DefaultTransport),
+			Transport:  s.metrics.Transport(string(bot.GitHub), forgeHTTP),
 			Logger:     logger.With("forge", "github"),
 			OnRateLimit: func(inst int64, b bot.RateBudget) {
 				s.metrics.InstallationRateLimitRemaining.WithLabelValues(string(bot.GitHub), strconv.FormatInt(inst, 10)).Set(float64(b.Remaining))
@@ -126,7 +128,7 @@ func newServer(ctx context.Context, cfg *Config, logger *slog.Logger) (*server, 
 		gl, err := glforge.New(glforge.Config{
 			BaseURL:   cfg.GitLabURL,
 			Token:     cfg.GitLabToken,
-			Transport: s.metrics.Transport(string(bot.GitLab), http.DefaultTransport),
+			Transport: s.metrics.Transport(string(bot.GitLab), forgeHTTP),
 			Logger:    logger.With("forge", "gitlab"),
 			Memory:    db,
 		})
