@@ -134,8 +134,39 @@ func (d *DB) linkAudit(rec audit.Record, prevSeq int64, prevHash string) audit.R
 
 // insertAudit inserts linked records within tx, which must hold the chain
 // (auditTail), in one statement.
+// insertAuditPG appends records in one statement whose text does not
+// depend on how many there are, like insertDeliveriesPG: one prepared
+// statement per connection instead of one per batch size, and 13 array
+// parameters instead of 13 per record.
+const insertAuditPG = `INSERT INTO audit_records
+	(seq, time, kind, forge, repo, change, head_sha, delivery_id, policy_digest, verdict, data, prev_hash, hash)
+	SELECT * FROM unnest(?::bigint[], ?::timestamptz[], ?::text[], ?::text[], ?::text[], ?::bigint[], ?::text[],
+		?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])`
+
 func (d *DB) insertAudit(ctx context.Context, tx querier, recs []audit.Record) error {
 	if len(recs) == 0 {
+		return nil
+	}
+	if d.dialect == postgresDialect {
+		n := len(recs)
+		seqs, changes := make([]int64, n), make([]int64, n)
+		times := make([]time.Time, n)
+		kinds, forges, repos, heads, deliveries := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		digests, verdicts, prevs, hashes := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		data := make([]*string, n) // NULL when a record has none
+		for i, r := range recs {
+			seqs[i], times[i], kinds[i], forges[i], repos[i], changes[i] = r.Seq, normTime(r.Time), r.Kind, r.Forge, r.Repo, int64(r.Change)
+			heads[i], deliveries[i], digests[i], verdicts[i] = r.HeadSHA, r.DeliveryID, r.PolicyDigest, r.Verdict
+			prevs[i], hashes[i] = r.PrevHash, r.Hash
+			if len(r.Data) > 0 {
+				s := string(r.Data)
+				data[i] = &s
+			}
+		}
+		if _, err := d.exec(ctx, tx, insertAuditPG, seqs, times, kinds, forges, repos, changes, heads, deliveries,
+			digests, verdicts, data, prevs, hashes); err != nil {
+			return fmt.Errorf("insert audit records %d-%d: %w", recs[0].Seq, recs[len(recs)-1].Seq, err)
+		}
 		return nil
 	}
 	var q strings.Builder
