@@ -75,11 +75,10 @@ func BranchRef(branch string) string {
 // so that every evaluation of a base branch whose file did not change
 // shares one parse: parsing the built-in default's YAML again was a tenth
 // of an evaluation's CPU (BenchmarkResolvePolicy: 140 µs, against 50 ns
-// from the cache). Keys are the source and
-// the file's SHA-256, so an edited file is parsed afresh. A parsed Policy
-// is never modified after Parse (Decide, the release guard and the pages
-// only read it), which is what makes sharing it safe. The zero value is
-// ready to use.
+// from the cache). Keys are the source and the file's SHA-256, so an
+// edited file is parsed afresh. A parsed Policy is never modified after
+// Parse (Decide, the release guard and the pages only read it), which is
+// what makes sharing it safe. The zero value is ready to use.
 type parsedPolicies struct {
 	mu sync.Mutex
 	m  map[parsedKey]*policies.Policy

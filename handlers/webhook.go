@@ -113,10 +113,9 @@ const bodyBudgetWait = 2 * time.Second
 // many connections hold a limit each. release gives the body's memory back
 // to the budget, and its buffer to the next request: call it once the body
 // and every slice of it are no longer used (decoders copy what they keep).
-// ok=false means
-// the body is too large (413), too slow (408), could not be read (400) or
-// the budget stayed full (503); the caller answers with o and need not call
-// release.
+// ok=false means the body is too large (413), too slow (408), could not be
+// read (400) or the budget stayed full (503); the caller answers with o and
+// need not call release.
 func (s *server) readBody(w http.ResponseWriter, r *http.Request, limit int64) (body []byte, release func(), o outcome, ok bool) {
 	tooLarge := outcome{
 		result:  metrics.ResultTooLarge,
