@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -75,3 +77,88 @@ func TestForgeTransportKeepsItsConnections(t *testing.T) {
 		t.Fatalf("the default transport opened only %d connections after the first round", n)
 	}
 }
+
+// TestForgeTransportKeepsConnectionsOfPartlyReadBodies: go-github's
+// Client.Do decodes one JSON value from a response with a json.Decoder and
+// closes the body, leaving what follows the value unread: the newline an
+// encoder writes, the end of a chunked body. Over HTTP/1.1 such a
+// connection was closed instead of kept, and every check run created
+// opened a new one (505 in a burst of 5,000 deliveries).
+func TestForgeTransportKeepsConnectionsOfPartlyReadBodies(t *testing.T) {
+	opened := func(rt http.RoundTripper) int64 {
+		var conns atomic.Int64
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// Larger than net/http's 2 KB chunking buffer, so the body is
+			// chunked; flushed before the handler returns, so its end
+			// arrives after the value, as from a forge across a network.
+			json.NewEncoder(w).Encode(map[string]string{"id": "1", "output": strings.Repeat("x", 4096)})
+			w.(http.Flusher).Flush()
+			time.Sleep(time.Millisecond)
+		}))
+		srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
+		}
+		srv.Start()
+		defer srv.Close()
+		client := &http.Client{Transport: rt}
+		for range 20 {
+			resp, err := client.Post(srv.URL, "application/json", strings.NewReader(`{}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var v map[string]string
+			if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || v["id"] != "1" {
+				t.Fatalf("decode: %v, %v", v["id"], err)
+			}
+			resp.Body.Close()
+		}
+		return conns.Load()
+	}
+	ft := forgeTransport(2)
+	defer ft.CloseIdleConnections()
+	if n := opened(ft); n != 1 {
+		t.Fatalf("20 requests one after another opened %d connections, want 1", n)
+	}
+	// Without the drain, the same requests open a connection each.
+	bare := http.DefaultTransport.(*http.Transport).Clone()
+	defer bare.CloseIdleConnections()
+	n := opened(bare)
+	t.Logf("without draining, 20 requests opened %d connections", n)
+	if n < 10 {
+		t.Fatalf("without draining, 20 requests opened only %d connections", n)
+	}
+}
+
+// TestForgeTransportDrainIsBounded: Close reads no more than maxDrain of
+// what is left; a body with more is dropped with its connection.
+func TestForgeTransportDrainIsBounded(t *testing.T) {
+	for _, left := range []int64{0, 10, maxDrain, 16 * maxDrain} {
+		body := &countingCloser{r: io.LimitReader(zeros{}, left)}
+		if err := (drainingBody{body}).Close(); err != nil {
+			t.Fatal(err)
+		}
+		if want := min(left, maxDrain); body.n != want || !body.closed {
+			t.Errorf("%d bytes left: Close read %d and closed=%v, want %d read and closed", left, body.n, body.closed, want)
+		}
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+type countingCloser struct {
+	r      io.Reader
+	n      int64
+	closed bool
+}
+
+func (c *countingCloser) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingCloser) Close() error { c.closed = true; return nil }
