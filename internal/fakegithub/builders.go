@@ -204,10 +204,8 @@ func (f *Fake) CheckRuns(repo, sha string) []CheckRun {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []CheckRun
-	for _, c := range f.repoOf(repo).checkRuns {
-		if c.HeadSHA == sha {
-			out = append(out, *c)
-		}
+	for _, c := range f.repoOf(repo).checkRunsByHead[sha] {
+		out = append(out, *c)
 	}
 	return out
 }
@@ -227,7 +225,7 @@ func (f *Fake) AddCheckRun(repo string, c CheckRun) int64 {
 		c.StartedAt = f.now()
 	}
 	r := f.repoOf(repo)
-	r.checkRuns = append(r.checkRuns, &c)
+	r.addCheckRun(&c)
 	return c.ID
 }
 

@@ -72,19 +72,23 @@ type repo struct {
 	// the pull_requests of check runs: scanning every pull request made
 	// the fake's CPU grow with the load tool's run, on the CPU the server
 	// under test shares.
-	pullsByHead  map[string][]int
-	perms        map[string]string // login -> role_name
-	checkRuns    []*CheckRun
-	statuses     []*Status
-	issues       []*Issue
-	comments     []*Comment
-	commitPulls  map[string][]int
-	compares     map[string][]Commit // "base...head"
-	tags         []tag               // in creation order
-	histories    map[string][]Commit // sha -> commits reachable from it, newest first
-	activities   []Activity          // oldest first
-	branches     map[string]string   // branch -> tip SHA (SetBranch)
-	installation int64               // the App installation on it (0: not installed)
+	pullsByHead map[string][]int
+	perms       map[string]string // login -> role_name
+	// Check runs by head SHA, in creation order, and by ID. Scanning all
+	// of them for every lookup made the fake's CPU grow with a load run,
+	// on the CPUs the server under test shares.
+	checkRunsByHead map[string][]*CheckRun
+	checkRunByID    map[int64]*CheckRun
+	statuses        []*Status
+	issues          []*Issue
+	comments        []*Comment
+	commitPulls     map[string][]int
+	compares        map[string][]Commit // "base...head"
+	tags            []tag               // in creation order
+	histories       map[string][]Commit // sha -> commits reachable from it, newest first
+	activities      []Activity          // oldest first
+	branches        map[string]string   // branch -> tip SHA (SetBranch)
+	installation    int64               // the App installation on it (0: not installed)
 	// issuesDisabled: see SetIssuesDisabled.
 	issuesDisabled bool
 	// hidden: see HideFromInstallation.
@@ -469,17 +473,19 @@ func (f *Fake) repoOf(full string) *repo {
 	r := f.repos[strings.ToLower(full)]
 	if r == nil {
 		r = &repo{
-			id:            f.id(),
-			fullName:      full,
-			defaultBranch: "main",
-			created:       f.now().UTC().Truncate(time.Second),
-			files:         map[string]map[string]string{},
-			prs:           map[int]*pull{},
-			pullsByHead:   map[string][]int{},
-			perms:         map[string]string{},
-			commitPulls:   map[string][]int{},
-			compares:      map[string][]Commit{},
-			histories:     map[string][]Commit{},
+			id:              f.id(),
+			fullName:        full,
+			defaultBranch:   "main",
+			created:         f.now().UTC().Truncate(time.Second),
+			files:           map[string]map[string]string{},
+			prs:             map[int]*pull{},
+			pullsByHead:     map[string][]int{},
+			checkRunsByHead: map[string][]*CheckRun{},
+			checkRunByID:    map[int64]*CheckRun{},
+			perms:           map[string]string{},
+			commitPulls:     map[string][]int{},
+			compares:        map[string][]Commit{},
+			histories:       map[string][]Commit{},
 		}
 		f.repos[strings.ToLower(full)] = r
 	}
@@ -511,4 +517,9 @@ func fmtTime(t time.Time) any {
 		return nil
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+func (r *repo) addCheckRun(c *CheckRun) {
+	r.checkRunsByHead[c.HeadSHA] = append(r.checkRunsByHead[c.HeadSHA], c)
+	r.checkRunByID[c.ID] = c
 }

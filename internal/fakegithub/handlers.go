@@ -867,18 +867,13 @@ func (f *Fake) createCheckRun(w http.ResponseWriter, r *http.Request, rp *repo) 
 		writeError(w, http.StatusUnprocessableEntity, msg)
 		return
 	}
-	rp.checkRuns = append(rp.checkRuns, c)
+	rp.addCheckRun(c)
 	writeJSON(w, http.StatusCreated, f.checkRunJSON(r, rp, c))
 }
 
 func (f *Fake) findCheckRun(rp *repo, id string) *CheckRun {
 	n, _ := strconv.ParseInt(id, 10, 64)
-	for _, c := range rp.checkRuns {
-		if c.ID == n {
-			return c
-		}
-	}
-	return nil
+	return rp.checkRunByID[n]
 }
 
 func (f *Fake) updateCheckRun(w http.ResponseWriter, r *http.Request, rp *repo) {
@@ -920,8 +915,8 @@ func (f *Fake) listCheckRuns(w http.ResponseWriter, r *http.Request, rp *repo) {
 	q := r.URL.Query()
 	ref := r.PathValue("ref")
 	var runs []*CheckRun
-	for _, c := range rp.checkRuns {
-		if c.HeadSHA != ref || (q.Get("check_name") != "" && c.Name != q.Get("check_name")) ||
+	for _, c := range rp.checkRunsByHead[ref] {
+		if (q.Get("check_name") != "" && c.Name != q.Get("check_name")) ||
 			(q.Get("app_id") != "" && strconv.FormatInt(c.AppID, 10) != q.Get("app_id")) ||
 			(q.Get("status") != "" && c.Status != q.Get("status")) {
 			continue
