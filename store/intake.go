@@ -294,7 +294,23 @@ func (d *DB) intakeTx(ctx context.Context, batch []*intakeReq) ([]intakeRes, err
 // the senders share: intake went from 1,178-1,205/s to 1,332-1,389/s when
 // its group commit went from six round trips to four (docs/benchmarks.md).
 func (d *DB) groupTx(ctx context.Context, lockAudit bool, fn func(querier) error) error {
+	prelude := ""
+	if lockAudit && d.dialect == postgresDialect {
+		// On SQLite the write transaction already excludes every other
+		// writer.
+		prelude = lockAuditSQL
+	}
+	return d.txWith(ctx, prelude, fn)
+}
+
+// txWith runs fn in a transaction on the write connection. On PostgreSQL
+// the statement prelude (without arguments; "" for none) runs in BEGIN's
+// round trip. On SQLite prelude must be "".
+func (d *DB) txWith(ctx context.Context, prelude string, fn func(querier) error) error {
 	if d.dialect != postgresDialect {
+		if prelude != "" {
+			return errors.New("begin: a transaction prelude is for PostgreSQL only")
+		}
 		return d.inTx(ctx, func(tx *sql.Tx) error { return fn(tx) })
 	}
 	conn, err := d.w.Conn(ctx)
@@ -305,8 +321,8 @@ func (d *DB) groupTx(ctx context.Context, lockAudit bool, fn func(querier) error
 	// is discarded by pgx's ResetSession, not reused.
 	defer conn.Close()
 	begin := "BEGIN"
-	if lockAudit {
-		begin = "BEGIN; " + lockAuditSQL
+	if prelude != "" {
+		begin = "BEGIN; " + prelude
 	}
 	// No arguments: pgx sends it with the simple protocol, both
 	// statements in one message.

@@ -138,14 +138,14 @@ func (d *DB) leased(t string) string {
 // lease from a later one of the same delivery.
 //
 // On SQLite candidates are found from a reader and each is rechecked and
-// claimed in the write transaction, which excludes every other writer. On
-// PostgreSQL replicas lease
-// concurrently: for each candidate Lease takes a transaction-scoped
-// advisory lock on its ordering key without waiting (held: another replica
-// is leasing that key right now, skip it), then re-reads the candidate with
-// a fresh snapshot FOR UPDATE SKIP LOCKED. The key lock closes the race in
+// claimed, in one statement, in the write transaction, which excludes
+// every other writer. On PostgreSQL replicas lease concurrently: for each
+// candidate Lease takes a transaction-scoped advisory lock on its ordering
+// key without waiting (held: another replica is leasing that key right
+// now, skip it), then rechecks and claims the candidate in one statement,
+// whose snapshot is taken after the lock. The key lock closes the race in
 // which two replicas each see a different delivery of one key as ready;
-// locking only the row being claimed leaves the other candidates free for
+// locking only the key being claimed leaves the other candidates free for
 // other replicas.
 func (d *DB) Lease(ctx context.Context, owner string, now time.Time, ttl time.Duration) (*LeasedDelivery, error) {
 	ls, err := d.LeaseBatch(ctx, owner, now, ttl, 1, nil)
@@ -184,7 +184,7 @@ func (d *DB) LeaseBatch(ctx context.Context, owner string, now time.Time, ttl ti
 	var firstContended time.Time
 	for {
 		contended := false
-		err := d.inTx(ctx, func(tx *sql.Tx) error {
+		err := d.txWith(ctx, d.leasePrelude(), func(tx querier) error {
 			batch = nil
 			// The caller read its clock before waiting for the write
 			// connection. A lease made with that time would end early, by
@@ -242,48 +242,44 @@ func (d *DB) LeaseBatch(ctx context.Context, owner string, now time.Time, ttl ti
 const leaseContendedWait = 100 * time.Millisecond
 
 // claimFollowers leases, after first, the deliveries of its key that are
-// ready now and foldable, stopping at the first one that is not.
-func (d *DB) claimFollowers(ctx context.Context, tx *sql.Tx, first *LeasedDelivery, owner string, now any, until time.Time, max int, fold []string) ([]*LeasedDelivery, error) {
-	rows, err := d.query(ctx, tx, `SELECT f.seq, f.kind, f.state = 'pending' AND f.available_at <= ? FROM deliveries f
-		WHERE f.order_key = ? AND f.seq > ? AND `+d.unfinished("f")+` ORDER BY f.seq LIMIT ?`, now, first.Key, first.Seq, max)
-	if err != nil {
-		return nil, fmt.Errorf("find deliveries to fold: %w", err)
-	}
-	var seqs []int64
-	for rows.Next() {
-		var seq int64
-		var kind string
-		var due bool
-		if err := rows.Scan(&seq, &kind, &due); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("find deliveries to fold: %w", err)
-		}
-		// Not due (a retry waiting for its backoff) or not foldable:
-		// order stops here.
-		if !due || !slices.Contains(fold, kind) {
-			break
-		}
-		seqs = append(seqs, seq)
-	}
-	if err := rows.Close(); err != nil {
-		return nil, fmt.Errorf("find deliveries to fold: %w", err)
-	}
-	if len(seqs) == 0 {
+// ready now and foldable, stopping at the first one that is not. One
+// statement: the run of followers is found and claimed from one snapshot,
+// under the transaction (on PostgreSQL also under the key's advisory
+// lock), so no other lease can claim one of them, or one in between,
+// meanwhile, and a gap in the key's order cannot open.
+func (d *DB) claimFollowers(ctx context.Context, tx querier, first *LeasedDelivery, owner string, now any, until time.Time, max int, fold []string) ([]*LeasedDelivery, error) {
+	if len(fold) == 0 || max <= 0 {
 		return nil, nil
 	}
-	out, err := d.claim(ctx, tx, seqs, owner, now, until)
+	args := []any{first.Key, first.Seq, max, now}
+	for _, k := range fold {
+		args = append(args, k)
+	}
+	args = append(args, owner, d.t(until), now)
+	// The run's seqs drive the UPDATE, looked up in the primary key. The
+	// planner of PostgreSQL believes the pending deliveries few (its
+	// statistics lag a burst, see leasePrelude): given seq IN (SELECT ...)
+	// and an indexable state test, it walked every pending delivery and
+	// tested each against the run, 7 ms per lease mid-burst instead of
+	// 0.3. So on PostgreSQL the run is an array, and the state test (a
+	// guard: under the key's lock nothing else can have claimed these) is
+	// spelled so that no index serves it.
+	run := "IN (SELECT seq FROM f WHERE seq < COALESCE((SELECT seq FROM stop), 9223372036854775807))"
+	if d.dialect == postgresDialect {
+		run = "= ANY(ARRAY(SELECT seq FROM f WHERE seq < COALESCE((SELECT seq FROM stop), 9223372036854775807)))"
+	}
+	rows, err := d.query(ctx, tx, `WITH f AS (
+			SELECT seq, kind, state, available_at FROM deliveries
+			WHERE order_key = ? AND seq > ? AND `+d.unfinished("deliveries")+` ORDER BY seq LIMIT ?),
+		stop AS (SELECT MIN(seq) AS seq FROM f WHERE NOT (state = 'pending' AND available_at <= ?) OR kind NOT IN (?`+strings.Repeat(", ?", len(fold)-1)+`))
+		UPDATE deliveries SET state = 'leased', lease_owner = ?, leased_until = ?, attempts = attempts + 1
+		WHERE seq `+run+`
+			AND CASE WHEN state = 'pending' THEN available_at <= ? ELSE false END
+		RETURNING `+deliveryColumns, args...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("claim deliveries to fold: %w", err)
 	}
-	// Under the transaction (and on PostgreSQL the key's advisory lock)
-	// nothing can have taken them since the select. If something did, a
-	// gap would break the key's order: give the whole lease up instead.
-	for i, ld := range out {
-		if ld.Seq != seqs[i] {
-			return nil, fmt.Errorf("claim deliveries to fold: delivery %d changed while being claimed", seqs[i])
-		}
-	}
-	return out, nil
+	return scanClaimed(rows, "claim deliveries to fold")
 }
 
 // leaseOne claims the oldest ready delivery within tx (see Lease). On
@@ -292,54 +288,63 @@ func (d *DB) claimFollowers(ctx context.Context, tx *sql.Tx, first *LeasedDelive
 //
 // contended reports that a candidate was skipped because another
 // transaction held its key's lock (PostgreSQL).
-func (d *DB) leaseOne(ctx context.Context, tx *sql.Tx, owner string, now time.Time, ttl time.Duration, pre []candidate) (ld *LeasedDelivery, contended bool, err error) {
+func (d *DB) leaseOne(ctx context.Context, tx querier, owner string, now time.Time, ttl time.Duration, pre []candidate) (ld *LeasedDelivery, contended bool, err error) {
 	nowV := d.t(now)
 	cands := pre
 	if d.dialect == postgresDialect {
-		// Index scans only, for the lease's queries. Each lease and
-		// completion updates indexed columns, so during a burst the
-		// deliveries indexes fill with dead entries faster than autovacuum
-		// (naptime 1 min) removes them, and the statistics of the table
-		// that was idle before the burst say it is almost empty. Planned
-		// with those, two plans cost a burst most of its time (both seen
-		// with EXPLAIN ANALYZE and auto_explain mid-burst):
-		//   - a bitmap scan of the whole due range plus a sort, instead of
-		//     the ordered index scan that stops after the window: it visits
-		//     every dead entry on every lease, and unlike an index scan
-		//     never marks them dead for the next one (6-9 ms, 1.0 ms with
-		//     the index scan);
-		//   - the generic plan of the prepared statement, made once while
-		//     the table was nearly empty and kept for the connection's
-		//     life, which tests "no later delivery of the key is leased"
-		//     with a sequential scan per candidate (25-37 ms per lease
-		//     with 8 workers; the leases are one at a time, so the workers
-		//     idled).
-		// set_config(..., true) lasts until the transaction ends.
-		if _, err := d.exec(ctx, tx, "SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)"); err != nil {
-			return nil, false, fmt.Errorf("lease: planner settings: %w", err)
-		}
 		if cands, err = d.findReady(ctx, tx, nowV, leaseCandidates); err != nil {
 			return nil, false, err
 		}
 	}
 	for _, c := range cands {
-		ok, held, err := d.lockCandidate(ctx, tx, c.seq, c.key, nowV)
+		if d.dialect == postgresDialect {
+			got, err := d.lockKey(ctx, tx, c.key)
+			if err != nil {
+				return nil, false, err
+			}
+			if !got {
+				contended = true
+				continue
+			}
+		}
+		leased, err := d.claimReady(ctx, tx, c.seq, owner, nowV, now.Add(ttl))
 		if err != nil {
 			return nil, false, err
 		}
-		contended = contended || held
-		if !ok {
-			continue // taken, or no longer ready, since it was found
+		if leased != nil {
+			return leased, false, nil
 		}
-		leased, err := d.claim(ctx, tx, []int64{c.seq}, owner, nowV, now.Add(ttl))
-		if err != nil {
-			return nil, false, err
-		}
-		if len(leased) == 1 {
-			return leased[0], false, nil
-		}
+		// Taken, or no longer ready, since it was found.
 	}
 	return nil, contended, nil // none, or all taken just now
+}
+
+// leasePrelude runs at the start of every lease transaction, in BEGIN's
+// round trip.
+//
+// On PostgreSQL it allows index scans only, for the lease's queries. Each
+// lease and completion updates indexed columns, so during a burst the
+// deliveries indexes fill with dead entries faster than autovacuum
+// (naptime 1 min) removes them, and the statistics of the table that was
+// idle before the burst say it is almost empty. Planned with those, two
+// plans cost a burst most of its time (both seen with EXPLAIN ANALYZE and
+// auto_explain mid-burst):
+//   - a bitmap scan of the whole due range plus a sort, instead of the
+//     ordered index scan that stops after the window: it visits every dead
+//     entry on every lease, and unlike an index scan never marks them dead
+//     for the next one (6-9 ms, 1.0 ms with the index scan);
+//   - the generic plan of the prepared statement, made once while the
+//     table was nearly empty and kept for the connection's life, which
+//     tests "no later delivery of the key is leased" with a sequential scan
+//     per candidate (25-37 ms per lease with 8 workers; the leases are one
+//     at a time, so the workers idled).
+//
+// set_config(..., true) lasts until the transaction ends.
+func (d *DB) leasePrelude() string {
+	if d.dialect != postgresDialect {
+		return ""
+	}
+	return "SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_seqscan', 'off', true)"
 }
 
 // findReady returns up to limit ready deliveries, in lease order (see
@@ -428,76 +433,64 @@ func (d *DB) readyCandidates(ctx context.Context, q querier, after cursor, now a
 	return cands, nil
 }
 
-// lockCandidate reports whether candidate seq (of key) is still ready. On
-// PostgreSQL it first takes the advisory lock of key without waiting, and
-// locks the row. On SQLite the write transaction already excludes every
-// other writer, and only the recheck is needed: the candidate was found
-// from a reader, before the transaction began. held reports that the key's
-// lock was held by another transaction.
-func (d *DB) lockCandidate(ctx context.Context, tx *sql.Tx, seq int64, key string, now any) (ok, held bool, err error) {
-	lock := ""
-	if d.dialect == postgresDialect {
-		// Advisory locks are database-wide: the lock ID combines the OID
-		// of this schema's deliveries table (high 32 bits) with the key's
-		// hash, so deployments or tests in other schemas of the same
-		// database never contend for it.
-		var got bool
-		if err := d.queryRow(ctx, tx, `SELECT pg_try_advisory_xact_lock(
-				('deliveries'::regclass::oid::bigint << 32) | (hashtext(?)::bigint & 4294967295))`,
-			key).Scan(&got); err != nil {
-			return false, false, fmt.Errorf("lock key %s: %w", key, err)
-		}
-		if !got {
-			return false, true, nil
-		}
-		lock = " FOR UPDATE SKIP LOCKED"
+// lockKey takes the transaction-scoped advisory lock of an ordering key on
+// PostgreSQL, without waiting; false: another transaction holds it.
+//
+// Advisory locks are database-wide: the lock ID combines the OID of this
+// schema's deliveries table (high 32 bits) with the key's hash, so
+// deployments or tests in other schemas of the same database never contend
+// for it.
+func (d *DB) lockKey(ctx context.Context, tx querier, key string) (bool, error) {
+	var got bool
+	if err := d.queryRow(ctx, tx, `SELECT pg_try_advisory_xact_lock(
+			('deliveries'::regclass::oid::bigint << 32) | (hashtext(?)::bigint & 4294967295))`,
+		key).Scan(&got); err != nil {
+		return false, fmt.Errorf("lock key %s: %w", key, err)
 	}
-	var s int64
-	err = d.queryRow(ctx, tx, "SELECT c.seq FROM deliveries c WHERE c.seq = ? AND "+d.readyCond()+lock,
-		seq, now, now, now).Scan(&s)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, false, nil
-	}
+	return got, nil
+}
+
+// claimReady leases candidate seq if it is still ready (readyCond), and
+// returns it; nil if it is not. The candidate was found before: on SQLite
+// from a reader, before the write transaction began; on PostgreSQL before
+// its key's lock was taken. This statement starts after both, so on
+// PostgreSQL its snapshot is fresh: it sees every lease of the key that
+// committed before the lock was granted. (A row being updated by another
+// transaction, which on PostgreSQL can only be its lease's owner finishing
+// it, is waited for and rechecked.)
+func (d *DB) claimReady(ctx context.Context, tx querier, seq int64, owner string, now any, until time.Time) (*LeasedDelivery, error) {
+	// attempts counts leases, not failures: a delivery that crashes its
+	// worker every time must still end up dead rather than loop forever.
+	rows, err := d.query(ctx, tx, `UPDATE deliveries AS c SET state = 'leased', lease_owner = ?, leased_until = ?, attempts = attempts + 1
+		WHERE c.seq = ? AND `+d.readyCond()+`
+		RETURNING `+deliveryColumns, owner, d.t(until), seq, now, now, now)
 	if err != nil {
-		return false, false, fmt.Errorf("recheck delivery %d: %w", seq, err)
+		return nil, fmt.Errorf("claim delivery %d: %w", seq, err)
 	}
-	return true, false, nil
+	out, err := scanClaimed(rows, fmt.Sprintf("claim delivery %d", seq))
+	if err != nil || len(out) == 0 {
+		return nil, err
+	}
+	return out[0], nil
 }
 
 const deliveryColumns = `seq, forge, delivery_id, order_key, kind, payload, received_at, enqueued_at,
 	state, attempts, available_at, lease_owner, leased_until, last_error, finished_at`
 
-// claim leases those of seqs that are still due and returns them, oldest
-// first. The state guard repeats readyCond's row conditions so that the
-// UPDATE alone is safe whatever happened since the candidates were found.
-func (d *DB) claim(ctx context.Context, tx *sql.Tx, seqs []int64, owner string, now any, until time.Time) ([]*LeasedDelivery, error) {
-	// attempts counts leases, not failures: a delivery that crashes its
-	// worker every time must still end up dead rather than loop forever.
-	// One statement, RETURNING the claimed rows, for any number of them:
-	// on PostgreSQL each round trip inside the lease transaction delays
-	// every worker waiting for its next delivery.
-	args := []any{owner, d.t(until)}
-	for _, s := range seqs {
-		args = append(args, s)
-	}
-	args = append(args, now, now)
-	rows, err := d.query(ctx, tx, `UPDATE deliveries SET state = 'leased', lease_owner = ?, leased_until = ?, attempts = attempts + 1
-		WHERE seq IN (?`+strings.Repeat(", ?", len(seqs)-1)+`) AND ((state = 'pending' AND available_at <= ?) OR (state = 'leased' AND leased_until <= ?))
-		RETURNING `+deliveryColumns, args...)
-	if err != nil {
-		return nil, fmt.Errorf("claim deliveries %v: %w", seqs, err)
-	}
+// scanClaimed reads the rows an UPDATE ... RETURNING claimed, oldest
+// first, and closes them.
+func scanClaimed(rows *sql.Rows, what string) ([]*LeasedDelivery, error) {
 	defer rows.Close()
 	var out []*LeasedDelivery
 	for rows.Next() {
 		ld, err := scanDelivery(rows)
 		if err != nil {
-			return nil, fmt.Errorf("claim deliveries %v: %w", seqs, err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		out = append(out, ld)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("claim deliveries %v: %w", seqs, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	// RETURNING follows no order.
 	slices.SortFunc(out, func(a, b *LeasedDelivery) int { return cmp.Compare(a.Seq, b.Seq) })

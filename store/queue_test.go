@@ -444,6 +444,43 @@ func TestLeaseBatchFoldsOneKey(t *testing.T) {
 	}, store.WithClock(c.Now))
 }
 
+// The run of followers a batch folds stops at the first one that is not
+// due, even with due ones behind it: folding those would run them before
+// the one waiting for its retry, out of the key's order.
+func TestLeaseBatchStopsAtAFollowerNotDue(t *testing.T) {
+	c := newClock()
+	storetest.ForEach(t, func(t *testing.T, env *storetest.Env) {
+		ctx := context.Background()
+		db := env.DB
+		k := "github/acme/app#1"
+		enqueue(t, db, del("a", k), del("b", k), del("c", k))
+		// a is dead-lettered, b waits for a retry in a minute, and a is
+		// requeued by hand: a is ready, b is not due, c is.
+		a := lease(t, db, "o1", c.Now(), "a")
+		must(t, db.DeadLetter(ctx, a.Seq, "o1", "boom"))
+		b := lease(t, db, "o2", c.Now(), "b")
+		must(t, db.Retry(ctx, b.Seq, "o2", c.Now().Add(time.Minute), "later"))
+		must(t, db.Requeue(ctx, a.Seq))
+		got, err := db.LeaseBatch(ctx, "o3", c.Now(), ttl, 10, []string{"change"})
+		must(t, err)
+		if len(got) != 1 || got[0].ID != "a" {
+			var ids []string
+			for _, l := range got {
+				ids = append(ids, l.ID)
+			}
+			t.Fatalf("batch = %v, want [a]: b is not due, and c comes after it", ids)
+		}
+		// Once b is due, the next batch folds b and c.
+		must(t, db.Complete(ctx, got[0].Seq, "o3"))
+		c.Advance(2 * time.Minute)
+		next, err := db.LeaseBatch(ctx, "o4", c.Now(), ttl, 10, []string{"change"})
+		must(t, err)
+		if len(next) != 2 || next[0].ID != "b" || next[1].ID != "c" {
+			t.Fatalf("batch after the retry is due = %d deliveries, want [b c]", len(next))
+		}
+	}, store.WithClock(c.Now))
+}
+
 // A lease that finds the key of the only ready delivery locked by another
 // lease (which may be about to claim nothing: it was rechecking a delivery
 // it found before that one was done) looks again once that lease ends,
@@ -459,7 +496,7 @@ func TestLeaseWaitsOutAnotherLeasesKeyLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	// The key lock a concurrent lease of K holds (store.lockCandidate).
+	// The key lock a concurrent lease of K holds (store.lockKey).
 	if _, err := conn.ExecContext(ctx, `BEGIN`); err != nil {
 		t.Fatal(err)
 	}
