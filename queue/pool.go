@@ -68,6 +68,16 @@ type Pool struct {
 	// MaxFold bounds one folded batch (default 64).
 	MaxFold int
 
+	// Busy, when set, reports that the process is busy taking deliveries
+	// in. While it is, only one worker leases; the others wait until it is
+	// not (checking every busyRecheck). Taking a delivery in is what cannot
+	// wait: a forge gives up on a delivery it waited too long for (GitHub
+	// after 10 s) and does not send it again by itself. A delivery stored
+	// can wait, and the deliveries of one change that wait together are
+	// judged in one evaluation (FoldKinds). One worker keeps leasing, so
+	// verdicts still come under sustained load.
+	Busy func() bool
+
 	initOnce sync.Once
 	wake     chan struct{}
 	seq      atomic.Int64
@@ -103,6 +113,7 @@ type config struct {
 	onOutcome    func(Delivery, Outcome, time.Duration)
 	fold         []string
 	maxFold      int
+	busy         func() bool
 }
 
 func (p *Pool) config() (config, error) {
@@ -113,6 +124,7 @@ func (p *Pool) config() (config, error) {
 		workers: p.Workers, ttl: p.LeaseTTL, maxAttempts: p.MaxAttempts, backoff: p.Backoff,
 		poll: p.PollInterval, grace: p.ShutdownGrace, clock: p.Clock, log: p.Logger, owner: p.Owner,
 		onDeadLetter: p.OnDeadLetter, onOutcome: p.OnOutcome, fold: p.FoldKinds, maxFold: p.MaxFold,
+		busy: p.Busy,
 	}
 	if c.maxFold <= 0 {
 		c.maxFold = 64
@@ -192,11 +204,11 @@ func (p *Pool) Run(ctx context.Context) error {
 	// (measured: the loop busy 85% of a burst's drain).
 	var running sync.WaitGroup
 	cfg.log.Info("queue workers started", "workers", cfg.workers, "owner", cfg.owner)
-	for range cfg.workers {
+	for i := range cfg.workers {
 		running.Add(1)
 		go func() {
 			defer running.Done()
-			p.work(ctx, handlerCtx, storeCtx, cfg)
+			p.work(ctx, handlerCtx, storeCtx, cfg, i > 0)
 		}()
 	}
 	<-ctx.Done()
@@ -214,9 +226,17 @@ func (p *Pool) Run(ctx context.Context) error {
 	return nil
 }
 
-// work is one worker: lease, process, repeat until ctx is cancelled.
-func (p *Pool) work(ctx, handlerCtx, storeCtx context.Context, cfg config) {
+// work is one worker: lease, process, repeat until ctx is cancelled. A
+// worker that yields waits while cfg.busy reports the process busy.
+func (p *Pool) work(ctx, handlerCtx, storeCtx context.Context, cfg config, yields bool) {
 	for ctx.Err() == nil {
+		if yields && cfg.busy != nil && cfg.busy() {
+			select {
+			case <-ctx.Done():
+			case <-time.After(busyRecheck):
+			}
+			continue
+		}
 		owner := fmt.Sprintf("%s/%d", cfg.owner, p.seq.Add(1))
 		lds, err := p.lease(ctx, cfg, owner)
 		if err != nil || len(lds) == 0 {
@@ -234,6 +254,10 @@ func (p *Pool) work(ctx, handlerCtx, storeCtx context.Context, cfg config) {
 		p.Notify()
 	}
 }
+
+// busyRecheck is how often a worker that yields to intake (Pool.Busy)
+// looks again: short against an evaluation, long against the check.
+const busyRecheck = 5 * time.Millisecond
 
 // idle waits for a wake-up. One idle worker at a time also polls, for
 // deliveries no Notify announces (enqueued by another replica): with every

@@ -756,3 +756,41 @@ func TestPoolIdleWorkersPollOnce(t *testing.T) {
 		}
 	})
 }
+
+// While Busy reports the process busy taking deliveries in, one worker
+// runs handlers and the others wait; once it does not, they all run.
+func TestPoolYieldsToBusyIntake(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, env *storetest.Env) {
+		const workers = 4
+		for i := range 2 * workers {
+			enqueue(t, env.DB, del(fmt.Sprintf("d%d", i), fmt.Sprintf("K%d", i)))
+		}
+		var busy atomic.Bool
+		busy.Store(true)
+		var running, most, ran atomic.Int64
+		release := make(chan struct{})
+		p := &queue.Pool{Store: env.DB, Workers: workers, LeaseTTL: ttl, Busy: busy.Load,
+			Handler: func(ctx context.Context, _ queue.Delivery) error {
+				n := running.Add(1)
+				defer running.Add(-1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				ran.Add(1)
+				select {
+				case <-release:
+				case <-time.After(20 * time.Millisecond):
+				}
+				return nil
+			}}
+		start(t, p)
+		waitFor(t, "three handlers run while busy", func() bool { return ran.Load() >= 3 })
+		if m := most.Load(); m != 1 {
+			t.Fatalf("while busy, %d handlers ran at once, want 1", m)
+		}
+		// Not busy: the other workers lease too.
+		busy.Store(false)
+		waitFor(t, "handlers run side by side", func() bool { return most.Load() >= 2 })
+		close(release)
+		waitFor(t, "all done", allDone(env.DB, 2*workers))
+	})
+}
