@@ -15,7 +15,7 @@ import (
 
 // TestIntakeBusyWhileDeliveriesWait: intake reports itself busy (the
 // queue's workers then yield, queue.Pool.Busy) while intakeBusy deliveries
-// wait for their commit, and not once they are stored.
+// wait for their commit, and until intakeQuiet after.
 func TestIntakeBusyWhileDeliveriesWait(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "foureyes.db")
@@ -65,7 +65,15 @@ func TestIntakeBusyWhileDeliveriesWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	if in.busy() || in.inFlight.Load() != 0 {
-		t.Fatalf("busy after every delivery was stored (%d counted)", in.inFlight.Load())
+	if n := in.inFlight.Load(); n != 0 {
+		t.Fatalf("%d deliveries counted in flight after every one was stored", n)
+	}
+	// Still busy for intakeQuiet after the last burst, then not.
+	if !in.busy() {
+		t.Fatal("not busy right after the deliveries were stored")
+	}
+	in.now = func() time.Time { return time.Now().Add(intakeQuiet) }
+	if in.busy() {
+		t.Fatalf("busy %s after the deliveries were stored", intakeQuiet)
 	}
 }
