@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/foureyes-dev/foureyes/queue"
 	"github.com/foureyes-dev/foureyes/store"
@@ -104,4 +106,49 @@ func TestPoolDoesNotFoldByDefault(t *testing.T) {
 	if got := b.list(); !slices.Equal(got, []string{"x1<[]", "x2<[]"}) {
 		t.Fatalf("handled %v", got)
 	}
+}
+
+// A folded batch that fails for now is retried whole: every delivery in it
+// waits for the backoff (its followers were leased for that, see
+// store.DB.ClaimFollowers), and the retry folds them again.
+func TestPoolFoldedTransientFailureRetriesTheBatch(t *testing.T) {
+	forEachWithClock(t, func(t *testing.T, env *storetest.Env, clk *fakeClock) {
+		enqueue(t, env.DB, del("k1", "K"), del("k2", "K"), del("k3", "K"))
+		var b batches
+		var o outcomes
+		var calls atomic.Int32
+		p := &queue.Pool{Store: env.DB, Clock: clk, LeaseTTL: ttl, FoldKinds: []string{"change"},
+			OnOutcome: o.add,
+			Handler: func(ctx context.Context, d queue.Delivery) error {
+				b.add(d)
+				if calls.Add(1) == 1 {
+					return errors.New("forge unavailable")
+				}
+				return nil
+			}}
+		start(t, p)
+		waitFor(t, "three retries", func() bool { return len(o.list()) >= 3 })
+		for _, id := range []string{"k1", "k2", "k3"} {
+			ld := state(t, env.DB, seqOf(t, env.DB, id))
+			if ld.State != store.StatePending || !ld.AvailableAt.After(clk.Now()) || ld.Attempts != 1 || ld.LastError == "" {
+				t.Fatalf("%s after the failure: %s, available %v (now %v), attempts %d, error %q; want pending for the backoff, 1 attempt, the error",
+					id, ld.State, ld.AvailableAt, clk.Now(), ld.Attempts, ld.LastError)
+			}
+		}
+		// In steps well inside the lease (ttl), so that the retry's lease
+		// does not run out under it.
+		waitFor(t, "all done after the backoff", func() bool {
+			clk.Advance(5 * time.Second)
+			return allDone(env.DB, 3)()
+		})
+		if got, want := b.list(), []string{"k3<[k1 k2]", "k3<[k1 k2]"}; !slices.Equal(got, want) {
+			t.Fatalf("handled %v, want %v", got, want)
+		}
+		waitFor(t, "six outcomes", func() bool { return len(o.list()) == 6 })
+		got := o.list()
+		slices.Sort(got)
+		if want := []string{"k1:done", "k1:retry", "k2:done", "k2:retry", "k3:done", "k3:retry"}; !slices.Equal(got, want) {
+			t.Fatalf("outcomes %v, want %v", got, want)
+		}
+	})
 }

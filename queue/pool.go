@@ -296,7 +296,11 @@ func isDeferred(err error) bool {
 // BatchStore is a Store that can lease several deliveries of one key at
 // once (see Pool.FoldKinds).
 type BatchStore interface {
+	// LeaseBatch leases the first delivery it returns; the others, its
+	// followers, are returned pending, under the first's lease.
 	LeaseBatch(ctx context.Context, owner string, now time.Time, ttl time.Duration, max int, fold []string) ([]*store.LeasedDelivery, error)
+	// ClaimFollowers leases followers to owner while owner holds first.
+	ClaimFollowers(ctx context.Context, first int64, followers []int64, owner string) error
 }
 
 func (p *Pool) lease(ctx context.Context, cfg config, owner string) ([]*store.LeasedDelivery, error) {
@@ -319,23 +323,21 @@ func (p *Pool) process(handlerCtx, storeCtx, runCtx context.Context, cfg config,
 	logOf := func(d Delivery) *slog.Logger {
 		return cfg.log.With("seq", d.Seq, "delivery", d.ID, "forge", d.Forge, "key", d.Key, "kind", d.Kind, "attempt", d.Attempt)
 	}
-	var ds []Delivery
-	var until time.Time
-	for _, ld := range lds {
-		d := toDelivery(ld)
-		if d.Attempt > cfg.maxAttempts {
-			// Leased more often than allowed without ever failing cleanly:
-			// its workers crashed or lost the lease each time. Do not run
-			// it again.
-			err := fmt.Errorf("abandoned %d times (worker crashed or lease expired while handling)", d.Attempt-1)
-			p.deadLetter(sctx, cfg, logOf(d), d, owner, err, 0)
-			continue
-		}
-		ds = append(ds, d)
-		until = ld.LeasedUntil
-	}
-	if len(ds) == 0 {
+	// Only the first is leased; the others are its followers (see
+	// store.DB.LeaseBatch), under its lease.
+	first := toDelivery(lds[0])
+	if first.Attempt > cfg.maxAttempts {
+		// Leased more often than allowed without ever failing cleanly:
+		// its workers crashed or lost the lease each time. Do not run it
+		// again. Its followers stay pending; the next lease takes them.
+		err := fmt.Errorf("abandoned %d times (worker crashed or lease expired while handling)", first.Attempt-1)
+		p.deadLetter(sctx, cfg, logOf(first), first, owner, err, 0)
 		return
+	}
+	until := lds[0].LeasedUntil
+	ds := []Delivery{first}
+	for _, ld := range lds[1:] {
+		ds = append(ds, toDelivery(ld))
 	}
 	seqs := make([]int64, len(ds))
 	for i, d := range ds {
@@ -353,7 +355,7 @@ func (p *Pool) process(handlerCtx, storeCtx, runCtx context.Context, cfg config,
 	hctx, cancel := context.WithCancel(handlerCtx)
 	lost := make(chan struct{})
 	renewDone := make(chan struct{})
-	go p.renew(hctx, storeCtx, cancel, cfg, log, seqs, owner, until, lost, renewDone)
+	go p.renew(hctx, storeCtx, cancel, cfg, log, seqs[0], owner, until, lost, renewDone)
 
 	start := cfg.clock.Now()
 	err := callHandler(hctx, p.Handler, newest)
@@ -370,6 +372,9 @@ func (p *Pool) process(handlerCtx, storeCtx, runCtx context.Context, cfg config,
 		shutdownCut := runCtx.Err() != nil && handlerCtx.Err() != nil
 		cancel()
 		<-renewDone
+		if !p.claimFollowers(sctx, cfg, log, ds, owner, took, lost) {
+			return
+		}
 		for i, d := range ds {
 			p.finish(sctx, cfg, logOf(d), d, owner, errs[i], took, shutdownCut, lost)
 		}
@@ -390,13 +395,50 @@ func (p *Pool) process(handlerCtx, storeCtx, runCtx context.Context, cfg config,
 			}
 			return
 		}
-		// A lease was lost meanwhile: complete one by one, which tells
-		// which (those the batch did complete report a lost lease too).
+		// The lease was lost meanwhile: finishing one by one tells.
 		log.Warn("complete folded deliveries", "err", cerr)
+	}
+	if !p.claimFollowers(sctx, cfg, log, ds, owner, took, lost) {
+		return
 	}
 	for _, d := range ds {
 		p.finish(sctx, cfg, logOf(d), d, owner, err, took, shutdownCut, lost)
 	}
+}
+
+// claimFollowers leases the followers of a folded batch (ds[1:]) to owner
+// so that each can be finished on its own (retried, released,
+// dead-lettered). It reports false when they cannot be: the first's lease
+// was lost, and whoever holds it now runs them all again; or the store
+// failed, and they run again once the first's lease runs out.
+func (p *Pool) claimFollowers(sctx func() (context.Context, context.CancelFunc), cfg config, log *slog.Logger,
+	ds []Delivery, owner string, took time.Duration, lost chan struct{}) bool {
+	if len(ds) < 2 || isClosed(lost) {
+		return true // nothing to claim, or finish reports each lost lease
+	}
+	fc, ok := p.Store.(BatchStore)
+	if !ok {
+		return true
+	}
+	seqs := make([]int64, 0, len(ds)-1)
+	for _, d := range ds[1:] {
+		seqs = append(seqs, d.Seq)
+	}
+	ctx, cancel := sctx()
+	defer cancel()
+	err := fc.ClaimFollowers(ctx, ds[0].Seq, seqs, owner)
+	if err == nil {
+		return true
+	}
+	if errors.Is(err, store.ErrLeaseLost) {
+		log.Warn("lease lost while handling folded deliveries", "err", err)
+		for _, d := range ds {
+			cfg.onOutcome(d, OutcomeLeaseLost, took)
+		}
+		return false
+	}
+	log.Error("claim folded deliveries to finish them one by one; they run again when the lease ends", "err", err)
+	return false
 }
 
 // BatchCompleter is a Store that completes a folded batch in one step.
@@ -500,7 +542,7 @@ func callHandler(ctx context.Context, h Handler, d Delivery) (err error) {
 // it cancels the handler, because another worker may start the same
 // delivery and two runs of one key must not overlap.
 func (p *Pool) renew(hctx, storeCtx context.Context, cancel context.CancelFunc, cfg config, log *slog.Logger,
-	seqs []int64, owner string, until time.Time, lost, done chan struct{}) {
+	seq int64, owner string, until time.Time, lost, done chan struct{}) {
 	defer close(done)
 	every := cfg.ttl / 3
 	for {
@@ -511,12 +553,7 @@ func (p *Pool) renew(hctx, storeCtx context.Context, cancel context.CancelFunc, 
 		}
 		now := cfg.clock.Now()
 		ctx, c := context.WithTimeout(storeCtx, storeTimeout)
-		var err error
-		for _, seq := range seqs {
-			if err = p.Store.RenewLease(ctx, seq, owner, now.Add(cfg.ttl)); err != nil {
-				break
-			}
-		}
+		err := p.Store.RenewLease(ctx, seq, owner, now.Add(cfg.ttl))
 		c()
 		switch {
 		case err == nil:

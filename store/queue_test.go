@@ -444,6 +444,69 @@ func TestLeaseBatchFoldsOneKey(t *testing.T) {
 	}, store.WithClock(c.Now))
 }
 
+// Only the first of a folded batch is leased; its followers are returned
+// pending, and are still nobody else's while the first's lease holds. When
+// that lease runs out, the next lease takes them all again. ClaimFollowers
+// and CompleteBatch act only while the first is held.
+func TestLeaseBatchFollowersRideOnTheFirstsLease(t *testing.T) {
+	c := newClock()
+	storetest.ForEach(t, func(t *testing.T, env *storetest.Env) {
+		ctx := context.Background()
+		db := env.DB
+		k := "github/acme/app#1"
+		enqueue(t, db, del("a", k), del("b", k), del("c", k))
+		fold := []string{"change"}
+		got, err := db.LeaseBatch(ctx, "o1", c.Now(), ttl, 10, fold)
+		must(t, err)
+		if len(got) != 3 || got[0].State != store.StateLeased || got[1].State != store.StatePending || got[2].State != store.StatePending {
+			t.Fatalf("batch = %d deliveries, want a leased with b and c pending", len(got))
+		}
+		if ld, err := db.LeaseBatch(ctx, "o2", c.Now(), ttl, 10, fold); err != nil || len(ld) != 0 {
+			t.Fatalf("second lease while a is held = %d deliveries, %v; want none", len(ld), err)
+		}
+		// The first's lease runs out: o3 takes a, b and c.
+		c.Advance(ttl + time.Second)
+		again, err := db.LeaseBatch(ctx, "o3", c.Now(), ttl, 10, fold)
+		must(t, err)
+		if len(again) != 3 || again[0].ID != "a" || again[0].Attempts != 2 {
+			t.Fatalf("lease after expiry = %d deliveries (first attempt %d), want a (attempt 2), b, c", len(again), again[0].Attempts)
+		}
+		seqs := []int64{again[0].Seq, again[1].Seq, again[2].Seq}
+		// o1 holds nothing any more.
+		if err := db.ClaimFollowers(ctx, seqs[0], seqs[1:], "o1"); !errors.Is(err, store.ErrLeaseLost) {
+			t.Fatalf("ClaimFollowers by the expired owner: %v, want ErrLeaseLost", err)
+		}
+		if err := db.CompleteBatch(ctx, seqs, "o1"); !errors.Is(err, store.ErrLeaseLost) {
+			t.Fatalf("CompleteBatch by the expired owner: %v, want ErrLeaseLost", err)
+		}
+		for _, s := range seqs[1:] {
+			if st := deliveryState(t, db, s); st.State != store.StatePending {
+				t.Fatalf("follower %d is %s after the expired owner's calls, want pending", s, st.State)
+			}
+		}
+		// o3 claims b, then completes the batch (c still pending).
+		must(t, db.ClaimFollowers(ctx, seqs[0], seqs[1:2], "o3"))
+		if st := deliveryState(t, db, seqs[1]); st.State != store.StateLeased || st.Owner != "o3" || !st.LeasedUntil.Equal(again[0].LeasedUntil) {
+			t.Fatalf("claimed follower: %s by %q until %v, want leased by o3 until %v", st.State, st.Owner, st.LeasedUntil, again[0].LeasedUntil)
+		}
+		must(t, db.CompleteBatch(ctx, seqs, "o3"))
+		for _, s := range seqs {
+			if st := deliveryState(t, db, s); st.State != store.StateDone {
+				t.Fatalf("delivery %d is %s after CompleteBatch, want done", s, st.State)
+			}
+		}
+	}, store.WithClock(c.Now))
+}
+
+func deliveryState(t *testing.T, db *store.DB, seq int64) *store.LeasedDelivery {
+	t.Helper()
+	ld, err := db.GetDelivery(context.Background(), seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ld
+}
+
 // The run of followers a batch folds stops at the first one that is not
 // due, even with due ones behind it: folding those would run them before
 // the one waiting for its retry, out of the key's order.
