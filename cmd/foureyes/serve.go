@@ -400,7 +400,7 @@ type intake struct {
 // in flight now, or in the last intakeQuiet. Without the quiet period the
 // workers leased again in every short lull between deliveries arriving at
 // 1,000/s, and on SQLite their write transactions delayed intake's group
-// commits: p99 18.2-22.0 ms, against 13.5-15.2 ms with it.
+// commits: p99 17.8-25.3 ms, against 13.5-15.2 ms with it.
 func (in *intake) busy() bool {
 	return in.inFlight.Load() >= intakeBusy || in.clock().UnixNano()-in.lastBusy.Load() < int64(intakeQuiet)
 }
@@ -524,7 +524,7 @@ func (s *server) deadLettered(d queue.Delivery, cause error) {
 // machine, 4 workers, slow minutes (docs/benchmarks.md):
 //   - PostgreSQL, closed loop, 32 senders: 1,711-1,754 deliveries/s without
 //     yielding, 2,063-2,424/s;
-//   - SQLite, 1,000/s offered: p99 19.6-22.7 ms without, 14.0-15.2 ms;
+//   - SQLite, 1,000/s offered: p99 17.3-21.5 ms without, 13.5-15.2 ms;
 //   - PostgreSQL burst of 5,000 over 500 pull requests: time to final
 //     3.77-3.79 s without, 3.95-4.01 s (more of the work waits for the
 //     burst's end), rate-limited requests per delivery 0.52 -> 0.43.
