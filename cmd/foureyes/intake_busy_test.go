@@ -13,26 +13,81 @@ import (
 	"github.com/foureyes-dev/foureyes/store"
 )
 
-// TestIntakeBusyWhileDeliveriesWait: intake reports itself busy (the
-// queue's workers then yield, queue.Pool.Busy) while intakeBusy deliveries
-// wait for their commit, and until intakeQuiet after.
-func TestIntakeBusyWhileDeliveriesWait(t *testing.T) {
-	ctx := context.Background()
+func changeEvent(i int) bot.Event {
+	return bot.Event{Forge: bot.GitHub, Name: "pull_request", Kind: bot.EventChange, DeliveryID: fmt.Sprint("d", i),
+		Repo: bot.Repo{FullName: "acme/app", ID: 42}, Received: time.Now(),
+		Change: &bot.ChangeEvent{Number: i + 1, HeadSHA: "1111111111111111111111111111111111111111", BaseRef: "main"}}
+}
+
+func openIntake(t *testing.T) (*intake, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "foureyes.db")
-	db, err := store.Open(ctx, "sqlite:"+path, nil)
+	db, err := store.Open(context.Background(), "sqlite:"+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	// A clock of the test's: under -race the 50 ms can pass between the
-	// last commit and the first look.
-	t0 := time.Now()
-	in := &intake{db: db, notify: func() {}, now: func() time.Time { return t0 }}
-	if in.busy() {
-		t.Fatal("busy before any delivery")
+	t.Cleanup(func() { db.Close() })
+	return &intake{db: db, notify: func() {}}, path
+}
+
+// TestIntakeBusyAtAHighRate: intake reports itself busy (the queue's
+// workers then yield, queue.Pool.Busy) once arrivalsBusy deliveries arrive
+// within one window, and until intakeQuiet after the last of them.
+func TestIntakeBusyAtAHighRate(t *testing.T) {
+	ctx := context.Background()
+	in, _ := openIntake(t)
+	// The test's clock: a window starts at t0.
+	t0 := time.Unix(0, 0).Add(1000 * arrivalWindow)
+	now := t0
+	in.now = func() time.Time { return now }
+	step := arrivalWindow / (2 * arrivalsBusy)
+	for i := range arrivalsBusy - 1 {
+		if _, err := in.Accept(ctx, changeEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(step)
 	}
+	if in.busy() {
+		t.Fatalf("busy after %d deliveries in one window", arrivalsBusy-1)
+	}
+	if _, err := in.Accept(ctx, changeEvent(arrivalsBusy)); err != nil {
+		t.Fatal(err)
+	}
+	if !in.busy() {
+		t.Fatalf("not busy after %d deliveries in one window", arrivalsBusy)
+	}
+	last := now
+	now = last.Add(intakeQuiet - time.Millisecond)
+	if !in.busy() {
+		t.Fatalf("not busy %s after the last of them", intakeQuiet-time.Millisecond)
+	}
+	now = last.Add(intakeQuiet)
+	if in.busy() {
+		t.Fatalf("busy %s after the last of them", intakeQuiet)
+	}
+	// The same number spread over two windows is a lower rate.
+	now = now.Add(10 * arrivalWindow).Truncate(arrivalWindow).Add(arrivalWindow / 2)
+	for i := range arrivalsBusy - 1 {
+		if _, err := in.Accept(ctx, changeEvent(100+i)); err != nil {
+			t.Fatal(err)
+		}
+		if i == arrivalsBusy/2 {
+			now = now.Add(arrivalWindow / 2) // into the next window
+		}
+	}
+	if in.busy() {
+		t.Fatal("busy after deliveries spread over two windows")
+	}
+}
+
+// TestIntakeNotBusyWhileTheDatabaseIsSlow: deliveries that wait for a slow
+// commit are not a high rate. Yielding to them would leave one worker
+// evaluating while the CPU, which yielding is meant to free, sits idle.
+func TestIntakeNotBusyWhileTheDatabaseIsSlow(t *testing.T) {
+	ctx := context.Background()
+	in, path := openIntake(t)
 	// Another connection holds the write lock: the deliveries' group
-	// commit waits for it, as it waits for a slow disk.
+	// commit waits for it, as for a database in another zone.
 	raw, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
@@ -47,36 +102,20 @@ func TestIntakeBusyWhileDeliveriesWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	for i := range intakeBusy {
+	const waiting = 8
+	for i := range waiting {
 		wg.Go(func() {
-			ev := bot.Event{Forge: bot.GitHub, Name: "pull_request", Kind: bot.EventChange, DeliveryID: fmt.Sprint("d", i),
-				Repo: bot.Repo{FullName: "acme/app", ID: 42}, Received: time.Now(),
-				Change: &bot.ChangeEvent{Number: i + 1, HeadSHA: "1111111111111111111111111111111111111111", BaseRef: "main"}}
-			if _, err := in.Accept(ctx, ev); err != nil {
+			if _, err := in.Accept(ctx, changeEvent(i)); err != nil {
 				t.Error(err)
 			}
 		})
+		time.Sleep(arrivalWindow / arrivalsBusy * 2) // half the busy rate
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !in.busy() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not busy with %d deliveries waiting (%d counted)", intakeBusy, in.inFlight.Load())
-		}
-		time.Sleep(time.Millisecond)
+	if in.busy() {
+		t.Errorf("busy with %d deliveries waiting for a slow commit, arriving at half the busy rate", waiting)
 	}
 	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	if n := in.inFlight.Load(); n != 0 {
-		t.Fatalf("%d deliveries counted in flight after every one was stored", n)
-	}
-	// Still busy for intakeQuiet after the last burst, then not.
-	if !in.busy() {
-		t.Fatal("not busy right after the deliveries were stored")
-	}
-	in.now = func() time.Time { return t0.Add(intakeQuiet) }
-	if in.busy() {
-		t.Fatalf("busy %s after the deliveries were stored", intakeQuiet)
-	}
 }

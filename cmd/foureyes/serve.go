@@ -14,7 +14,6 @@ import (
 	"os"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -387,23 +386,14 @@ func (s *server) detailsURL(ref bot.ChangeRef) string {
 type intake struct {
 	db     *store.DB
 	notify func()
-	// inFlight counts deliveries being taken in (decoded, waiting for
-	// their group commit); lastBusy is when (Unix ns) they last numbered
-	// intakeBusy or more.
-	inFlight atomic.Int64
-	lastBusy atomic.Int64
+	// arrivals tells the queue's workers when to yield (intakegate.go).
+	arrivals arrivals
 	now      func() time.Time // time.Now if nil
 }
 
-// busy reports that deliveries are coming in fast enough that the queue's
-// workers, all but one, yield to them (queue.Pool.Busy): intakeBusy or more
-// in flight now, or in the last intakeQuiet. Without the quiet period the
-// workers leased again in every short lull between deliveries arriving at
-// 1,000/s, and on SQLite their write transactions delayed intake's group
-// commits: p99 17.8-25.3 ms, against 13.5-15.2 ms with it.
-func (in *intake) busy() bool {
-	return in.inFlight.Load() >= intakeBusy || in.clock().UnixNano()-in.lastBusy.Load() < int64(intakeQuiet)
-}
+// busy reports that deliveries arrive fast enough that the queue's
+// workers, all but one, yield to intake (queue.Pool.Busy).
+func (in *intake) busy() bool { return in.arrivals.busy(in.clock()) }
 
 func (in *intake) clock() time.Time {
 	if in.now != nil {
@@ -413,10 +403,7 @@ func (in *intake) clock() time.Time {
 }
 
 func (in *intake) Accept(ctx context.Context, ev bot.Event) (bool, error) {
-	if in.inFlight.Add(1) >= intakeBusy {
-		in.lastBusy.Store(in.clock().UnixNano())
-	}
-	defer in.inFlight.Add(-1)
+	in.arrivals.arrive(in.clock())
 	if ev.Push != nil {
 		// A branch's stored policy read stops being reused the moment its
 		// push is accepted, not when a worker reaches it: pushes queue
@@ -517,20 +504,3 @@ func (s *server) deadLettered(d queue.Delivery, cause error) {
 		s.logger.Error("audit dead letter", "delivery", d.ID, "error", err)
 	}
 }
-
-// intakeBusy is how many deliveries being taken in at once make the
-// queue's workers, all but one, yield to intake, until intakeQuiet has
-// passed without as many. Measured on the two CPUs of the load tool's
-// machine, 4 workers, slow minutes (docs/benchmarks.md):
-//   - PostgreSQL, closed loop, 32 senders: 1,711-1,754 deliveries/s without
-//     yielding, 2,063-2,424/s;
-//   - SQLite, 1,000/s offered: p99 17.3-21.5 ms without, 13.5-15.2 ms;
-//   - PostgreSQL burst of 5,000 over 500 pull requests: time to final
-//     3.77-3.79 s without, 3.95-4.01 s (more of the work waits for the
-//     burst's end), rate-limited requests per delivery 0.52 -> 0.43.
-//
-// At 100/s, one or two are in flight at a time.
-const (
-	intakeBusy  = 4
-	intakeQuiet = 50 * time.Millisecond
-)
