@@ -85,7 +85,7 @@ func TestPoolFoldedPermanentFailureUnfolds(t *testing.T) {
 			st, err := env.DB.QueueStats(context.Background(), clk.Now())
 			return err == nil && st.Dead == 1
 		})
-		if ld := state(t, env.DB, seqOf(t, env.DB, "bad")); ld.State != store.StateDead {
+		if ld := storetest.Delivery(t, env.DB, seqOf(t, env.DB, "bad")); ld.State != store.StateDead {
 			t.Fatalf("bad is %s", ld.State)
 		}
 		want := []string{"bad<[]", "k1<[]", "k3<[]", "k3<[k1 bad]"}
@@ -129,7 +129,7 @@ func TestPoolFoldedTransientFailureRetriesTheBatch(t *testing.T) {
 		start(t, p)
 		waitFor(t, "three retries", func() bool { return len(o.list()) >= 3 })
 		for _, id := range []string{"k1", "k2", "k3"} {
-			ld := state(t, env.DB, seqOf(t, env.DB, id))
+			ld := storetest.Delivery(t, env.DB, seqOf(t, env.DB, id))
 			if ld.State != store.StatePending || !ld.AvailableAt.After(clk.Now()) || ld.Attempts != 1 || ld.LastError == "" {
 				t.Fatalf("%s after the failure: %s, available %v (now %v), attempts %d, error %q; want pending for the backoff, 1 attempt, the error",
 					id, ld.State, ld.AvailableAt, clk.Now(), ld.Attempts, ld.LastError)

@@ -83,15 +83,6 @@ func forEachWithClock(t *testing.T, fn func(t *testing.T, env *storetest.Env, cl
 	}
 }
 
-func state(t *testing.T, db *store.DB, seq int64) *store.LeasedDelivery {
-	t.Helper()
-	ld, err := db.GetDelivery(context.Background(), seq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ld
-}
-
 func seqOf(t *testing.T, db *store.DB, id string) int64 {
 	t.Helper()
 	all, err := db.ListDeliveries(context.Background(), "", 1000)
@@ -294,7 +285,7 @@ func TestPoolCrashRecovery(t *testing.T) {
 		clk.Advance(ttl - time.Second)
 		p.Notify()
 		waitFor(t, "pool to look again", func() bool { return cs.leases.Load() >= 2 })
-		if st := state(t, env.DB, crashed.Seq); st.State != store.StateLeased || st.Owner != "crashed-worker/1" {
+		if st := storetest.Delivery(t, env.DB, crashed.Seq); st.State != store.StateLeased || st.Owner != "crashed-worker/1" {
 			t.Fatalf("taken over before the lease expired: %+v", st)
 		}
 		// Once the lease expires (per the fake clock) the pool takes it.
@@ -342,9 +333,9 @@ func TestPoolRetryBackoffDeadLetterRequeue(t *testing.T) {
 		for attempt := 1; attempt <= 2; attempt++ {
 			waitFor(t, fmt.Sprintf("attempt %d to fail", attempt), func() bool {
 				// calls first: once the handler ran, the lease is visible.
-				return calls.Load() == int32(attempt) && state(t, env.DB, seq).State == store.StatePending
+				return calls.Load() == int32(attempt) && storetest.Delivery(t, env.DB, seq).State == store.StatePending
 			})
-			st := state(t, env.DB, seq)
+			st := storetest.Delivery(t, env.DB, seq)
 			wantAt := clk.Now().Add(time.Duration(attempt) * 10 * time.Second)
 			if !st.AvailableAt.Equal(wantAt) || st.Attempts != attempt {
 				t.Fatalf("after attempt %d: available %v (want %v), attempts %d", attempt, st.AvailableAt, wantAt, st.Attempts)
@@ -411,11 +402,11 @@ func TestPoolPermanentAndPanic(t *testing.T) {
 		start(t, p)
 		p.Notify()
 		waitFor(t, "both handled", func() bool { return len(oc.list()) == 2 })
-		bad := state(t, env.DB, seqOf(t, env.DB, "bad"))
+		bad := storetest.Delivery(t, env.DB, seqOf(t, env.DB, "bad"))
 		if bad.State != store.StateDead || bad.Attempts != 1 || bad.LastError != "permanent: payload does not decode" {
 			t.Fatalf("permanent error: %+v", bad)
 		}
-		boom := state(t, env.DB, seqOf(t, env.DB, "boom"))
+		boom := storetest.Delivery(t, env.DB, seqOf(t, env.DB, "boom"))
 		if boom.State != store.StatePending || len(boom.LastError) < 20 || boom.LastError[:20] != "handler panic: nil m" {
 			t.Fatalf("panic: %+v", boom)
 		}
@@ -479,7 +470,7 @@ func TestPoolShutdown(t *testing.T) {
 		go func() { stop(); close(stopped) }()
 		// In-flight work may finish during the grace period.
 		close(finishQuick)
-		waitFor(t, "quick to complete", func() bool { return state(t, env.DB, quickSeq).State == store.StateDone })
+		waitFor(t, "quick to complete", func() bool { return storetest.Delivery(t, env.DB, quickSeq).State == store.StateDone })
 		// The stuck one is cancelled when the grace period is over, and
 		// its delivery released without using up an attempt. Run cannot
 		// return before the fake clock has moved by the grace period.
@@ -497,7 +488,7 @@ func TestPoolShutdown(t *testing.T) {
 		if advanced < 5*time.Second {
 			t.Fatalf("Run returned after %v of simulated time, before the 5s grace period", advanced)
 		}
-		st := state(t, env.DB, stuckSeq)
+		st := storetest.Delivery(t, env.DB, stuckSeq)
 		if st.State != store.StatePending || st.Attempts != 0 {
 			t.Fatalf("stuck delivery after shutdown: %+v", st)
 		}
@@ -530,7 +521,7 @@ func TestPoolRenewsLease(t *testing.T) {
 		startWith(t, p, clk)
 		p.Notify()
 		<-started
-		first := state(t, env.DB, seq).LeasedUntil
+		first := storetest.Delivery(t, env.DB, seq).LeasedUntil
 		// Each step passes the renewal period (ttl/3); together they pass
 		// the original expiry.
 		for i := 1; i <= 4; i++ {
@@ -538,7 +529,7 @@ func TestPoolRenewsLease(t *testing.T) {
 			clk.Advance(11 * time.Second)
 			want := clk.Now().Add(30 * time.Second)
 			waitFor(t, fmt.Sprintf("renewal %d", i), func() bool {
-				return !state(t, env.DB, seq).LeasedUntil.Before(want)
+				return !storetest.Delivery(t, env.DB, seq).LeasedUntil.Before(want)
 			})
 		}
 		if !clk.Now().After(first) {

@@ -480,31 +480,22 @@ func TestLeaseBatchFollowersRideOnTheFirstsLease(t *testing.T) {
 			t.Fatalf("CompleteBatch by the expired owner: %v, want ErrLeaseLost", err)
 		}
 		for _, s := range seqs[1:] {
-			if st := deliveryState(t, db, s); st.State != store.StatePending {
+			if st := storetest.Delivery(t, db, s); st.State != store.StatePending {
 				t.Fatalf("follower %d is %s after the expired owner's calls, want pending", s, st.State)
 			}
 		}
 		// o3 claims b, then completes the batch (c still pending).
 		must(t, db.ClaimFollowers(ctx, seqs[0], seqs[1:2], "o3"))
-		if st := deliveryState(t, db, seqs[1]); st.State != store.StateLeased || st.Owner != "o3" || !st.LeasedUntil.Equal(again[0].LeasedUntil) {
+		if st := storetest.Delivery(t, db, seqs[1]); st.State != store.StateLeased || st.Owner != "o3" || !st.LeasedUntil.Equal(again[0].LeasedUntil) {
 			t.Fatalf("claimed follower: %s by %q until %v, want leased by o3 until %v", st.State, st.Owner, st.LeasedUntil, again[0].LeasedUntil)
 		}
 		must(t, db.CompleteBatch(ctx, seqs, "o3"))
 		for _, s := range seqs {
-			if st := deliveryState(t, db, s); st.State != store.StateDone {
+			if st := storetest.Delivery(t, db, s); st.State != store.StateDone {
 				t.Fatalf("delivery %d is %s after CompleteBatch, want done", s, st.State)
 			}
 		}
 	}, store.WithClock(c.Now))
-}
-
-func deliveryState(t *testing.T, db *store.DB, seq int64) *store.LeasedDelivery {
-	t.Helper()
-	ld, err := db.GetDelivery(context.Background(), seq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ld
 }
 
 // The run of followers a batch folds stops at the first one that is not

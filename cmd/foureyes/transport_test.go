@@ -24,17 +24,10 @@ func TestForgeTransportKeepsItsConnections(t *testing.T) {
 	// requests opened: the first may open more than busy while clients
 	// start together.
 	opened := func(rt http.RoundTripper) int64 {
-		var conns atomic.Int64
-		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv, conns := countingServer(func(w http.ResponseWriter, r *http.Request) {
 			time.Sleep(time.Millisecond) // a forge takes a while: requests overlap
 			io.WriteString(w, `{"ok":true}`)
-		}))
-		srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-			if s == http.StateNew {
-				conns.Add(1)
-			}
-		}
-		srv.Start()
+		})
 		defer srv.Close()
 		client := &http.Client{Transport: rt}
 		round := func(perClient int) {
@@ -89,21 +82,14 @@ func TestForgeTransportKeepsItsConnections(t *testing.T) {
 // opened a new one (505 in a burst of 5,000 deliveries).
 func TestForgeTransportKeepsConnectionsOfPartlyReadBodies(t *testing.T) {
 	opened := func(rt http.RoundTripper) int64 {
-		var conns atomic.Int64
-		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv, conns := countingServer(func(w http.ResponseWriter, r *http.Request) {
 			// Larger than net/http's 2 KB chunking buffer, so the body is
 			// chunked; flushed before the handler returns, so its end
 			// arrives after the value, as from a forge across a network.
 			json.NewEncoder(w).Encode(map[string]string{"id": "1", "output": strings.Repeat("x", 4096)})
 			w.(http.Flusher).Flush()
 			time.Sleep(time.Millisecond)
-		}))
-		srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-			if s == http.StateNew {
-				conns.Add(1)
-			}
-		}
-		srv.Start()
+		})
 		defer srv.Close()
 		client := &http.Client{Transport: rt}
 		for range 20 {
@@ -165,3 +151,16 @@ func (c *countingCloser) Read(p []byte) (int, error) {
 }
 
 func (c *countingCloser) Close() error { c.closed = true; return nil }
+
+// countingServer serves h and counts the connections opened to it.
+func countingServer(h http.HandlerFunc) (*httptest.Server, *atomic.Int64) {
+	conns := new(atomic.Int64)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	return srv, conns
+}

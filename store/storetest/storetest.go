@@ -184,3 +184,14 @@ func EmptyDSN(t testing.TB, backend string) string {
 	}
 	return postgresSchema(t, PostgresURL(t))
 }
+
+// Delivery reads delivery seq, with its queue state, and fails the test if
+// it cannot.
+func Delivery(t testing.TB, db *store.DB, seq int64) *store.LeasedDelivery {
+	t.Helper()
+	ld, err := db.GetDelivery(context.Background(), seq)
+	if err != nil {
+		t.Fatalf("delivery %d: %v", seq, err)
+	}
+	return ld
+}
