@@ -281,10 +281,6 @@ func (d *DB) ClaimFollowers(ctx context.Context, first int64, followers []int64,
 	if len(followers) == 0 {
 		return nil
 	}
-	args := []any{owner}
-	for _, s := range followers {
-		args = append(args, s)
-	}
 	var held bool
 	var n int64
 	err := d.submitWrite(ctx, fmt.Sprintf("claim %d folded deliveries", len(followers)), func(ctx context.Context, tx querier) error {
@@ -298,8 +294,12 @@ func (d *DB) ClaimFollowers(ctx context.Context, first int64, followers []int64,
 			return err
 		}
 		held = true
+		args := []any{owner, d.t(until.T)}
+		for _, s := range followers {
+			args = append(args, s)
+		}
 		res, err := d.exec(ctx, tx, "UPDATE deliveries SET state = 'leased', lease_owner = ?, leased_until = ?, attempts = attempts + 1 WHERE seq IN (?"+
-			strings.Repeat(", ?", len(followers)-1)+") AND state = 'pending'", append([]any{owner, d.t(until.T)}, args[1:]...)...)
+			strings.Repeat(", ?", len(followers)-1)+") AND state = 'pending'", args...)
 		if err != nil {
 			return err
 		}
