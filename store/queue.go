@@ -270,7 +270,7 @@ func (d *DB) readFollowers(ctx context.Context, tx querier, first *LeasedDeliver
 	if err != nil {
 		return nil, fmt.Errorf("find deliveries to fold: %w", err)
 	}
-	return scanClaimed(rows, "find deliveries to fold")
+	return scanDeliveries(rows, "find deliveries to fold")
 }
 
 // ClaimFollowers leases to owner, until the lease of first ends, the
@@ -503,7 +503,7 @@ func (d *DB) claimReady(ctx context.Context, tx querier, seq int64, owner string
 	if err != nil {
 		return nil, fmt.Errorf("claim delivery %d: %w", seq, err)
 	}
-	out, err := scanClaimed(rows, fmt.Sprintf("claim delivery %d", seq))
+	out, err := scanDeliveries(rows, fmt.Sprintf("claim delivery %d", seq))
 	if err != nil || len(out) == 0 {
 		return nil, err
 	}
@@ -513,9 +513,9 @@ func (d *DB) claimReady(ctx context.Context, tx querier, seq int64, owner string
 const deliveryColumns = `seq, forge, delivery_id, order_key, kind, payload, received_at, enqueued_at,
 	state, attempts, available_at, lease_owner, leased_until, last_error, finished_at`
 
-// scanClaimed reads the rows an UPDATE ... RETURNING claimed, oldest
-// first, and closes them.
-func scanClaimed(rows *sql.Rows, what string) ([]*LeasedDelivery, error) {
+// scanDeliveries reads delivery rows (deliveryColumns, from a SELECT or an
+// UPDATE ... RETURNING), oldest first, and closes them.
+func scanDeliveries(rows *sql.Rows, what string) ([]*LeasedDelivery, error) {
 	defer rows.Close()
 	var out []*LeasedDelivery
 	for rows.Next() {
